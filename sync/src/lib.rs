@@ -1,0 +1,1 @@
+//! Git sync: fetch, render, validate, apply, prune and per-commit history. Lands with its issue.

@@ -1,0 +1,368 @@
+//! Support for integration tests against the local cluster from `deploy/local/cluster`.
+//!
+//! - [`client`]: a `kube::Client` for the local cluster, or a panic that says how to start it.
+//! - [`TestNamespace`]: a fresh namespace per test, removed when the test ends (also on panic).
+//! - [`wait_for`]: poll an object until a condition holds, failing with what was expected and the
+//!   last state seen.
+//! - [`PodWatcher`]: records every pod state change during a test for invariant checks.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::future::Future;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
+use kube::api::{DeleteParams, ObjectMeta, PostParams};
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+
+/// Where `deploy/local/cluster` writes the admin kubeconfig.
+const DEFAULT_KUBECONFIG: &str = "/var/lib/graft-local/admin.kubeconfig";
+const START_HINT: &str = "the local cluster is not running: start it with `deploy/local/cluster up` \
+     (or run `make test`, which does); component logs are in /var/log/graft-local/";
+
+/// The local registry (`host:port`) that serves the test images.
+pub fn registry() -> String {
+    std::env::var("REGISTRY").unwrap_or_else(|_| "127.0.0.1:5100".to_string())
+}
+
+/// The full name of a test image, e.g. `image("app:v1")` -> `127.0.0.1:5100/graft-test/app:v1`.
+pub fn image(name_and_tag: &str) -> String {
+    format!("{}/graft-test/{name_and_tag}", registry())
+}
+
+/// The host's address as pods see it (a server listening there is reachable from pods).
+pub fn host_ip() -> String {
+    std::env::var("GRAFT_HOST_IP").unwrap_or_else(|_| "10.88.0.1".to_string())
+}
+
+/// The name of the local cluster's only node.
+pub fn node_name() -> String {
+    std::env::var("GRAFT_NODE_NAME").unwrap_or_else(|_| "graft-local".to_string())
+}
+
+/// A client for the local cluster. Panics with instructions when the cluster is not reachable:
+/// an integration test never skips itself.
+pub async fn client() -> Client {
+    let path = std::env::var("KUBECONFIG").unwrap_or_else(|_| DEFAULT_KUBECONFIG.to_string());
+    let kubeconfig = kube::config::Kubeconfig::read_from(&path)
+        .unwrap_or_else(|e| panic!("reading kubeconfig {path}: {e}; {START_HINT}"));
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap_or_else(|e| panic!("loading kubeconfig {path}: {e}; {START_HINT}"));
+    let client = Client::try_from(config).unwrap_or_else(|e| panic!("building a client: {e}"));
+    if let Err(e) = client.apiserver_version().await {
+        panic!("the API server from {path} does not answer ({e}); {START_HINT}");
+    }
+    client
+}
+
+/// A namespace made for one test and deleted when dropped.
+pub struct TestNamespace {
+    /// The namespace's name, `<prefix>-<random>`.
+    pub name: String,
+    client: Client,
+}
+
+impl TestNamespace {
+    /// Create `<prefix>-<random>` and wait until its `default` service account exists (pods are
+    /// rejected until it does).
+    pub async fn new(client: &Client, prefix: &str) -> TestNamespace {
+        let name = format!("{prefix}-{}", random_suffix());
+        let api: Api<Namespace> = Api::all(client.clone());
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                labels: Some(BTreeMap::from([("graft.dev/test".to_string(), "true".to_string())])),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        api.create(&PostParams::default(), &ns)
+            .await
+            .unwrap_or_else(|e| panic!("creating namespace {name}: {e}"));
+        let sa: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
+        wait_for(
+            &sa,
+            "default",
+            "the default service account to exist",
+            Duration::from_secs(60),
+            |_| true,
+        )
+        .await;
+        TestNamespace {
+            name,
+            client: client.clone(),
+        }
+    }
+
+    /// An `Api` for a namespaced kind in this namespace.
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        // Drop cannot await; delete from a helper thread with its own runtime so this also runs
+        // while a failed test unwinds.
+        let client = self.client.clone();
+        let name = self.name.clone();
+        let handle = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            if let Ok(rt) = rt {
+                rt.block_on(async move {
+                    let api: Api<Namespace> = Api::all(client);
+                    let _ = api.delete(&name, &DeleteParams::background()).await;
+                });
+            }
+        });
+        let _ = handle.join();
+    }
+}
+
+fn random_suffix() -> String {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    format!("{:08x}", h.finish() as u32)
+}
+
+/// Poll `name` every 250 ms until `condition` holds and return the object. Panics after `timeout`
+/// with what was expected and the last state seen (or the last error).
+pub async fn wait_for<K, F>(
+    api: &Api<K>,
+    name: &str,
+    expected: &str,
+    timeout: Duration,
+    condition: F,
+) -> K
+where
+    K: Resource + Clone + DeserializeOwned + Debug + serde::Serialize,
+    F: Fn(&K) -> bool,
+{
+    let start = Instant::now();
+    let mut last = String::from("(nothing: the object was never read)");
+    loop {
+        match api.get_opt(name).await {
+            Ok(Some(obj)) => {
+                if condition(&obj) {
+                    return obj;
+                }
+                last = serde_json::to_string_pretty(&obj).unwrap_or_else(|e| format!("{e}"));
+            }
+            Ok(None) => last = format!("{name} does not exist"),
+            Err(e) => last = format!("error reading {name}: {e}"),
+        }
+        if start.elapsed() > timeout {
+            panic!(
+                "timed out after {timeout:?} waiting for {name}: expected {expected}; last seen:\n{last}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Retry an async check until it returns `Ok`, failing after `timeout` with the last error.
+pub async fn eventually<T, Fut>(expected: &str, timeout: Duration, mut f: impl FnMut() -> Fut) -> T
+where
+    Fut: Future<Output = Result<T, String>>,
+{
+    let start = Instant::now();
+    loop {
+        match f().await {
+            Ok(v) => return v,
+            Err(e) if start.elapsed() > timeout => {
+                panic!("timed out after {timeout:?}: expected {expected}; last seen: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+        }
+    }
+}
+
+/// One observed state of a pod, as recorded by [`PodWatcher`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct PodState {
+    /// Time since the watcher started.
+    pub at: Duration,
+    /// Pod name.
+    pub name: String,
+    /// Pod UID.
+    pub uid: String,
+    /// `status.phase`.
+    pub phase: Option<String>,
+    /// The Ready condition is True.
+    pub ready: bool,
+    /// The pod has a deletion timestamp.
+    pub deleting: bool,
+    /// Per container: (name, image, imageID, restartCount).
+    pub containers: Vec<(String, String, String, i32)>,
+    /// The pod's labels.
+    pub labels: BTreeMap<String, String>,
+    /// True when this record is the pod's deletion.
+    pub deleted: bool,
+}
+
+impl PodState {
+    fn of(pod: &Pod, at: Duration, deleted: bool) -> PodState {
+        let status = pod.status.clone().unwrap_or_default();
+        let ready = status
+            .conditions
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        let containers = status
+            .container_statuses
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| (c.name, c.image, c.image_id, c.restart_count))
+            .collect();
+        PodState {
+            at,
+            name: pod.metadata.name.clone().unwrap_or_default(),
+            uid: pod.metadata.uid.clone().unwrap_or_default(),
+            phase: status.phase,
+            ready,
+            deleting: pod.metadata.deletion_timestamp.is_some(),
+            containers,
+            labels: pod.metadata.labels.clone().unwrap_or_default(),
+            deleted,
+        }
+    }
+}
+
+/// Records every state change of the pods in a namespace (optionally filtered by a label selector)
+/// while a test runs, so invariants can be checked over the whole history, not only at the end.
+pub struct PodWatcher {
+    states: Arc<Mutex<Vec<PodState>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PodWatcher {
+    /// Start watching pods in `namespace` that match `label_selector` (empty: all).
+    pub fn start(client: &Client, namespace: &str, label_selector: &str) -> PodWatcher {
+        let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+        let mut config = watcher::Config::default();
+        if !label_selector.is_empty() {
+            config = config.labels(label_selector);
+        }
+        let states = Arc::new(Mutex::new(Vec::new()));
+        let sink = states.clone();
+        let start = Instant::now();
+        let task = tokio::spawn(async move {
+            let mut stream = watcher(api, config).boxed();
+            while let Some(event) = stream.next().await {
+                let (pod, deleted) = match event {
+                    Ok(watcher::Event::Apply(p)) | Ok(watcher::Event::InitApply(p)) => (p, false),
+                    Ok(watcher::Event::Delete(p)) => (p, true),
+                    _ => continue,
+                };
+                let state = PodState::of(&pod, start.elapsed(), deleted);
+                if let Ok(mut v) = sink.lock() {
+                    let changed = v
+                        .iter()
+                        .rev()
+                        .find(|s| s.uid == state.uid)
+                        .is_none_or(|prev| !same_state(prev, &state));
+                    if changed {
+                        v.push(state);
+                    }
+                }
+            }
+        });
+        PodWatcher { states, task }
+    }
+
+    /// Every state recorded so far, in order.
+    pub fn history(&self) -> Vec<PodState> {
+        self.states.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for PodWatcher {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn same_state(a: &PodState, b: &PodState) -> bool {
+    a.phase == b.phase
+        && a.ready == b.ready
+        && a.deleting == b.deleting
+        && a.containers == b.containers
+        && a.labels == b.labels
+        && a.deleted == b.deleted
+}
+
+/// A plain HTTP/1.0 request without extra dependencies; returns (status code, headers, body).
+pub fn http(
+    method: &str,
+    addr: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<(u16, Vec<(String, String)>, String)> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut req = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes())?;
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw)?;
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw.as_str(), ""));
+    let mut lines = head.lines();
+    let code = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Ok((code, headers, body.to_string()))
+}
+
+/// The manifest digest (`sha256:...`) the local registry serves for a test image tag.
+pub fn image_digest(repo_and_tag: &str) -> String {
+    let (repo, tag) = repo_and_tag
+        .rsplit_once(':')
+        .unwrap_or((repo_and_tag, "latest"));
+    let path = format!("/v2/graft-test/{repo}/manifests/{tag}");
+    let (code, headers, body) = http(
+        "HEAD",
+        &registry(),
+        &path,
+        &[(
+            "Accept",
+            "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json",
+        )],
+    )
+    .unwrap_or_else(|e| panic!("asking the registry {} for {path}: {e}", registry()));
+    assert_eq!(code, 200, "registry answered {code} for {path}: {body}");
+    headers
+        .into_iter()
+        .find(|(k, _)| k == "docker-content-digest")
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| panic!("registry sent no Docker-Content-Digest for {path}"))
+}
