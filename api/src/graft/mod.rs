@@ -1,0 +1,5 @@
+//! `graft.dev` kinds: graft's own API.
+
+pub mod gitsync;
+
+pub use gitsync::{GitSync, GitSyncSpec, GitSyncStatus};

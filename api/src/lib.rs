@@ -1,0 +1,27 @@
+//! graft-api: the custom resource types graft serves and reads, with their defaults, validation
+//! and the well-known pod labels and annotations that form the OpenKruise wire contract.
+//!
+//! Kinds (each field-compatible with OpenKruise, see `shared/reference/kruise-api.md`):
+//! - `apps.kruise.io/v1alpha1`: [`apps::v1alpha1::CloneSet`], [`apps::v1alpha1::SidecarSet`],
+//!   [`apps::v1alpha1::BroadcastJob`], [`apps::v1alpha1::ImagePullJob`],
+//!   [`apps::v1alpha1::NodeImage`], [`apps::v1alpha1::ContainerRecreateRequest`]
+//! - `apps.kruise.io/v1beta1`: [`apps::v1beta1::StatefulSet`] (Advanced StatefulSet)
+//! - `policy.kruise.io/v1alpha1`: [`policy::v1alpha1::PodUnavailableBudget`]
+//! - `graft.dev/v1alpha1`: [`graft::GitSync`]
+//!
+//! This crate does no I/O and has no API client.
+
+pub mod annotations;
+pub mod apps;
+pub mod crds;
+pub mod error;
+pub mod field;
+pub mod graft;
+pub mod intstr;
+pub mod labels;
+pub mod manifest;
+pub mod policy;
+mod schema;
+
+pub use error::Error;
+pub use field::{FieldError, FieldErrorKind, FieldErrors};
