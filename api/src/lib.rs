@@ -11,6 +11,11 @@
 //!
 //! This crate does no I/O and has no API client.
 
+// kube-derive takes repeated `printcolumn(...)`/`shortname` attributes, which clippy misreads as
+// duplicates.
+#![allow(clippy::duplicated_attributes)]
+#![warn(missing_docs)]
+
 pub mod annotations;
 pub mod apps;
 pub mod crds;

@@ -73,6 +73,9 @@ pub fn from_value_strict<T: DeserializeOwned + Serialize>(
         })?
     };
     let back = serde_json::to_value(&decoded).map_err(|e| Error::Serialize(e.to_string()))?;
+    // Top-level fields that a type skips while reading but writes back (`apiVersion` and `kind`
+    // of kube's derived root types) are known.
+    unknown.retain(|p| back.get(p).is_none_or(|b| value.get(p) != Some(b)));
     missing_fields(&value, &back, "", &mut unknown);
     Ok(Parsed {
         value: decoded,

@@ -66,7 +66,15 @@ fn crds_are_small_and_read_back() {
 #[test]
 fn crd_identity_is_pinned() {
     // (name, kind, scope, short names, version, scale subresource)
-    let want: &[(&str, &str, &str, &[&str], &str, bool)] = &[
+    type Want = (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static [&'static str],
+        &'static str,
+        bool,
+    );
+    let want: &[Want] = &[
         (
             "clonesets.apps.kruise.io",
             "CloneSet",

@@ -496,3 +496,30 @@ pub fn validate_containers(
     }
     errs
 }
+
+/// Serde for `volumeClaimTemplates`: k8s-openapi writes `apiVersion`/`kind` into every
+/// PersistentVolumeClaim, which a user's template does not have; leave them out.
+pub(crate) mod volume_claim_templates {
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    use serde::{Serialize, Serializer};
+
+    /// Serializes the templates without `apiVersion` and `kind`.
+    pub fn serialize<S: Serializer>(
+        v: &Option<Vec<PersistentVolumeClaim>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let Some(list) = v else {
+            return s.serialize_none();
+        };
+        let mut out = Vec::with_capacity(list.len());
+        for pvc in list {
+            let mut value = serde_json::to_value(pvc).map_err(serde::ser::Error::custom)?;
+            if let Some(m) = value.as_object_mut() {
+                m.remove("apiVersion");
+                m.remove("kind");
+            }
+            out.push(value);
+        }
+        out.serialize(s)
+    }
+}

@@ -117,7 +117,11 @@ pub struct CloneSetSpec {
     #[schemars(schema_with = "crate::schema::opaque_object")]
     pub template: PodTemplateSpec,
     /// PVC templates; each pod gets one PVC per template, named `<vct>-<cloneset>-<instance-id>`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::apps::common::volume_claim_templates::serialize"
+    )]
     #[schemars(schema_with = "crate::schema::opaque_object_list")]
     pub volume_claim_templates: Option<Vec<PersistentVolumeClaim>>,
     /// Scaling options.

@@ -93,7 +93,11 @@ pub struct StatefulSetSpec {
     #[schemars(schema_with = "crate::schema::opaque_object")]
     pub template: PodTemplateSpec,
     /// PVC templates, one PVC per pod each (`<vct>-<sts>-<ordinal>`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::apps::common::volume_claim_templates::serialize"
+    )]
     #[schemars(schema_with = "crate::schema::opaque_object_list")]
     pub volume_claim_templates: Option<Vec<PersistentVolumeClaim>>,
     /// Headless service giving the pods their DNS names.
