@@ -49,7 +49,8 @@ fn crds(out_dir: Option<PathBuf>) -> anyhow::Result<()> {
                 let path = dir.join(graft_api::crds::file_name(crd));
                 let yaml = graft_api::crds::to_yaml(crd)
                     .with_context(|| format!("serializing CRD {:?}", crd.metadata.name))?;
-                std::fs::write(&path, yaml).with_context(|| format!("writing {}", path.display()))?;
+                std::fs::write(&path, yaml)
+                    .with_context(|| format!("writing {}", path.display()))?;
             }
         }
         None => {
@@ -66,4 +67,3 @@ fn crds(out_dir: Option<PathBuf>) -> anyhow::Result<()> {
     }
     Ok(())
 }
-

@@ -385,9 +385,7 @@ async fn services_route_pod_to_pod_and_host_to_pod_and_pods_reach_the_host() {
         if let Ok((mut conn, _)) = listener.accept() {
             let mut buf = [0u8; 512];
             let _ = conn.read(&mut buf);
-            let _ = conn.write_all(
-                b"HTTP/1.0 200 OK\r\nContent-Length: 15\r\n\r\nhello-from-host",
-            );
+            let _ = conn.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 15\r\n\r\nhello-from-host");
         }
     });
 

@@ -42,9 +42,15 @@ fn down_leaves_no_process_mount_device_or_kernel_setting_behind() {
 
     let mut left = Vec::new();
     for p in processes() {
-        let ours = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet ", "kube-proxy"]
-            .iter()
-            .any(|b| p.contains(&format!("/{b}")))
+        let ours = [
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kube-scheduler",
+            "kubelet ",
+            "kube-proxy",
+        ]
+        .iter()
+        .any(|b| p.contains(&format!("/{b}")))
             || p.contains(STATE)
             || p.contains(RUN)
             || p.contains("/etcd --name=graft-local");
@@ -54,11 +60,18 @@ fn down_leaves_no_process_mount_device_or_kernel_setting_behind() {
     }
     for line in read("/proc/self/mounts").lines() {
         let target = line.split_whitespace().nth(1).unwrap_or_default();
-        if target.starts_with(STATE) || target.starts_with(RUN) || target.starts_with("/run/netns/cni-") {
+        if target.starts_with(STATE)
+            || target.starts_with(RUN)
+            || target.starts_with("/run/netns/cni-")
+        {
             left.push(format!("mount: {line}"));
         }
     }
-    for dev in std::fs::read_dir("/sys/class/net").into_iter().flatten().flatten() {
+    for dev in std::fs::read_dir("/sys/class/net")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         let name = dev.file_name().to_string_lossy().to_string();
         if name == "cni0" || name.starts_with("veth") {
             left.push(format!("network device: {name}"));
@@ -75,7 +88,9 @@ fn down_leaves_no_process_mount_device_or_kernel_setting_behind() {
         }
     }
     for line in snapshot.lines() {
-        let Some((key, before)) = line.split_once('=') else { continue };
+        let Some((key, before)) = line.split_once('=') else {
+            continue;
+        };
         let now = read(format!("/proc/sys/{}", key.replace('.', "/")));
         if now.trim() != before.trim() {
             left.push(format!("sysctl {key}: {} (was {before})", now.trim()));
@@ -89,5 +104,9 @@ fn down_leaves_no_process_mount_device_or_kernel_setting_behind() {
     if rules.contains("KUBE-") || rules.contains("graft-local") {
         left.push("firewall: KUBE-* or graft-local rules remain".to_string());
     }
-    assert!(left.is_empty(), "cluster down left behind:\n{}", left.join("\n"));
+    assert!(
+        left.is_empty(),
+        "cluster down left behind:\n{}",
+        left.join("\n")
+    );
 }

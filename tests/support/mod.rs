@@ -50,17 +50,25 @@ pub fn node_name() -> String {
 /// A client for the local cluster. Panics with instructions when the cluster is not reachable:
 /// an integration test never skips itself.
 pub async fn client() -> Client {
-    let path = std::env::var("KUBECONFIG").unwrap_or_else(|_| DEFAULT_KUBECONFIG.to_string());
-    let kubeconfig = kube::config::Kubeconfig::read_from(&path)
-        .unwrap_or_else(|e| panic!("reading kubeconfig {path}: {e}; {START_HINT}"));
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+    let client = new_client()
         .await
-        .unwrap_or_else(|e| panic!("loading kubeconfig {path}: {e}; {START_HINT}"));
-    let client = Client::try_from(config).unwrap_or_else(|e| panic!("building a client: {e}"));
+        .unwrap_or_else(|e| panic!("{e}; {START_HINT}"));
     if let Err(e) = client.apiserver_version().await {
-        panic!("the API server from {path} does not answer ({e}); {START_HINT}");
+        panic!("the API server does not answer ({e}); {START_HINT}");
     }
     client
+}
+
+/// A client bound to the calling tokio runtime (a kube `Client` drives its connections from a
+/// task of the runtime it was made on, so each runtime needs its own).
+async fn new_client() -> Result<Client, String> {
+    let path = std::env::var("KUBECONFIG").unwrap_or_else(|_| DEFAULT_KUBECONFIG.to_string());
+    let kubeconfig = kube::config::Kubeconfig::read_from(&path)
+        .map_err(|e| format!("reading kubeconfig {path}: {e}"))?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .map_err(|e| format!("loading kubeconfig {path}: {e}"))?;
+    Client::try_from(config).map_err(|e| format!("building a client from {path}: {e}"))
 }
 
 /// A namespace made for one test and deleted when dropped.
@@ -79,7 +87,10 @@ impl TestNamespace {
         let ns = Namespace {
             metadata: ObjectMeta {
                 name: Some(name.clone()),
-                labels: Some(BTreeMap::from([("graft.dev/test".to_string(), "true".to_string())])),
+                labels: Some(BTreeMap::from([(
+                    "graft.dev/test".to_string(),
+                    "true".to_string(),
+                )])),
                 ..Default::default()
             },
             ..Default::default()
@@ -114,9 +125,8 @@ impl TestNamespace {
 
 impl Drop for TestNamespace {
     fn drop(&mut self) {
-        // Drop cannot await; delete from a helper thread with its own runtime so this also runs
-        // while a failed test unwinds.
-        let client = self.client.clone();
+        // Drop cannot await; delete from a helper thread with its own runtime (and its own
+        // client: the test's runtime is blocked here) so this also runs while a failed test unwinds.
         let name = self.name.clone();
         let handle = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -124,8 +134,10 @@ impl Drop for TestNamespace {
                 .build();
             if let Ok(rt) = rt {
                 rt.block_on(async move {
-                    let api: Api<Namespace> = Api::all(client);
-                    let _ = api.delete(&name, &DeleteParams::background()).await;
+                    if let Ok(client) = new_client().await {
+                        let api: Api<Namespace> = Api::all(client);
+                        let _ = api.delete(&name, &DeleteParams::background()).await;
+                    }
                 });
             }
         });
@@ -160,7 +172,7 @@ where
     F: Fn(&K) -> bool,
 {
     let start = Instant::now();
-    let mut last = String::from("(nothing: the object was never read)");
+    let mut last: String;
     loop {
         match api.get_opt(name).await {
             Ok(Some(obj)) => {
@@ -264,7 +276,7 @@ impl PodWatcher {
         if !label_selector.is_empty() {
             config = config.labels(label_selector);
         }
-        let states = Arc::new(Mutex::new(Vec::new()));
+        let states: Arc<Mutex<Vec<PodState>>> = Arc::new(Mutex::new(Vec::new()));
         let sink = states.clone();
         let start = Instant::now();
         let task = tokio::spawn(async move {
@@ -312,13 +324,16 @@ fn same_state(a: &PodState, b: &PodState) -> bool {
         && a.deleted == b.deleted
 }
 
-/// A plain HTTP/1.0 request without extra dependencies; returns (status code, headers, body).
+/// An HTTP response: status code, lower-cased headers, body.
+pub type HttpResponse = (u16, Vec<(String, String)>, String);
+
+/// A plain HTTP/1.0 request without extra dependencies.
 pub fn http(
     method: &str,
     addr: &str,
     path: &str,
     headers: &[(&str, &str)],
-) -> std::io::Result<(u16, Vec<(String, String)>, String)> {
+) -> std::io::Result<HttpResponse> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut req = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n");

@@ -1,0 +1,244 @@
+//! graft's CRDs install on the real API server, every fixture manifest is accepted by it without
+//! losing a field, schema defaults are applied and CEL rules reject what they should — no webhook.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use support::{TestNamespace, client, wait_for};
+
+async fn install_crds(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in graft_api::crds::all() {
+        let name = crd.metadata.name.clone().expect("CRD has a name");
+        crds.patch(
+            &name,
+            &PatchParams::apply("graft-test").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("the API server rejected CRD {name}: {e}"));
+        wait_for(
+            &crds,
+            &name,
+            "condition Established=True",
+            Duration::from_secs(30),
+            |c| {
+                c.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|cs| {
+                        cs.iter()
+                            .any(|c| c.type_ == "Established" && c.status == "True")
+                    })
+            },
+        )
+        .await;
+    }
+}
+
+fn fixtures() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut out = Vec::new();
+    for dir in ["kruise", "graft"] {
+        for entry in std::fs::read_dir(root.join(dir))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let p = entry.path();
+            if p.extension().is_some_and(|e| e == "yaml")
+                && !p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().contains("invalid"))
+            {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn api_for(
+    client: &Client,
+    obj: &DynamicObject,
+    ns: &str,
+    cluster_scoped: bool,
+) -> Api<DynamicObject> {
+    let types = obj
+        .types
+        .as_ref()
+        .expect("manifest has apiVersion and kind");
+    let gvk = GroupVersionKind::try_from(types).expect("valid apiVersion");
+    let plural = format!("{}s", gvk.kind.to_ascii_lowercase());
+    let ar = ApiResource::from_gvk_with_plural(&gvk, &plural);
+    if cluster_scoped {
+        Api::all_with(client.clone(), &ar)
+    } else {
+        Api::namespaced_with(client.clone(), ns, &ar)
+    }
+}
+
+const CLUSTER_SCOPED: [&str; 2] = ["SidecarSet", "NodeImage"];
+
+/// Every leaf of `sent` is present with the same value in `got` (the server may add defaults).
+fn missing_fields(sent: &Value, got: &Value, path: &str, out: &mut Vec<String>) {
+    match (sent, got) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in a {
+                match b.get(k) {
+                    Some(w) => missing_fields(v, w, &format!("{path}.{k}"), out),
+                    None => out.push(format!("{path}.{k}")),
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (i, (v, w)) in a.iter().zip(b).enumerate() {
+                missing_fields(v, w, &format!("{path}[{i}]"), out);
+            }
+        }
+        (a, b) if a == b => {}
+        // Quantities and int-or-strings may be normalised; numbers equal as numbers are fine.
+        (Value::Number(a), Value::Number(b)) if a.as_f64() == b.as_f64() => {}
+        (a, b) => out.push(format!("{path}: sent {a}, got {b}")),
+    }
+}
+
+#[tokio::test]
+async fn crds_install_and_every_fixture_is_accepted_without_losing_a_field() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "crds").await;
+    let files = fixtures();
+    assert!(
+        files.len() >= 16,
+        "expected at least two fixtures per kind, found {files:?}"
+    );
+    let mut failures = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("read fixture");
+        let value: Value = serde_saphyr::from_str(&text)
+            .unwrap_or_else(|e| panic!("{}: not YAML: {e}", file.display()));
+        let mut obj: DynamicObject = serde_json::from_value(value.clone())
+            .unwrap_or_else(|e| panic!("{}: not a Kubernetes object: {e}", file.display()));
+        let kind = obj
+            .types
+            .as_ref()
+            .map(|t| t.kind.clone())
+            .unwrap_or_default();
+        let cluster_scoped = CLUSTER_SCOPED.contains(&kind.as_str());
+        if !cluster_scoped {
+            obj.metadata.namespace = Some(ns.name.clone());
+        }
+        let api = api_for(&client, &obj, &ns.name, cluster_scoped);
+        let pp = PostParams {
+            dry_run: true,
+            field_manager: Some("graft-test".into()),
+        };
+        match api.create(&pp, &obj).await {
+            Ok(created) => {
+                let got = serde_json::to_value(&created).expect("serialize");
+                let mut missing = Vec::new();
+                missing_fields(&value["spec"], &got["spec"], "spec", &mut missing);
+                if !missing.is_empty() {
+                    failures.push(format!(
+                        "{}: the API server dropped or changed {missing:?}",
+                        file.display()
+                    ));
+                }
+            }
+            Err(e) => failures.push(format!("{}: rejected: {e}", file.display())),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "fixtures not accepted as written:\n{}",
+        failures.join("\n")
+    );
+}
+
+fn cloneset(ns: &str, update_strategy: Value) -> DynamicObject {
+    serde_json::from_value(json!({
+        "apiVersion": "apps.kruise.io/v1alpha1", "kind": "CloneSet",
+        "metadata": {"name": "web", "namespace": ns},
+        "spec": {
+            "replicas": 4,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "app", "image": support::image("app:v1")}]}
+            },
+            "updateStrategy": update_strategy
+        }
+    }))
+    .expect("valid object")
+}
+
+#[tokio::test]
+async fn the_api_server_applies_cloneset_defaults_and_rejects_invalid_strategies() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "crd-rules").await;
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("apps.kruise.io", "v1alpha1", "CloneSet"),
+        "clonesets",
+    );
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns.name, &ar);
+    let dry = PostParams {
+        dry_run: true,
+        field_manager: None,
+    };
+    let created = api
+        .create(&dry, &cloneset(&ns.name, json!({})))
+        .await
+        .expect("a minimal CloneSet is accepted");
+    let strategy = &created.data["spec"]["updateStrategy"];
+    assert_eq!(
+        strategy["type"],
+        json!("ReCreate"),
+        "default update type: {strategy}"
+    );
+    assert_eq!(
+        strategy["maxUnavailable"],
+        json!("20%"),
+        "default maxUnavailable: {strategy}"
+    );
+    assert_eq!(created.data["spec"]["revisionHistoryLimit"], json!(10));
+
+    for (bad, why, field) in [
+        (
+            json!({"type": "InPlaceOnly", "maxSurge": 1}),
+            "maxSurge with InPlaceOnly",
+            "maxSurge",
+        ),
+        (
+            json!({"maxUnavailable": "1"}),
+            "a numeric string for maxUnavailable",
+            "maxUnavailable",
+        ),
+        (
+            json!({"type": "Sideways"}),
+            "an unknown update type",
+            "type",
+        ),
+        (
+            json!({"maxUnavailable": "150%"}),
+            "a maxUnavailable above 100%",
+            "maxUnavailable",
+        ),
+    ] {
+        match api.create(&dry, &cloneset(&ns.name, bad.clone())).await {
+            Ok(_) => panic!("the API server accepted {why}: {bad}"),
+            Err(e) => assert!(
+                e.to_string().contains(field),
+                "rejected {why}, but the error does not name {field}: {e}"
+            ),
+        }
+    }
+}
