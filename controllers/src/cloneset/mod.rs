@@ -1,0 +1,3 @@
+//! The CloneSet controller: a pure [`plan`] and the executor that carries it out.
+
+pub mod plan;

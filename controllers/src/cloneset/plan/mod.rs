@@ -1,0 +1,1 @@
+//! The pure CloneSet planner: a snapshot in, a plan of actions out.

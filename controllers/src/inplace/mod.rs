@@ -1,0 +1,1 @@
+//! The in-place update engine shared by CloneSet, Advanced StatefulSet and SidecarSet.

@@ -1,0 +1,1 @@
+//! ControllerRevisions: hashing, equality on the decoded template, history truncation.
