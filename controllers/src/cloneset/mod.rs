@@ -1,3 +1,4 @@
 //! The CloneSet controller: a pure [`plan`] and the executor that carries it out.
 
 pub mod plan;
+pub mod pods;
