@@ -9,7 +9,17 @@
 //! One reconcile either scales or updates, never both (OpenKruise: "the controller is designed not
 //! to do scale and update in once reconcile"); the status is computed every time.
 
-use std::collections::BTreeMap;
+pub mod diff;
+mod scale;
+mod sort;
+pub mod status;
+mod update;
+mod view;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use graft_api::apps::common::LifecycleState;
@@ -242,6 +252,13 @@ pub enum Action {
         /// Pod name.
         name: String,
     },
+    /// Back-fill the `pod-template-hash` label (pods created before OpenKruise v1.1 lack it).
+    SetPodTemplateHash {
+        /// Pod name.
+        name: String,
+        /// The short revision hash.
+        hash: String,
+    },
     /// Delete the PVCs of an instance id that has no active pod (`disablePVCReuse: true`).
     RemovePvcs {
         /// Instance id whose PVCs to delete.
@@ -315,6 +332,7 @@ impl Action {
                 ),
             )),
             Self::SetLifecycleState { .. }
+            | Self::SetPodTemplateHash { .. }
             | Self::RefreshInPlace { .. }
             | Self::RemovePvcs { .. } => None,
         }
@@ -346,6 +364,7 @@ impl Action {
                 ),
             )),
             Self::SetLifecycleState { .. }
+            | Self::SetPodTemplateHash { .. }
             | Self::RefreshInPlace { .. }
             | Self::RemovePvcs { .. } => None,
         }
@@ -353,8 +372,113 @@ impl Action {
 }
 
 /// Plans one reconcile of a CloneSet. Pure: the same snapshot always gives the same plan.
+///
+/// Order of work (`doReconcile`/`syncCloneSet`): orphan PVC cleanup, then the scale half; only
+/// if it planned nothing, the update half; then the status, `podsToDelete` truncation and the
+/// requeue time.
 pub fn plan(snapshot: &Snapshot) -> Plan {
-    // Filled in by the scale/update/status submodules; until then only the status half runs.
-    let _ = snapshot;
-    Plan::default()
+    let ctx = view::Ctx::new(snapshot);
+    let mut plan = Plan::default();
+
+    // Instance ids of PVCs without an active pod: reused by new pods, or removed when PVC reuse
+    // is disabled.
+    let active_ids: BTreeSet<&str> = ctx
+        .pods
+        .iter()
+        .filter_map(|p| {
+            p.pod
+                .labels
+                .get(graft_api::labels::CLONESET_INSTANCE_ID)
+                .map(String::as_str)
+        })
+        .collect();
+    let orphan_ids: BTreeSet<&str> = snapshot
+        .pvc_instance_ids
+        .iter()
+        .map(String::as_str)
+        .filter(|id| !id.is_empty() && !active_ids.contains(id))
+        .collect();
+    let disable_reuse = ctx
+        .spec
+        .scale_strategy
+        .as_ref()
+        .and_then(|s| s.disable_pvc_reuse)
+        .unwrap_or(false);
+    let reusable: Vec<String> = if disable_reuse {
+        plan.actions
+            .extend(orphan_ids.iter().map(|id| Action::RemovePvcs {
+                instance_id: (*id).to_string(),
+            }));
+        Vec::new()
+    } else {
+        orphan_ids.iter().map(|id| (*id).to_string()).collect()
+    };
+
+    let scaled = scale::scale(&ctx, &reusable);
+    plan.events = scaled.events;
+    let mut requeue: Option<Duration> = None;
+    let mut bump = |d: Duration| requeue = Some(requeue.map_or(d, |r| r.min(d)));
+    if scaled.out_of_ids {
+        bump(Duration::from_secs(1));
+    }
+    let mut update_error = None;
+    if scaled.actions.is_empty() {
+        let updated = update::update(&ctx);
+        plan.phase = if updated.actions.is_empty() {
+            Phase::Idle
+        } else {
+            Phase::Update
+        };
+        plan.actions.extend(updated.actions);
+        plan.waiting = scaled.waiting.or(updated.waiting);
+        if let Some(d) = updated.requeue_after {
+            bump(d);
+        }
+        update_error = updated.error;
+    } else {
+        plan.phase = Phase::Scale;
+        plan.actions.extend(scaled.actions);
+        plan.waiting = scaled.waiting;
+    }
+
+    let (status, progress_requeue) = status::calculate(&ctx, update_error.as_deref());
+    if let Some(d) = progress_requeue {
+        bump(d);
+    }
+    // Pods becoming available after minReadySeconds produce no event: look again then.
+    if ctx.min_ready_seconds > 0 && status.available_replicas != status.ready_replicas {
+        bump(Duration::from_secs(
+            u64::try_from(ctx.min_ready_seconds).unwrap_or(0),
+        ));
+    }
+    if plan.waiting.is_none()
+        && plan.actions.is_empty()
+        && status.updated_available_replicas < status.expected_updated_replicas.min(status.replicas)
+    {
+        plan.waiting = Some(format!(
+            "waiting for updated pods to become available: {} of {}",
+            status.updated_available_replicas, status.expected_updated_replicas
+        ));
+    }
+    let old = snapshot.cloneset.status.clone().unwrap_or_default();
+    plan.status_changed = status != old;
+    plan.status = status;
+    plan.pods_to_delete = truncate_pods_to_delete(&ctx);
+    plan.requeue_after = requeue;
+    plan
+}
+
+/// `truncatePodsToDelete`: drop names of pods that are no longer active.
+fn truncate_pods_to_delete(ctx: &view::Ctx<'_>) -> Option<Vec<String>> {
+    let list = ctx
+        .spec
+        .scale_strategy
+        .as_ref()
+        .and_then(|s| s.pods_to_delete.as_ref())?;
+    let kept: Vec<String> = list
+        .iter()
+        .filter(|n| ctx.pods.iter().any(|p| p.name() == n.as_str()))
+        .cloned()
+        .collect();
+    (kept.len() != list.len()).then_some(kept)
 }
