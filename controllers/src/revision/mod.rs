@@ -85,19 +85,23 @@ pub fn template_revision_data(template: &PodTemplateSpec) -> Result<Value, Revis
 /// JSON, see [`to_go_json`]) followed by the decimal collision count, printed in decimal and
 /// passed through `SafeEncodeString`. CloneSet always passes a count (0 when unset).
 pub fn hash_revision_data(data: &Value, collision_count: Option<i32>) -> String {
-    let mut hash: u32 = 0x811c_9dc5;
-    let mut feed = |bytes: &[u8]| {
-        for b in bytes {
-            hash = hash.wrapping_mul(0x0100_0193);
-            hash ^= u32::from(*b);
-        }
-    };
-    feed(to_go_json(data).as_bytes());
+    let mut bytes = to_go_json(data).into_bytes();
     if let Some(count) = collision_count {
-        feed(count.to_string().as_bytes());
+        bytes.extend_from_slice(count.to_string().as_bytes());
     }
-    hash.to_string()
-        .bytes()
+    safe_encode(&fnv1_32(&bytes).to_string())
+}
+
+/// FNV-1 (multiply, then xor) 32-bit, Go's `hash/fnv.New32`.
+fn fnv1_32(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5_u32, |hash, b| {
+        hash.wrapping_mul(0x0100_0193) ^ u32::from(*b)
+    })
+}
+
+/// Kubernetes' `rand.SafeEncodeString`.
+fn safe_encode(s: &str) -> String {
+    s.bytes()
         .map(|b| char::from(SAFE_ALPHANUMS[usize::from(b) % SAFE_ALPHANUMS.len()]))
         .collect()
 }
@@ -374,4 +378,337 @@ pub fn revisions_to_delete(
     let limit = usize::try_from(history_limit.max(0)).unwrap_or(0);
     let excess = history.len().saturating_sub(limit);
     history.into_iter().take(excess).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pretty_assertions::assert_eq;
+    use serde_json::json;
+
+    /// A real revision from Kubernetes' StatefulSet tests (name, hash label and raw data as the Go
+    /// controller wrote them; collision count 0).
+    const K8S_GOLDEN_RAW: &str = r#"{"spec":{"template":{"$patch":"replace","metadata":{"annotations":{"test":"value"},"creationTimestamp":null,"labels":{"app":"foo"}},"spec":{"containers":[{"image":"test","imagePullPolicy":"Always","name":"test","resources":{},"terminationMessagePath":"/dev/termination-log","terminationMessagePolicy":"File"}],"dnsPolicy":"ClusterFirst","restartPolicy":"Always","schedulerName":"default-scheduler","securityContext":{},"terminationGracePeriodSeconds":30}}}}"#;
+    const K8S_GOLDEN_HASH: &str = "c77f6d978";
+
+    fn template(image: &str) -> PodTemplateSpec {
+        serde_json::from_value(json!({
+            "metadata": {"labels": {"app": "foo"}, "annotations": {"test": "value"}},
+            "spec": {"containers": [{"name": "test", "image": image}]}
+        }))
+        .unwrap()
+    }
+
+    fn owner() -> RevisionOwner {
+        RevisionOwner {
+            api_version: "apps.kruise.io/v1alpha1".into(),
+            kind: "CloneSet".into(),
+            name: "test".into(),
+            namespace: Some("ns".into()),
+            uid: "uid-1".into(),
+        }
+    }
+
+    fn labels() -> BTreeMap<String, String> {
+        BTreeMap::from([("app".to_string(), "foo".to_string())])
+    }
+
+    fn rev(name: &str, revision: i64, image: &str) -> ControllerRevision {
+        let data = template_revision_data(&template(image)).unwrap();
+        let mut r = new_revision(
+            &owner(),
+            &labels(),
+            &BTreeMap::new(),
+            data,
+            revision,
+            Some(0),
+        );
+        r.metadata.name = Some(name.into());
+        r
+    }
+
+    #[test]
+    fn fnv1_32_and_safe_encoding() {
+        // FNV-1 (not 1a) test vectors.
+        assert_eq!(fnv1_32(b""), 0x811c_9dc5);
+        assert_eq!(fnv1_32(b"a"), 0x050c_5d7e);
+        assert_eq!(fnv1_32(b"foobar"), 0x31f0_b262);
+        assert_eq!(safe_encode("0123456789"), "456789bcdf");
+        assert_eq!(revision_name(&"x".repeat(300), "abc").len(), 223 + 4);
+        assert_eq!(short_hash("web-7b5c9d"), "7b5c9d");
+        assert!(revision_label_matches("web-7b5c9d", "web-7b5c9d"));
+        assert!(revision_label_matches("7b5c9d", "web-7b5c9d"));
+        assert!(!revision_label_matches("web-aaaa", "web-7b5c9d"));
+    }
+
+    #[test]
+    fn hash_matches_kubernetes_golden() {
+        let raw: Value = serde_json::from_str(K8S_GOLDEN_RAW).unwrap();
+        assert_eq!(to_go_json(&raw), K8S_GOLDEN_RAW);
+        assert_eq!(hash_revision_data(&raw, Some(0)), K8S_GOLDEN_HASH);
+        // The collision count is part of the hash.
+        assert_ne!(hash_revision_data(&raw, Some(1)), K8S_GOLDEN_HASH);
+        assert_ne!(hash_revision_data(&raw, None), K8S_GOLDEN_HASH);
+    }
+
+    #[test]
+    fn template_data_is_written_like_kruise() {
+        // The same template from Git (no defaults) gets the byte-identical data and so the same
+        // name kruise-manager gave it.
+        let data = template_revision_data(&template("test")).unwrap();
+        assert_eq!(to_go_json(&data), K8S_GOLDEN_RAW);
+        let r = new_revision(&owner(), &labels(), &BTreeMap::new(), data, 1, Some(0));
+        assert_eq!(r.metadata.name.as_deref(), Some("test-c77f6d978"));
+        let l = r.metadata.labels.clone().unwrap();
+        assert_eq!(l["controller.kubernetes.io/hash"], "c77f6d978");
+        assert_eq!(l["app"], "foo");
+        let o = &r.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (o.controller, o.block_owner_deletion),
+            (Some(true), Some(true))
+        );
+        assert_eq!(r.revision, 1);
+        assert_eq!(
+            template_from_revision(&r).unwrap().spec.unwrap().containers[0]
+                .image
+                .as_deref(),
+            Some("test")
+        );
+    }
+
+    #[test]
+    fn equality_is_semantic() {
+        let kruise: Value = serde_json::from_str(K8S_GOLDEN_RAW).unwrap();
+        let cases = [
+            (
+                "same template from git",
+                json!({"spec": {"template": {
+                "metadata": {"labels": {"app": "foo"}, "annotations": {"test": "value"}},
+                "spec": {"containers": [{"name": "test", "image": "test"}]}}}}),
+                true,
+            ),
+            (
+                "explicit defaults, other key order",
+                json!({"spec": {"template": {
+                "spec": {"terminationGracePeriodSeconds": 30, "containers": [{"image": "test", "name": "test", "imagePullPolicy": "Always"}]},
+                "metadata": {"annotations": {"test": "value"}, "labels": {"app": "foo"}}}}}),
+                true,
+            ),
+            (
+                "other image",
+                json!({"spec": {"template": {
+                "metadata": {"labels": {"app": "foo"}, "annotations": {"test": "value"}},
+                "spec": {"containers": [{"name": "test", "image": "test:2"}]}}}}),
+                false,
+            ),
+            (
+                "other grace period",
+                json!({"spec": {"template": {
+                "metadata": {"labels": {"app": "foo"}, "annotations": {"test": "value"}},
+                "spec": {"terminationGracePeriodSeconds": 5, "containers": [{"name": "test", "image": "test"}]}}}}),
+                false,
+            ),
+            (
+                "annotation dropped",
+                json!({"spec": {"template": {
+                "metadata": {"labels": {"app": "foo"}},
+                "spec": {"containers": [{"name": "test", "image": "test"}]}}}}),
+                false,
+            ),
+        ];
+        for (name, data, equal) in cases {
+            assert_eq!(
+                normalize_revision_data(&kruise) == normalize_revision_data(&data),
+                equal,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn next_revision_number_table() {
+        let cases: [(&[i64], i64); 3] = [(&[], 1), (&[1, 2, 3], 4), (&[7, 2], 8)];
+        for (numbers, want) in cases {
+            let revs: Vec<_> = numbers
+                .iter()
+                .map(|n| rev(&format!("r{n}"), *n, &format!("img:{n}")))
+                .collect();
+            assert_eq!(next_revision_number(&revs), want, "{numbers:?}");
+        }
+    }
+
+    #[test]
+    fn resolve_revisions_table() {
+        let v1 = rev("test-v1", 1, "app:1");
+        let v2 = rev("test-v2", 2, "app:2");
+        let data = |image: &str| template_revision_data(&template(image)).unwrap();
+
+        // Unchanged template: the newest revision is reused, nothing to write.
+        let got = resolve_revisions(
+            &[v1.clone(), v2.clone()],
+            &owner(),
+            &labels(),
+            &BTreeMap::new(),
+            data("app:2"),
+            Some("test-v1"),
+            0,
+        );
+        assert_eq!(got.action, RevisionAction::None);
+        assert_eq!(got.update.metadata.name.as_deref(), Some("test-v2"));
+        assert_eq!(got.current.metadata.name.as_deref(), Some("test-v1"));
+
+        // Rollback to the v1 template: v1 is reused with .revision bumped to 3.
+        let got = resolve_revisions(
+            &[v1.clone(), v2.clone()],
+            &owner(),
+            &labels(),
+            &BTreeMap::new(),
+            data("app:1"),
+            Some("test-v2"),
+            0,
+        );
+        assert_eq!(
+            got.action,
+            RevisionAction::BumpRevision {
+                name: "test-v1".into(),
+                revision: 3
+            }
+        );
+        assert_eq!(got.update.revision, 3);
+        assert_eq!(got.update.metadata.name.as_deref(), Some("test-v1"));
+
+        // New template: a new revision numbered 3; current defaults to the update revision.
+        let got = resolve_revisions(
+            &[v1.clone(), v2.clone()],
+            &owner(),
+            &labels(),
+            &BTreeMap::new(),
+            data("app:3"),
+            None,
+            0,
+        );
+        let RevisionAction::Create(created) = &got.action else {
+            panic!("{:?}", got.action)
+        };
+        assert_eq!(created.revision, 3);
+        assert_eq!(created, &got.update);
+        assert_eq!(got.current, got.update);
+        assert_eq!(got.collision_count, 0);
+
+        // A revision with other data already holds the name: the collision count steps on.
+        let mut squatter = rev("x", 1, "other");
+        squatter.metadata.name = created.metadata.name.clone();
+        let got = resolve_revisions(
+            &[squatter],
+            &owner(),
+            &labels(),
+            &BTreeMap::new(),
+            data("app:3"),
+            None,
+            0,
+        );
+        assert_eq!(got.collision_count, 1);
+        assert_ne!(got.update.metadata.name, created.metadata.name);
+        assert_eq!(
+            got.update.metadata.name.as_deref().map(short_hash),
+            Some(hash_revision_data(&data("app:3"), Some(1)).as_str())
+        );
+
+        // Takeover: kruise's defaulted revision is recognised as equal to the plain template.
+        let mut kruise = rev("test-c77f6d978", 4, "x");
+        kruise.data = Some(RawExtension(serde_json::from_str(K8S_GOLDEN_RAW).unwrap()));
+        let got = resolve_revisions(
+            &[kruise],
+            &owner(),
+            &labels(),
+            &BTreeMap::new(),
+            data("test"),
+            Some("test-c77f6d978"),
+            0,
+        );
+        assert_eq!(got.action, RevisionAction::None);
+        assert_eq!(got.update.metadata.name.as_deref(), Some("test-c77f6d978"));
+    }
+
+    #[test]
+    fn truncation_table() {
+        let revs: Vec<_> = (1..=6)
+            .map(|n| rev(&format!("test-r{n}"), n, &format!("img:{n}")))
+            .collect();
+        struct Case {
+            name: &'static str,
+            limit: i32,
+            current: &'static str,
+            update: &'static str,
+            pods: &'static [&'static str],
+            want: &'static [&'static str],
+        }
+        let cases = [
+            Case {
+                name: "under the limit",
+                limit: 10,
+                current: "test-r6",
+                update: "test-r6",
+                pods: &[],
+                want: &[],
+            },
+            Case {
+                name: "oldest go first",
+                limit: 2,
+                current: "test-r6",
+                update: "test-r6",
+                pods: &[],
+                want: &["test-r1", "test-r2", "test-r3"],
+            },
+            Case {
+                name: "current and update are kept",
+                limit: 0,
+                current: "test-r1",
+                update: "test-r6",
+                pods: &[],
+                want: &["test-r2", "test-r3", "test-r4", "test-r5"],
+            },
+            Case {
+                name: "revisions of live pods are kept (short hash too)",
+                limit: 1,
+                current: "test-r6",
+                update: "test-r6",
+                pods: &["test-r2", "r3"],
+                want: &["test-r1", "test-r4"],
+            },
+            Case {
+                name: "negative limit keeps only live",
+                limit: -1,
+                current: "test-r5",
+                update: "test-r6",
+                pods: &[],
+                want: &["test-r1", "test-r2", "test-r3", "test-r4"],
+            },
+        ];
+        for c in cases {
+            assert_eq!(
+                revisions_to_delete(&revs, c.limit, c.current, c.update, c.pods),
+                c.want,
+                "{}",
+                c.name
+            );
+        }
+    }
+
+    #[test]
+    fn template_from_revision_errors() {
+        let mut r = rev("bad", 1, "x");
+        r.data = Some(RawExtension(json!({"spec": {}})));
+        assert!(matches!(
+            template_from_revision(&r),
+            Err(RevisionError::NoTemplate { .. })
+        ));
+        r.data = Some(RawExtension(
+            json!({"spec": {"template": {"spec": {"containers": "nope"}}}}),
+        ));
+        assert!(matches!(
+            template_from_revision(&r),
+            Err(RevisionError::DecodeTemplate { .. })
+        ));
+    }
 }
