@@ -338,3 +338,6 @@ fn pod_key(pod: &Pod) -> String {
         pod.metadata.name.as_deref().unwrap_or_default()
     )
 }
+
+#[cfg(test)]
+mod tests;
