@@ -34,12 +34,15 @@ fn t(s: &str) -> Timestamp {
 
 const T0: &str = "2026-01-02T03:04:05Z";
 
+/// Expected images and metadata changes, or the field that forbids an in-place update.
+type Want = Result<(&'static [(&'static str, &'static str)], MetadataChanges), &'static str>;
+
 #[test]
 fn in_place_ability_table() {
     struct Case {
         name: &'static str,
         edit: fn(&mut Value),
-        want: Result<(&'static [(&'static str, &'static str)], MetadataChanges), &'static str>,
+        want: Want,
     }
     let labels_only = MetadataChanges {
         labels: BTreeMap::from([

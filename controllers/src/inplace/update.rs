@@ -156,10 +156,10 @@ pub fn progress(pod: &Pod, now: Timestamp) -> Result<Progress, InPlaceError> {
         return Ok(Progress::Apply(vec![PodChange::Patch(patch.into_value())]));
     }
 
-    if let Some(state) = update_state(pod)? {
-        if let Err(waiting_for) = check_completed(pod, &state) {
-            return Ok(Progress::InProgress { waiting_for });
-        }
+    if let Some(state) = update_state(pod)?
+        && let Err(waiting_for) = check_completed(pod, &state)
+    {
+        return Ok(Progress::InProgress { waiting_for });
     }
     if has_readiness_gate(pod)
         && pod_condition(pod, labels::INPLACE_UPDATE_READY).is_none_or(|c| c.status != "True")

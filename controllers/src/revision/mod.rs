@@ -248,6 +248,8 @@ pub fn template_from_revision(
 
 /// What the executor must do so the history holds the update revision.
 #[derive(Clone, Debug, PartialEq)]
+// Built once per reconcile and matched right away; boxing the revision buys nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum RevisionAction {
     /// Nothing: the newest revision already holds the template.
     None,

@@ -252,10 +252,10 @@ fn prune(value: &mut Value, parent: Option<&str>) {
             let string_map = parent.is_some_and(|p| STRING_MAPS.contains(&p));
             let resource_list = parent.is_some_and(|p| RESOURCE_LISTS.contains(&p));
             for (key, v) in map.iter_mut() {
-                if resource_list || key == "sizeLimit" {
-                    if let Value::String(q) = v {
-                        *q = canonical_quantity(q);
-                    }
+                if (resource_list || key == "sizeLimit")
+                    && let Value::String(q) = v
+                {
+                    *q = canonical_quantity(q);
                 }
                 prune(v, Some(key));
             }
