@@ -24,20 +24,78 @@ enum Command {
         #[arg(long, env = "GRAFT_CRDS_OUT_DIR")]
         out_dir: Option<PathBuf>,
     },
+    /// Run the workload controllers (CloneSet) against the cluster in the kubeconfig.
+    Controllers(ControllersArgs),
     /// Print graft's version and the Kubernetes API version it is built against.
     Version,
+}
+
+#[derive(clap::Args, Debug)]
+struct ControllersArgs {
+    /// Address of the `/healthz`, `/readyz` and `/metrics` endpoints.
+    #[arg(long, env = "GRAFT_METRICS_ADDR", default_value = "127.0.0.1:8080")]
+    metrics_addr: std::net::SocketAddr,
+    /// Concurrent CloneSet reconciles.
+    #[arg(long, env = "GRAFT_CLONESET_WORKERS", default_value_t = 3)]
+    cloneset_workers: u16,
+    /// Seconds an unobserved create/delete/patch keeps a CloneSet from being planned again.
+    #[arg(long, env = "GRAFT_EXPECTATION_TIMEOUT_SECONDS", default_value_t = 300)]
+    expectation_timeout_seconds: u64,
+    /// Watch and act in this namespace only (default: all namespaces).
+    #[arg(long, env = "GRAFT_NAMESPACE")]
+    namespace: Option<String>,
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "GRAFT_LOG_FORMAT", default_value = "text")]
+    log_format: String,
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Crds { out_dir } => crds(out_dir),
+        Command::Controllers(args) => controllers(args),
         Command::Version => {
             println!("graft {}", env!("CARGO_PKG_VERSION"));
             println!("kubernetes api {KUBERNETES_API}");
             Ok(())
         }
     }
+}
+
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn controllers(args: ControllersArgs) -> anyhow::Result<()> {
+    init_tracing(&args.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let client = kube::Client::try_default()
+            .await
+            .context("connecting to the cluster (KUBECONFIG or in-cluster config)")?;
+        let opts = graft_controllers::runtime::Options {
+            metrics_addr: args.metrics_addr,
+            cloneset_workers: args.cloneset_workers,
+            expectation_timeout: std::time::Duration::from_secs(args.expectation_timeout_seconds),
+            instance: std::env::var("POD_NAME")
+                .or_else(|_| std::env::var("HOSTNAME"))
+                .unwrap_or_else(|_| "graft".to_string()),
+            namespace: args.namespace,
+        };
+        graft_controllers::runtime::run(client, opts)
+            .await
+            .context("running the controllers")
+    })
 }
 
 fn crds(out_dir: Option<PathBuf>) -> anyhow::Result<()> {

@@ -4,43 +4,11 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
-use support::{TestNamespace, client, wait_for};
-
-async fn install_crds(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in graft_api::crds::all() {
-        let name = crd.metadata.name.clone().expect("CRD has a name");
-        crds.patch(
-            &name,
-            &PatchParams::apply("graft-test").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("the API server rejected CRD {name}: {e}"));
-        wait_for(
-            &crds,
-            &name,
-            "condition Established=True",
-            Duration::from_secs(30),
-            |c| {
-                c.status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|cs| {
-                        cs.iter()
-                            .any(|c| c.type_ == "Established" && c.status == "True")
-                    })
-            },
-        )
-        .await;
-    }
-}
+use support::{TestNamespace, client, install_crds};
 
 fn fixtures() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");

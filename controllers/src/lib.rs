@@ -11,3 +11,4 @@ pub mod expectations;
 pub mod inplace;
 pub mod metrics;
 pub mod revision;
+pub mod runtime;

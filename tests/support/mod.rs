@@ -327,6 +327,89 @@ fn same_state(a: &PodState, b: &PodState) -> bool {
 /// An HTTP response: status code, lower-cased headers, body.
 pub type HttpResponse = (u16, Vec<(String, String)>, String);
 
+/// Apply graft's CRDs (server-side) and wait until each is Established.
+pub async fn install_crds(client: &Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Patch, PatchParams};
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in graft_api::crds::all() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        crds.patch(
+            &name,
+            &PatchParams::apply("graft-test").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("the API server rejected CRD {name}: {e}"));
+        wait_for(
+            &crds,
+            &name,
+            "condition Established=True",
+            Duration::from_secs(30),
+            |c| {
+                c.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|cs| {
+                        cs.iter()
+                            .any(|c| c.type_ == "Established" && c.status == "True")
+                    })
+            },
+        )
+        .await;
+    }
+}
+
+/// `graft controllers` running as a child process for one namespace; killed when dropped.
+pub struct GraftControllers {
+    child: std::process::Child,
+    /// Where its log goes.
+    pub log: std::path::PathBuf,
+}
+
+impl GraftControllers {
+    /// Start `graft controllers --namespace <ns>` (the binary cargo built for this test run).
+    pub fn start(namespace: &str) -> GraftControllers {
+        let dir = std::path::Path::new("/tmp/graft-test-logs");
+        let _ = std::fs::create_dir_all(dir);
+        let log = dir.join(format!("controllers-{namespace}.log"));
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap_or_else(|e| panic!("opening {}: {e}", log.display()));
+        let err = out
+            .try_clone()
+            .unwrap_or_else(|e| panic!("log handle: {e}"));
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_graft"))
+            .args([
+                "controllers",
+                "--namespace",
+                namespace,
+                "--metrics-addr",
+                "127.0.0.1:0",
+            ])
+            .env("RUST_LOG", "info,graft_controllers=debug")
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting graft controllers: {e}"));
+        GraftControllers { child, log }
+    }
+
+    /// Kill the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for GraftControllers {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// A plain HTTP/1.0 request without extra dependencies.
 pub fn http(
     method: &str,

@@ -1,0 +1,171 @@
+//! Runs the controllers against a cluster: one shared pod cache, one kube-runtime `Controller`
+//! per kind, and a small HTTP server with `/healthz`, `/readyz` and `/metrics`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use graft_api::apps::v1alpha1::CloneSet;
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::{Api, Client};
+
+use crate::cloneset::controller as cloneset;
+use crate::expectations::Expectations;
+use crate::metrics::Metrics;
+
+/// Options of `graft controllers`.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Where `/healthz`, `/readyz` and `/metrics` are served.
+    pub metrics_addr: SocketAddr,
+    /// Concurrent CloneSet reconciles (kruise's `--cloneset-workers`, default 3).
+    pub cloneset_workers: u16,
+    /// How long an unobserved expectation blocks a CloneSet (kruise's `--expectation-timeout`).
+    pub expectation_timeout: Duration,
+    /// Identity in Events (`reportingInstance`), e.g. the pod name.
+    pub instance: String,
+    /// Watch and act in this namespace only (`None`: all namespaces).
+    pub namespace: Option<String>,
+}
+
+/// What every reconcile needs: the client, the shared caches, expectations, metrics, events.
+pub struct Context {
+    /// API client.
+    pub client: Client,
+    /// The shared pod cache (all namespaces), fed by one watch.
+    pub pods: Store<Pod>,
+    /// Writes not yet seen in the caches.
+    pub expectations: Expectations,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// Publishes Events.
+    pub recorder: kube::runtime::events::Recorder,
+}
+
+/// Errors that stop the controllers.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The metrics/health server could not listen.
+    #[error("serving health and metrics on {addr}: {source}")]
+    Serve {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// Run every controller until the process is stopped.
+pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
+    let metrics = Metrics::default();
+    let (pod_store, pod_writer) = reflector::store_shared::<Pod>(4096);
+    let pod_events = pod_writer.subscribe();
+    let pods_api: Api<Pod> = scoped(&client, opts.namespace.as_deref());
+    let pod_reflector = watcher(pods_api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect_shared(pod_writer)
+        .for_each(|_| futures::future::ready(()));
+
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        pods: pod_store.clone(),
+        expectations: Expectations::new(opts.expectation_timeout),
+        metrics: metrics.clone(),
+        recorder: kube::runtime::events::Recorder::new(
+            client.clone(),
+            kube::runtime::events::Reporter {
+                controller: "graft-controllers".into(),
+                instance: Some(opts.instance.clone()),
+            },
+        ),
+    });
+
+    let clonesets: Api<CloneSet> = scoped(&client, opts.namespace.as_deref());
+    let controller = Controller::new(clonesets, watcher::Config::default().any_semantic())
+        .with_config(
+            kube::runtime::controller::Config::default().concurrency(opts.cloneset_workers),
+        );
+    // Owned-pod events come from a second pod watch: with kube-runtime 5's shared streams
+    // (`owns_shared_stream` on the reflector above) pod events stopped reaching the controller
+    // after a few minutes under load, so the dependable `owns` is used until that is understood.
+    drop(pod_events);
+    let controller = controller.owns(
+        scoped::<Pod>(&client, opts.namespace.as_deref()),
+        watcher::Config::default().any_semantic(),
+    );
+    let cloneset_controller = controller
+        .shutdown_on_signal()
+        .run(cloneset::reconcile, cloneset::error_policy, ctx.clone())
+        .for_each(|res| {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "cloneset reconcile");
+            }
+            futures::future::ready(())
+        });
+
+    let server = serve(opts.metrics_addr, metrics.clone(), pod_store.clone());
+    tokio::select! {
+        _ = pod_reflector => tracing::warn!("pod watch ended"),
+        _ = cloneset_controller => tracing::info!("cloneset controller stopped"),
+        res = server => res?,
+    }
+    Ok(())
+}
+
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    <K as kube::Resource>::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+async fn serve(addr: SocketAddr, metrics: Metrics, pods: Store<Pod>) -> Result<(), Error> {
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    let app = axum::Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let pods = pods.clone();
+                async move {
+                    // Ready once the shared pod cache holds its first full list.
+                    match tokio::time::timeout(Duration::from_millis(50), pods.wait_until_ready())
+                        .await
+                    {
+                        Ok(Ok(())) => (StatusCode::OK, "ok"),
+                        _ => (StatusCode::SERVICE_UNAVAILABLE, "pod cache not synced"),
+                    }
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        metrics.encode(),
+                    )
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Serve { addr, source })?;
+    tracing::info!(%addr, "serving /healthz, /readyz, /metrics");
+    axum::serve(listener, app)
+        .await
+        .map_err(|source| Error::Serve { addr, source })
+}

@@ -1,0 +1,676 @@
+//! The CloneSet controller on the real cluster: each test runs its own `graft controllers` for its
+//! own namespace, records every pod state while things happen, and checks the invariants
+//! (maxUnavailable, partition) over the whole history, not only at the end.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use graft_api::apps::v1alpha1::CloneSet;
+use k8s_openapi::api::apps::v1::ControllerRevision;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+use support::{
+    GraftControllers, PodState, PodWatcher, TestNamespace, client, image, install_crds, wait_for,
+};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+fn cloneset(name: &str, replicas: i32, tag: &str, strategy: Value) -> CloneSet {
+    serde_json::from_value(json!({
+        "apiVersion": "apps.kruise.io/v1alpha1", "kind": "CloneSet",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 3,
+                    "containers": [
+                        {"name": "app", "image": image(&format!("app:{tag}")), "imagePullPolicy": "IfNotPresent",
+                         "readinessProbe": {"httpGet": {"path": "/readyz", "port": 8080}, "periodSeconds": 1}},
+                        {"name": "sidecar", "image": image("sidecar:v1"), "imagePullPolicy": "IfNotPresent"}
+                    ]
+                }
+            },
+            "updateStrategy": strategy
+        }
+    }))
+    .expect("valid CloneSet literal")
+}
+
+struct Env {
+    ns: TestNamespace,
+    clonesets: Api<CloneSet>,
+    pods: Api<Pod>,
+    _controllers: GraftControllers,
+    client: kube::Client,
+}
+
+async fn env(prefix: &str) -> Env {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, prefix).await;
+    let controllers = GraftControllers::start(&ns.name);
+    Env {
+        clonesets: ns.api(),
+        pods: ns.api(),
+        ns,
+        _controllers: controllers,
+        client,
+    }
+}
+
+fn status_is(cs: &CloneSet, want: i32) -> bool {
+    let s = cs.status.clone().unwrap_or_default();
+    s.observed_generation == cs.metadata.generation.unwrap_or(-1)
+        && s.replicas == want
+        && s.ready_replicas == want
+        && s.available_replicas == want
+        && s.updated_replicas == want
+        && s.updated_ready_replicas == want
+        && s.updated_available_replicas == want
+}
+
+async fn settled(e: &Env, name: &str, replicas: i32) -> CloneSet {
+    wait_cs(
+        e,
+        name,
+        &format!("every status counter at {replicas} for the current generation"),
+        2 * MINUTE,
+        |cs| status_is(cs, replicas),
+    )
+    .await
+}
+
+/// [`wait_for`] on the CloneSet; on timeout the failure also shows every pod's conditions and
+/// containers, and where the controller's log is.
+async fn wait_cs(
+    e: &Env,
+    name: &str,
+    expected: &str,
+    timeout: Duration,
+    cond: impl Fn(&CloneSet) -> bool,
+) -> CloneSet {
+    match tokio::time::timeout(
+        timeout,
+        wait_for(&e.clonesets, name, expected, timeout + MINUTE, cond),
+    )
+    .await
+    {
+        Ok(cs) => cs,
+        Err(_) => {
+            let cs = e.clonesets.get(name).await.ok().and_then(|c| c.status);
+            let pods = e
+                .pods
+                .list(&ListParams::default())
+                .await
+                .map(|l| l.items)
+                .unwrap_or_default();
+            let lines: Vec<String> = pods
+                .iter()
+                .map(|p| {
+                    let st = p.status.clone().unwrap_or_default();
+                    format!(
+                        "{} deleting={} conditions={:?} containers={:?}",
+                        p.metadata.name.clone().unwrap_or_default(),
+                        p.metadata.deletion_timestamp.is_some(),
+                        st.conditions
+                            .unwrap_or_default()
+                            .iter()
+                            .map(|c| format!("{}={}", c.type_, c.status))
+                            .collect::<Vec<_>>(),
+                        st.container_statuses
+                            .unwrap_or_default()
+                            .iter()
+                            .map(|c| format!(
+                                "{} {} restarts={} ready={}",
+                                c.name, c.image, c.restart_count, c.ready
+                            ))
+                            .collect::<Vec<_>>()
+                    )
+                })
+                .collect();
+            panic!(
+                "timed out after {timeout:?} waiting for CloneSet {name}: expected {expected}\nstatus: {cs:?}\npods:\n{}\ncontroller log: {}",
+                lines.join("\n"),
+                e._controllers.log.display()
+            )
+        }
+    }
+}
+
+async fn live_pods(e: &Env, name: &str) -> Vec<Pod> {
+    e.pods
+        .list(&ListParams::default().labels(&format!("app={name}")))
+        .await
+        .expect("list pods")
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .collect()
+}
+
+async fn patch_spec(e: &Env, name: &str, spec: Value) {
+    e.clonesets
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({ "spec": spec })),
+        )
+        .await
+        .expect("patch CloneSet");
+}
+
+fn container<'a>(
+    p: &'a Pod,
+    name: &str,
+) -> Option<&'a k8s_openapi::api::core::v1::ContainerStatus> {
+    p.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .iter()
+        .find(|c| c.name == name)
+}
+
+/// Replays a recorded history and returns the most pods that were unavailable at any one time
+/// (`replicas` minus the pods that are Ready and not terminating, as the CloneSet counts it), and
+/// the lowest number of pods that still ran the image `old` at any time.
+fn worst_case(history: &[PodState], replicas: usize, old_image: &str) -> (usize, usize) {
+    let mut current: BTreeMap<String, PodState> = BTreeMap::new();
+    let (mut worst_unavailable, mut fewest_old) = (0usize, usize::MAX);
+    // The watch starts with the pods listed one by one: judge only once all of them were seen.
+    let mut listed = false;
+    for s in history {
+        if s.deleted {
+            current.remove(&s.uid);
+        } else {
+            current.insert(s.uid.clone(), s.clone());
+        }
+        listed |= current.len() >= replicas;
+        if !listed {
+            continue;
+        }
+        let available = current.values().filter(|p| p.ready && !p.deleting).count();
+        let unavailable = replicas.saturating_sub(available);
+        worst_unavailable = worst_unavailable.max(unavailable);
+        let old = current
+            .values()
+            .filter(|p| {
+                !p.deleting
+                    && p.containers
+                        .iter()
+                        .any(|c| c.0 == "app" && c.1.ends_with(old_image))
+            })
+            .count();
+        fewest_old = fewest_old.min(old);
+    }
+    (worst_unavailable, fewest_old)
+}
+
+/// One line per recorded pod state, for failure messages.
+fn timeline(history: &[PodState]) -> String {
+    history
+        .iter()
+        .map(|s| {
+            format!(
+                "{:>7.2}s {} ready={} deleting={} deleted={} images={:?}",
+                s.at.as_secs_f64(),
+                s.name,
+                s.ready,
+                s.deleting,
+                s.deleted,
+                s.containers
+                    .iter()
+                    .map(|c| c.1.rsplit('/').next().unwrap_or_default())
+                    .collect::<Vec<_>>()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn scale_up_down_up_and_pods_to_delete() {
+    let e = env("cs-scale").await;
+    e.clonesets
+        .create(&PostParams::default(), &cloneset("web", 0, "v1", json!({})))
+        .await
+        .expect("create");
+    settled(&e, "web", 0).await;
+    patch_spec(&e, "web", json!({"replicas": 5})).await;
+    settled(&e, "web", 5).await;
+    let pods = live_pods(&e, "web").await;
+    assert_eq!(pods.len(), 5);
+    for p in &pods {
+        let name = p.metadata.name.clone().unwrap_or_default();
+        let l = p.metadata.labels.clone().unwrap_or_default();
+        let id = l
+            .get("apps.kruise.io/cloneset-instance-id")
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            name,
+            format!("web-{id}"),
+            "pod name is <cloneset>-<instance id>"
+        );
+        assert!(
+            l.get("controller-revision-hash")
+                .is_some_and(|h| h.starts_with("web-"))
+        );
+        assert!(l.contains_key("pod-template-hash"));
+        assert_eq!(
+            l.get("lifecycle.apps.kruise.io/state").map(String::as_str),
+            Some("Normal")
+        );
+    }
+    patch_spec(&e, "web", json!({"replicas": 2})).await;
+    settled(&e, "web", 2).await;
+    assert_eq!(live_pods(&e, "web").await.len(), 2);
+    patch_spec(&e, "web", json!({"replicas": 5})).await;
+    settled(&e, "web", 5).await;
+
+    // podsToDelete: that pod goes, a replacement comes, the name is dropped from the list.
+    let victim = live_pods(&e, "web").await[0]
+        .metadata
+        .name
+        .clone()
+        .unwrap_or_default();
+    patch_spec(
+        &e,
+        "web",
+        json!({"scaleStrategy": {"podsToDelete": [victim]}}),
+    )
+    .await;
+    let cs = wait_cs(
+        &e,
+        "web",
+        "the victim gone, 5 pods ready and podsToDelete emptied",
+        2 * MINUTE,
+        |cs| {
+            status_is(cs, 5)
+                && cs
+                    .spec
+                    .scale_strategy
+                    .as_ref()
+                    .and_then(|s| s.pods_to_delete.as_ref())
+                    .is_none_or(|l| l.is_empty())
+        },
+    )
+    .await;
+    let names: BTreeSet<String> = live_pods(&e, "web")
+        .await
+        .iter()
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    assert!(
+        !names.contains(&victim),
+        "{victim} still there: {names:?} ({:?})",
+        cs.status
+    );
+}
+
+#[tokio::test]
+async fn in_place_update_keeps_pods_and_restarts_only_the_changed_container() {
+    let e = env("cs-inplace").await;
+    e.clonesets
+        .create(
+            &PostParams::default(),
+            &cloneset(
+                "web",
+                5,
+                "v1",
+                json!({"type": "InPlaceIfPossible", "maxUnavailable": 1}),
+            ),
+        )
+        .await
+        .expect("create");
+    settled(&e, "web", 5).await;
+    let before: BTreeMap<String, (String, String)> = live_pods(&e, "web")
+        .await
+        .iter()
+        .map(|p| {
+            (
+                p.metadata.uid.clone().unwrap_or_default(),
+                (
+                    p.status
+                        .as_ref()
+                        .and_then(|s| s.pod_ip.clone())
+                        .unwrap_or_default(),
+                    p.spec
+                        .as_ref()
+                        .and_then(|s| s.node_name.clone())
+                        .unwrap_or_default(),
+                ),
+            )
+        })
+        .collect();
+    let watcher = PodWatcher::start(&e.client, &e.ns.name, "app=web");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    patch_spec(
+        &e,
+        "web",
+        json!({"template": {"spec": {"containers": [
+            {"name": "app", "image": image("app:v2"), "imagePullPolicy": "IfNotPresent",
+             "readinessProbe": {"httpGet": {"path": "/readyz", "port": 8080}, "periodSeconds": 1}},
+            {"name": "sidecar", "image": image("sidecar:v1"), "imagePullPolicy": "IfNotPresent"}
+        ]}}}),
+    )
+    .await;
+    let cs = wait_cs(
+        &e,
+        "web",
+        "all 5 pods updated, ready and available",
+        3 * MINUTE,
+        |cs| {
+            let s = cs.status.clone().unwrap_or_default();
+            status_is(cs, 5)
+                && s.update_revision == s.current_revision
+                && s.update_revision.is_some()
+        },
+    )
+    .await;
+    let status = cs.status.clone().unwrap_or_default();
+    assert_eq!(status.update_revision, status.current_revision);
+    let after = live_pods(&e, "web").await;
+    assert_eq!(after.len(), 5);
+    let v2 = support::image_digest("app:v2");
+    for p in &after {
+        let uid = p.metadata.uid.clone().unwrap_or_default();
+        let (ip, node) = before
+            .get(&uid)
+            .unwrap_or_else(|| panic!("pod {uid} is new: not updated in place"));
+        assert_eq!(
+            p.status.as_ref().and_then(|s| s.pod_ip.as_ref()),
+            Some(ip),
+            "same IP"
+        );
+        assert_eq!(
+            p.spec.as_ref().and_then(|s| s.node_name.as_ref()),
+            Some(node),
+            "same node"
+        );
+        let app = container(p, "app").expect("app status");
+        assert!(app.image_id.contains(&v2), "app runs v2: {}", app.image_id);
+        assert_eq!(app.restart_count, 1, "app restarted once");
+        assert_eq!(
+            container(p, "sidecar").map(|c| c.restart_count),
+            Some(0),
+            "sidecar untouched"
+        );
+        let state = p
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("apps.kruise.io/inplace-update-state"))
+            .expect("in-place update state annotation");
+        let state: Value = serde_json::from_str(state).expect("state is JSON");
+        assert_eq!(state["revision"], json!(status.update_revision));
+    }
+    let (worst, _) = worst_case(&watcher.history(), 5, "app:v1");
+    assert!(
+        worst <= 1,
+        "maxUnavailable 1 was violated: {worst} pods unavailable at once"
+    );
+}
+
+#[tokio::test]
+async fn recreate_update_replaces_pods_and_partition_holds_old_ones() {
+    let e = env("cs-recreate").await;
+    e.clonesets
+        .create(
+            &PostParams::default(),
+            &cloneset(
+                "web",
+                5,
+                "v1",
+                json!({"type": "ReCreate", "partition": 3, "maxUnavailable": 2}),
+            ),
+        )
+        .await
+        .expect("create");
+    settled(&e, "web", 5).await;
+    let old_uids: BTreeSet<String> = live_pods(&e, "web")
+        .await
+        .iter()
+        .filter_map(|p| p.metadata.uid.clone())
+        .collect();
+    let watcher = PodWatcher::start(&e.client, &e.ns.name, "app=web");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    patch_spec(
+        &e,
+        "web",
+        json!({"template": {"metadata": {"labels": {"app": "web", "v": "2"}}, "spec": {"containers": [
+            {"name": "app", "image": image("app:v3"), "imagePullPolicy": "IfNotPresent",
+             "readinessProbe": {"httpGet": {"path": "/readyz", "port": 8080}, "periodSeconds": 1}},
+            {"name": "sidecar", "image": image("sidecar:v1"), "imagePullPolicy": "IfNotPresent"}
+        ]}}}),
+    )
+    .await;
+    let cs = wait_cs(
+        &e,
+        "web",
+        "2 of 5 updated (partition 3), all available",
+        3 * MINUTE,
+        |cs| {
+            let s = cs.status.clone().unwrap_or_default();
+            s.updated_replicas == 2
+                && s.updated_available_replicas == 2
+                && s.available_replicas == 5
+                && s.expected_updated_replicas == 2
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let pods = live_pods(&e, "web").await;
+    let v3: Vec<_> = pods
+        .iter()
+        .filter(|p| container(p, "app").is_some_and(|c| c.image.ends_with("app:v3")))
+        .collect();
+    assert_eq!(
+        v3.len(),
+        2,
+        "partition 3 of 5 leaves 3 old pods: {:?}",
+        cs.status
+    );
+    for p in &v3 {
+        assert!(
+            !old_uids.contains(p.metadata.uid.as_deref().unwrap_or_default()),
+            "ReCreate makes new pods"
+        );
+    }
+    let (worst, fewest_old) = worst_case(&watcher.history(), 5, "app:v1");
+    assert!(
+        worst <= 2,
+        "maxUnavailable 2 was violated: {worst}\n{}",
+        timeline(&watcher.history())
+    );
+    assert!(
+        fewest_old >= 3,
+        "partition 3 was violated: only {fewest_old} old pods at one point"
+    );
+
+    patch_spec(&e, "web", json!({"updateStrategy": {"partition": 0}})).await;
+    settled(&e, "web", 5).await;
+    let (worst, _) = worst_case(&watcher.history(), 5, "app:v1");
+    assert!(worst <= 2, "maxUnavailable 2 was violated: {worst}");
+    assert!(
+        live_pods(&e, "web")
+            .await
+            .iter()
+            .all(|p| container(p, "app").is_some_and(|c| c.image.ends_with("app:v3")))
+    );
+}
+
+#[tokio::test]
+async fn in_place_only_with_a_non_image_change_fails_and_touches_no_pod() {
+    let e = env("cs-inplaceonly").await;
+    e.clonesets
+        .create(
+            &PostParams::default(),
+            &cloneset("web", 2, "v1", json!({"type": "InPlaceOnly"})),
+        )
+        .await
+        .expect("create");
+    settled(&e, "web", 2).await;
+    let before: Vec<(String, String)> = live_pods(&e, "web")
+        .await
+        .iter()
+        .map(|p| {
+            (
+                p.metadata.uid.clone().unwrap_or_default(),
+                p.metadata.resource_version.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    patch_spec(
+        &e,
+        "web",
+        json!({"template": {"spec": {"containers": [
+            {"name": "app", "image": image("app:v1"), "imagePullPolicy": "IfNotPresent", "env": [{"name": "X", "value": "1"}],
+             "readinessProbe": {"httpGet": {"path": "/readyz", "port": 8080}, "periodSeconds": 1}},
+            {"name": "sidecar", "image": image("sidecar:v1"), "imagePullPolicy": "IfNotPresent"}
+        ]}}}),
+    )
+    .await;
+    let cs = wait_cs(&e, "web", "a FailedUpdate condition", MINUTE, |cs| {
+        cs.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| {
+                c.iter()
+                    .any(|c| c.type_ == "FailedUpdate" && c.status == "True")
+            })
+    })
+    .await;
+    let msg = cs
+        .status
+        .and_then(|s| s.conditions)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_ == "FailedUpdate")
+        .and_then(|c| c.message)
+        .unwrap_or_default();
+    assert!(msg.contains("env"), "the condition names the change: {msg}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after: Vec<(String, String)> = live_pods(&e, "web")
+        .await
+        .iter()
+        .map(|p| {
+            (
+                p.metadata.uid.clone().unwrap_or_default(),
+                p.metadata.resource_version.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        before.iter().map(|p| &p.0).collect::<BTreeSet<_>>(),
+        after.iter().map(|p| &p.0).collect::<BTreeSet<_>>(),
+        "no pod replaced"
+    );
+}
+
+#[tokio::test]
+async fn a_metadata_only_change_updates_labels_without_any_restart() {
+    let e = env("cs-meta").await;
+    e.clonesets
+        .create(
+            &PostParams::default(),
+            &cloneset("web", 2, "v1", json!({"type": "InPlaceIfPossible"})),
+        )
+        .await
+        .expect("create");
+    settled(&e, "web", 2).await;
+    patch_spec(
+        &e,
+        "web",
+        json!({"template": {"metadata": {"labels": {"app": "web", "team": "blue"}}}}),
+    )
+    .await;
+    wait_cs(
+        &e,
+        "web",
+        "both pods at the new revision",
+        2 * MINUTE,
+        |cs| status_is(cs, 2),
+    )
+    .await;
+    let pods = live_pods(&e, "web").await;
+    for p in &pods {
+        assert_eq!(
+            p.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("team"))
+                .map(String::as_str),
+            Some("blue")
+        );
+        assert_eq!(
+            container(p, "app").map(|c| c.restart_count),
+            Some(0),
+            "no restart"
+        );
+        assert_eq!(
+            container(p, "sidecar").map(|c| c.restart_count),
+            Some(0),
+            "no restart"
+        );
+    }
+}
+
+#[tokio::test]
+async fn kubectl_scale_works_through_the_scale_subresource_and_revisions_survive_a_restart() {
+    let mut e = env("cs-kscale").await;
+    e.clonesets
+        .create(&PostParams::default(), &cloneset("web", 1, "v1", json!({})))
+        .await
+        .expect("create");
+    settled(&e, "web", 1).await;
+    let kubectl = std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .map(|d| std::path::Path::new(d).join("kubectl"))
+        .find(|p| p.exists())
+        .expect("kubectl on PATH (deploy/local/cluster env puts it there)");
+    let out = std::process::Command::new(kubectl)
+        .args(["-n", &e.ns.name, "scale", "clone/web", "--replicas=3"])
+        .output()
+        .expect("run kubectl scale");
+    assert!(
+        out.status.success(),
+        "kubectl scale: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cs = settled(&e, "web", 3).await;
+    assert!(
+        cs.status
+            .as_ref()
+            .and_then(|s| s.label_selector.clone())
+            .is_some_and(|s| s.contains("app=web"))
+    );
+
+    // A restarted controller finds the same revision: no new revision, no rollout.
+    let revisions: Api<ControllerRevision> = e.ns.api();
+    let before = revisions
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+        .len();
+    e._controllers.kill();
+    e._controllers = GraftControllers::start(&e.ns.name);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after = revisions
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+        .len();
+    assert_eq!(before, after, "a restart minted a new revision");
+    settled(&e, "web", 3).await;
+}
