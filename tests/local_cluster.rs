@@ -435,3 +435,140 @@ async fn services_route_pod_to_pod_and_host_to_pod_and_pods_reach_the_host() {
         "pod to a server on the host: {logs}"
     );
 }
+
+/// A child process killed when dropped.
+struct Child(std::process::Child);
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_api_server_calls_an_admission_webhook_behind_a_service() {
+    use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    use std::io::BufRead;
+
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "lc-webhook").await;
+    // A serving certificate for the Service's DNS name, signed by itself (it is its own CA bundle).
+    let dir = std::env::temp_dir().join(format!("graft-webhook-{}", ns.name));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dns = format!("deny.{}.svc", ns.name);
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+        ])
+        .arg(format!("/CN={dns}"))
+        .arg("-addext")
+        .arg(format!("subjectAltName=DNS:{dns}"))
+        .arg("-keyout")
+        .arg(dir.join("tls.key"))
+        .arg("-out")
+        .arg(dir.join("tls.crt"))
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("run openssl");
+    assert!(status.success(), "openssl failed");
+    // The webhook runs on the host at the node address; the Service has no selector and an
+    // EndpointSlice pointing there, so the call goes API server -> ClusterIP -> kube-proxy -> host.
+    let port = TcpListener::bind(format!("{}:0", support::host_ip()))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/webhook/deny.py");
+    let mut server = Child(
+        std::process::Command::new("python3")
+            .arg(script)
+            .arg(support::host_ip())
+            .arg(port.to_string())
+            .arg(dir.join("tls.crt"))
+            .arg(dir.join("tls.key"))
+            .arg("denied by the graft-test webhook")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the webhook"),
+    );
+    let mut ready = String::new();
+    if let Some(out) = server.0.stdout.take() {
+        let _ = std::io::BufReader::new(out).read_line(&mut ready);
+    }
+    assert_eq!(ready.trim(), "ready", "the webhook did not start");
+
+    let services: Api<Service> = ns.api();
+    services
+        .create(
+            &PostParams::default(),
+            &from_json(json!({
+                "metadata": {"name": "deny"},
+                "spec": {"ports": [{"port": 443, "targetPort": port, "protocol": "TCP"}]}
+            })),
+        )
+        .await
+        .expect("create service");
+    let slices: Api<EndpointSlice> = ns.api();
+    slices
+        .create(
+            &PostParams::default(),
+            &from_json(json!({
+                "metadata": {"name": "deny-1", "labels": {"kubernetes.io/service-name": "deny"}},
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": [support::host_ip()], "conditions": {"ready": true}}],
+                "ports": [{"port": port, "protocol": "TCP"}]
+            })),
+        )
+        .await
+        .expect("create endpoint slice");
+    let ca = std::fs::read(dir.join("tls.crt")).expect("read cert");
+    let hooks: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let hook_name = format!("{}-deny", ns.name);
+    hooks
+        .create(
+            &PostParams::default(),
+            &from_json(json!({
+                "metadata": {"name": hook_name},
+                "webhooks": [{
+                    "name": "deny.graft.dev",
+                    "admissionReviewVersions": ["v1"],
+                    "sideEffects": "None",
+                    "failurePolicy": "Fail",
+                    "timeoutSeconds": 5,
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns.name}},
+                    "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["configmaps"]}],
+                    "clientConfig": {
+                        "service": {"namespace": ns.name, "name": "deny", "port": 443},
+                        "caBundle": k8s_openapi::ByteString(ca)
+                    }
+                }]
+            })),
+        )
+        .await
+        .expect("create webhook configuration");
+
+    let configmaps: Api<ConfigMap> = ns.api();
+    let message = eventually(
+        "the webhook to deny a ConfigMap",
+        Duration::from_secs(30),
+        || {
+            let configmaps = configmaps.clone();
+            async move {
+                let cm: ConfigMap = from_json(json!({"metadata": {"generateName": "probe-"}}));
+                match configmaps.create(&PostParams::default(), &cm).await {
+                    Ok(_) => Err("created: the webhook was not called yet".to_string()),
+                    Err(e) if e.to_string().contains("graft-test webhook") => Ok(e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+        },
+    )
+    .await;
+    let _ = hooks.delete(&hook_name, &DeleteParams::default()).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        message.contains("denied by the graft-test webhook"),
+        "{message}"
+    );
+}
