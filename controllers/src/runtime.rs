@@ -42,7 +42,29 @@ pub struct Context {
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// Publishes Events.
-    pub recorder: kube::runtime::events::Recorder,
+    pub recorder: crate::events::Recorder,
+    /// The last `Plan::waiting` published as an Event, per CloneSet key: the Event goes out when
+    /// the reason changes, not on every reconcile. Only dedups Events, so losing it on a restart
+    /// costs one repeated Event.
+    pub rollout_waiting: std::sync::Mutex<std::collections::HashMap<String, String>>,
+}
+
+impl Context {
+    /// Remembers `waiting` as the current reason `key`'s rollout waits for; true when it differs
+    /// from the last one (so an Event should say so).
+    pub fn waiting_changed(&self, key: &str, waiting: Option<&str>) -> bool {
+        let Ok(mut last) = self.rollout_waiting.lock() else {
+            return false;
+        };
+        match waiting {
+            None => last.remove(key).is_some(),
+            Some(w) if last.get(key).map(String::as_str) == Some(w) => false,
+            Some(w) => {
+                last.insert(key.to_string(), w.to_string());
+                true
+            }
+        }
+    }
 }
 
 /// Errors that stop the controllers.
@@ -74,13 +96,8 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
         pods: pod_store.clone(),
         expectations: Expectations::new(opts.expectation_timeout),
         metrics: metrics.clone(),
-        recorder: kube::runtime::events::Recorder::new(
-            client.clone(),
-            kube::runtime::events::Reporter {
-                controller: "graft-controllers".into(),
-                instance: Some(opts.instance.clone()),
-            },
-        ),
+        recorder: crate::events::Recorder::new(client.clone(), "graft-controllers", &opts.instance),
+        rollout_waiting: Default::default(),
     });
 
     let clonesets: Api<CloneSet> = scoped(&client, opts.namespace.as_deref());

@@ -12,7 +12,6 @@ use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolumeClaim, Pod, Po
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action as Requeue;
-use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
@@ -133,6 +132,7 @@ async fn reconcile_inner(cs: &CloneSet, ctx: &Context, key: &str) -> Result<Requ
     if cs.metadata.deletion_timestamp.is_some() {
         // Pods, PVCs and revisions go with it through their owner references.
         ctx.expectations.forget(key);
+        ctx.waiting_changed(key, None);
         return Ok(Requeue::await_change());
     }
     let errors = cs.spec.validate();
@@ -151,6 +151,14 @@ async fn reconcile_inner(cs: &CloneSet, ctx: &Context, key: &str) -> Result<Requ
         .await;
         tracing::warn!(cloneset = %key, %message, "invalid spec");
         return Ok(Requeue::await_change());
+    }
+    // A fresh process must not plan before the shared pod cache has listed the pods: it would
+    // see none, create every pod again, then delete the surplus (found by killing graft
+    // mid-rollout). Expectations cannot catch this; they start empty after a restart.
+    let synced = tokio::time::timeout(Duration::from_millis(100), ctx.pods.wait_until_ready());
+    if !matches!(synced.await, Ok(Ok(()))) {
+        tracing::debug!(cloneset = %key, "waiting for the pod cache to sync");
+        return Ok(Requeue::requeue(Duration::from_millis(500)));
     }
     if !ctx.expectations.satisfied(
         key,
@@ -339,6 +347,21 @@ async fn reconcile_inner(cs: &CloneSet, ctx: &Context, key: &str) -> Result<Requ
     let plan = plan::plan(&snapshot);
     if let Some(w) = &plan.waiting {
         tracing::debug!(cloneset = %key, waiting = %w, "rollout waiting");
+    }
+    // Say why the rollout waits where `kubectl describe` shows it, once per new reason.
+    if ctx.waiting_changed(key, plan.waiting.as_deref())
+        && let Some(w) = &plan.waiting
+    {
+        publish(
+            ctx,
+            cs,
+            &PlannedEvent {
+                type_: EventType::Normal,
+                reason: "RolloutWaiting".into(),
+                message: w.clone(),
+            },
+        )
+        .await;
     }
 
     // Carry the actions out in order; creations in slow-start batches, stopping at the first error.
@@ -700,17 +723,15 @@ async fn release(ctx: &Context, key: &str, ns: &str, pod: &Pod, uid: &str) -> Re
 
 async fn publish(ctx: &Context, cs: &CloneSet, ev: &PlannedEvent) {
     let reference: ObjectReference = cs.object_ref(&());
-    let event = KubeEvent {
-        type_: match ev.type_ {
-            EventType::Normal => KubeEventType::Normal,
-            EventType::Warning => KubeEventType::Warning,
-        },
-        reason: ev.reason.clone(),
-        note: Some(ev.message.clone()),
-        action: ev.reason.clone(),
-        secondary: None,
+    let type_ = match ev.type_ {
+        EventType::Normal => crate::events::EventType::Normal,
+        EventType::Warning => crate::events::EventType::Warning,
     };
-    if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+    if let Err(e) = ctx
+        .recorder
+        .publish(type_, &ev.reason, &ev.message, &reference)
+        .await
+    {
         tracing::debug!(error = %e, "publishing event");
     }
 }
@@ -783,6 +804,7 @@ fn pod_info(
             .map(|c| c.restart_count)
             .max()
             .unwrap_or(0),
+        failure: failure(pod),
         in_place: InPlaceFacts {
             possible,
             in_grace,
@@ -790,6 +812,45 @@ fn pod_info(
             refresh,
         },
     }
+}
+
+/// Why a pod cannot become ready, from its containers' waiting reasons; `None` while they are
+/// merely starting. The wording is stable across the kubelet's retries (`ErrImagePull` and
+/// `ImagePullBackOff` alternate) so the rollout's waiting reason does not flap.
+fn failure(pod: &Pod) -> Option<String> {
+    let status = pod.status.as_ref()?;
+    let spec_image = |name: &str| {
+        pod.spec
+            .iter()
+            .flat_map(|s| {
+                s.containers
+                    .iter()
+                    .chain(s.init_containers.iter().flatten())
+            })
+            .find(|c| c.name == name)
+            .and_then(|c| c.image.clone())
+    };
+    status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(status.container_statuses.iter().flatten())
+        .filter(|c| !c.ready)
+        .find_map(|c| {
+            let reason = c.state.as_ref()?.waiting.as_ref()?.reason.as_deref()?;
+            let name = &c.name;
+            match reason {
+                "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName" | "ErrImageNeverPull" => {
+                    let image = spec_image(name).unwrap_or_else(|| c.image.clone());
+                    Some(format!("container {name} cannot pull image {image}"))
+                }
+                "CrashLoopBackOff" => Some(format!("container {name} is crash-looping")),
+                "CreateContainerConfigError" | "CreateContainerError" | "RunContainerError" => {
+                    Some(format!("container {name} cannot start ({reason})"))
+                }
+                _ => None,
+            }
+        })
 }
 
 /// The in-place engine's view of a pod for the planner: (parked in grace, last update completed,

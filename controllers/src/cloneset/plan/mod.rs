@@ -92,6 +92,10 @@ pub struct PodInfo {
     pub deletion_cost: i32,
     /// The highest restart count among the pod's containers.
     pub restart_count: i32,
+    /// Why the pod cannot become ready, when the kubelet says so (a container that cannot pull
+    /// its image, or that crash-loops); `None` while it is merely starting. Named in
+    /// [`Plan::waiting`] when such pods hold up the rollout.
+    pub failure: Option<String>,
     /// In-place update facts computed by the executor with the in-place engine.
     pub in_place: InPlaceFacts,
 }

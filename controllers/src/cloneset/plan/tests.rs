@@ -64,6 +64,7 @@ fn pod(name: &str) -> P {
         creation_timestamp: Some(Timestamp::from_second(1_700_000_000).unwrap()),
         deletion_cost: 0,
         restart_count: 0,
+        failure: None,
         in_place: InPlaceFacts::default(),
     })
 }
@@ -110,6 +111,10 @@ impl P {
     }
     fn cost(mut self, c: i32) -> Self {
         self.0.deletion_cost = c;
+        self
+    }
+    fn failing(mut self, why: &str) -> Self {
+        self.0.failure = Some(why.into());
         self
     }
     fn not_in_place(mut self, why: &str) -> Self {
@@ -556,6 +561,51 @@ fn max_unavailable_1_vs_2() {
     ));
     assert_eq!(p.actions, vec![]);
     assert!(p.waiting.unwrap().starts_with("maxUnavailable reached"));
+}
+
+#[test]
+fn a_rollout_held_by_failing_pods_names_them_and_why() {
+    // p4 was updated and cannot pull its new image: the budget is spent, the rest waits.
+    let mut pods = n("p", 4, |p| p.ready());
+    pods.push(
+        pod("p4")
+            .rev(V2)
+            .failing("container app cannot pull image app:bad"),
+    );
+    let spec = json!({"replicas": 5, "updateStrategy": {"maxUnavailable": 1}});
+    let p = plan(&snap(spec.clone(), &pods));
+    assert_eq!(p.actions, vec![]);
+    assert_eq!(
+        p.waiting.as_deref(),
+        Some(
+            "maxUnavailable reached: 1 pod(s) unavailable, maxUnavailable 1; \
+             pod p4: container app cannot pull image app:bad"
+        )
+    );
+    // A pod that is merely starting is not named; more than 3 failing pods are counted.
+    pods[4] = pod("p4").rev(V2);
+    let p = plan(&snap(spec, &pods));
+    assert_eq!(
+        p.waiting.as_deref(),
+        Some("maxUnavailable reached: 1 pod(s) unavailable, maxUnavailable 1")
+    );
+    let pods = [
+        n("o", 2, |p| p.ready()),
+        n("f", 5, |p| p.rev(V2).failing("crash-looping")),
+    ]
+    .concat();
+    let p = plan(&snap(
+        json!({"replicas": 7, "updateStrategy": {"maxUnavailable": 5}}),
+        &pods,
+    ));
+    assert_eq!(
+        p.waiting.as_deref(),
+        Some(
+            "maxUnavailable reached: 5 pod(s) unavailable, maxUnavailable 5; \
+             pod f0: crash-looping; pod f1: crash-looping; pod f2: crash-looping; \
+             and 2 more failing pod(s)"
+        )
+    );
 }
 
 #[test]

@@ -156,8 +156,9 @@ pub(crate) fn update(ctx: &Ctx<'_>) -> UpdateOutcome {
     wait.truncate(can);
     if can < waiting_count {
         out.waiting = Some(format!(
-            "maxUnavailable reached: {unavailable} pod(s) unavailable, maxUnavailable {}",
-            limits.max_unavailable
+            "maxUnavailable reached: {unavailable} pod(s) unavailable, maxUnavailable {}{}",
+            limits.max_unavailable,
+            failures(ctx)
         ));
     } else if wait.is_empty() && in_grace > 0 {
         out.waiting = Some(format!(
@@ -223,6 +224,30 @@ pub(crate) fn update(ctx: &Ctx<'_>) -> UpdateOutcome {
             name,
             revision: snap.update_revision.clone(),
         });
+    }
+    out
+}
+
+/// The unavailable pods that the kubelet reports as failing, as `; pod a: why; pod b: why`, so
+/// that a rollout stuck on a bad image or a crash loop says so (at most 3 named).
+fn failures(ctx: &Ctx<'_>) -> String {
+    const SHOWN: usize = 3;
+    let failing: Vec<(&str, &str)> = ctx
+        .pods
+        .iter()
+        .filter(|p| !p.available)
+        .filter_map(|p| Some((p.name(), p.pod.failure.as_deref()?)))
+        .collect();
+    let mut out: String = failing
+        .iter()
+        .take(SHOWN)
+        .map(|(name, why)| format!("; pod {name}: {why}"))
+        .collect();
+    if failing.len() > SHOWN {
+        out.push_str(&format!(
+            "; and {} more failing pod(s)",
+            failing.len() - SHOWN
+        ));
     }
     out
 }
