@@ -128,17 +128,10 @@ pub enum Error {
         /// The new tip.
         new: String,
     },
-    /// The manifests of a commit are invalid; every error found is listed.
+    /// The manifests of a commit are invalid (parse errors, missing fields, duplicates, kinds
+    /// the cluster does not serve); every error found is listed.
     #[error("{0}")]
     Render(RenderErrors),
-    /// The objects of a commit cannot be put into an apply plan.
-    #[error("plan {object}: {reason}")]
-    Plan {
-        /// The object (`Kind.group namespace/name`).
-        object: String,
-        /// Why.
-        reason: String,
-    },
     /// A push webhook's signature or token is missing or wrong.
     #[error("{provider} webhook: {reason}")]
     WebhookSignature {

@@ -116,10 +116,10 @@ fn yaml_reason(e: &serde_saphyr::Error) -> String {
     };
     let msg = e.render_with_options(opts);
     let msg = msg.lines().next().unwrap_or_default();
-    match msg.rfind(" at line ") {
-        Some(i) => msg[..i].to_string(),
-        None => msg.to_string(),
-    }
+    let msg = msg.rfind(" at line ").map_or(msg, |i| &msg[..i]);
+    // Advice meant for programmers using serde-saphyr, not for people writing manifests.
+    let msg = msg.split(", set DuplicateKeyPolicy").next().unwrap_or(msg);
+    msg.to_string()
 }
 
 fn json_documents(file: &str, text: &str) -> Vec<Doc> {

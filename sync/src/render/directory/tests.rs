@@ -92,9 +92,9 @@ fn every_error_of_a_commit_is_reported_with_file_document_and_line() {
     ];
     let errs = errors(&files);
     assert_eq!(errs.len(), 6, "{errs:#?}");
-    assert!(errs[0].starts_with("a.yaml, document 1, line 7: "), "{}", errs[0]);
+    assert_eq!(errs[0], "a.yaml, document 1, line 7: unclosed bracket '['");
     assert!(errs[1].starts_with("b.yaml, document 0, line 6: "), "{}", errs[1]);
-    assert!(errs[1].to_lowercase().contains("duplicate"), "{}", errs[1]);
+    assert_eq!(errs[1], "b.yaml, document 0, line 6: duplicate mapping key: kind");
     assert_eq!(errs[2], "c.yaml, document 0, line 1: apiVersion is missing, metadata.name is missing");
     assert!(errs[3].starts_with("d.json, document 0, line 2: duplicate key \"kind\""), "{}", errs[3]);
     assert_eq!(errs[4], "e.yaml, document 0, line 1: expected a Kubernetes object (a mapping), found a list");
@@ -148,13 +148,3 @@ fn field_types_are_checked() {
     );
 }
 
-#[test]
-fn zz_print_messages() {
-    let files = [
-        file("a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: [b\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"),
-        file("b.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: d\ndata: {}\nkind: Secret\n"),
-        file("f.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: d\n   bad: indent\n"),
-        file("g.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: d\ndata:\n  a: \"unterminated\n"),
-    ];
-    for e in errors(&files) { println!("{e}"); }
-}
