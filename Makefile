@@ -41,3 +41,10 @@ fmt:
 ## Regenerate deploy/crds/ from the types in api/.
 crds:
 	$(CARGO) run -q -- crds --out-dir deploy/crds
+
+## Whole-system rollout figures on the local cluster (printed, not asserted): CloneSet in-place,
+## CloneSet ReCreate and a Deployment, 30 pods each; see bench/rollout.sh.
+.PHONY: bench
+bench:
+	$(CARGO) build --release --bin graft
+	bench/rollout.sh
