@@ -25,6 +25,8 @@ use crate::revision::{self, RevisionAction, RevisionOwner};
 use crate::runtime::Context;
 
 const CONTROLLER: &str = "cloneset";
+/// Longest a single reconcile may take before it is abandoned and retried.
+const RECONCILE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Field manager for graft's writes to objects it owns (pods, PVCs, revisions, status).
 const MANAGER: &str = "graft";
 
@@ -41,6 +43,14 @@ pub enum Error {
         /// The cause.
         #[source]
         source: kube::Error,
+    },
+    /// The reconcile did not finish in time.
+    #[error("{key}: reconcile did not finish within {after:?}")]
+    Timeout {
+        /// `namespace/name` of the CloneSet.
+        key: String,
+        /// The limit.
+        after: Duration,
     },
     /// The in-place engine could not read a pod's state.
     #[error("{key}: in-place update: {message}")]
@@ -119,7 +129,16 @@ impl PodView for StoreView<'_> {
 pub async fn reconcile(cs: Arc<CloneSet>, ctx: Arc<Context>) -> Result<Requeue, Error> {
     let started = Instant::now();
     let key = key_of(&cs);
-    let result = reconcile_inner(&cs, &ctx, &key).await;
+    // A reconcile that hangs (an API call that never answers) must not hold this CloneSet forever:
+    // kube-runtime runs one reconcile per object at a time.
+    let result =
+        match tokio::time::timeout(RECONCILE_TIMEOUT, reconcile_inner(&cs, &ctx, &key)).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Timeout {
+                key: key.clone(),
+                after: RECONCILE_TIMEOUT,
+            }),
+        };
     if result.is_ok() {
         ctx.metrics.reconciled(CONTROLLER, true, started.elapsed());
     }
