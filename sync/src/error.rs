@@ -111,7 +111,9 @@ pub enum Error {
         limit: u64,
     },
     /// The files under the manifest path are larger together than the total limit.
-    #[error("files under the manifest path of commit {sha} add up to more than the limit of {limit} bytes (limit reached at {path})")]
+    #[error(
+        "files under the manifest path of commit {sha} add up to more than the limit of {limit} bytes (limit reached at {path})"
+    )]
     TooMuchContent {
         /// The commit SHA.
         sha: String,
@@ -121,7 +123,9 @@ pub enum Error {
         limit: u64,
     },
     /// The new tip is not a descendant of the last applied commit: someone rewrote history.
-    #[error("history rewritten: {new} is not a descendant of the last applied commit {last_applied}")]
+    #[error(
+        "history rewritten: {new} is not a descendant of the last applied commit {last_applied}"
+    )]
     HistoryRewritten {
         /// The last applied commit.
         last_applied: String,

@@ -123,11 +123,10 @@ impl Auth {
         };
         let (username, password) = (text("username")?, text("password")?);
         let credentials = if let Some(identity) = data.get("identity") {
-            let private_key = String::from_utf8(identity.clone()).map_err(|_| {
-                Error::Credentials {
+            let private_key =
+                String::from_utf8(identity.clone()).map_err(|_| Error::Credentials {
                     reason: "key \"identity\" of the Secret is not UTF-8".into(),
-                }
-            })?;
+                })?;
             Credentials::SshKey {
                 username,
                 private_key,
@@ -188,12 +187,9 @@ impl CredChoice {
                 username,
                 private_key,
                 passphrase,
-            } => git2::Cred::ssh_key_from_memory(
-                username,
-                None,
-                private_key,
-                passphrase.as_deref(),
-            ),
+            } => {
+                git2::Cred::ssh_key_from_memory(username, None, private_key, passphrase.as_deref())
+            }
         }
     }
 }
@@ -249,16 +245,26 @@ pub(crate) fn choose_credential(
             )),
             Credentials::None => match (url_user, url_password) {
                 (Some(u), Some(p)) => Ok(CredChoice::UserPass(u.to_string(), p.to_string())),
-                (None, Some(p)) => Ok(CredChoice::UserPass(TOKEN_USERNAME.to_string(), p.to_string())),
-                (Some(t), None) => Ok(CredChoice::UserPass(TOKEN_USERNAME.to_string(), t.to_string())),
-                (None, None) => Err("the remote asks for credentials and none are configured".into()),
+                (None, Some(p)) => Ok(CredChoice::UserPass(
+                    TOKEN_USERNAME.to_string(),
+                    p.to_string(),
+                )),
+                (Some(t), None) => Ok(CredChoice::UserPass(
+                    TOKEN_USERNAME.to_string(),
+                    t.to_string(),
+                )),
+                (None, None) => {
+                    Err("the remote asks for credentials and none are configured".into())
+                }
             },
-            Credentials::SshKey { .. } => {
-                Err("the remote asks for a user and password and the Secret has an SSH identity".into())
-            }
+            Credentials::SshKey { .. } => Err(
+                "the remote asks for a user and password and the Secret has an SSH identity".into(),
+            ),
         };
     }
-    Err(format!("the remote asks for an unsupported kind of credential ({allowed:?})"))
+    Err(format!(
+        "the remote asks for an unsupported kind of credential ({allowed:?})"
+    ))
 }
 
 #[cfg(test)]
@@ -274,7 +280,8 @@ mod tests {
 
     #[test]
     fn secret_shapes() {
-        let a = Auth::from_secret_data(&data(&[("username", "u"), ("password", "p4ss\n")])).unwrap();
+        let a =
+            Auth::from_secret_data(&data(&[("username", "u"), ("password", "p4ss\n")])).unwrap();
         assert_eq!(
             a.credentials,
             Credentials::Basic {
@@ -283,16 +290,28 @@ mod tests {
             }
         );
         let a = Auth::from_secret_data(&data(&[("password", "tok")])).unwrap();
-        assert_eq!(a.credentials, Credentials::Token { token: "tok".into() });
+        assert_eq!(
+            a.credentials,
+            Credentials::Token {
+                token: "tok".into()
+            }
+        );
         let a = Auth::from_secret_data(&data(&[("bearerToken", "tok")])).unwrap();
-        assert_eq!(a.credentials, Credentials::Token { token: "tok".into() });
+        assert_eq!(
+            a.credentials,
+            Credentials::Token {
+                token: "tok".into()
+            }
+        );
         let a = Auth::from_secret_data(&data(&[
             ("identity", "-----BEGIN KEY-----\nabc\n"),
             ("password", "pp"),
             ("known_hosts", "# none\n"),
         ]))
         .unwrap();
-        assert!(matches!(a.credentials, Credentials::SshKey { passphrase: Some(ref p), .. } if p == "pp"));
+        assert!(
+            matches!(a.credentials, Credentials::SshKey { passphrase: Some(ref p), .. } if p == "pp")
+        );
         assert!(Auth::from_secret_data(&data(&[("username", "u")])).is_err());
         let e = Auth::from_secret_data(&data(&[("known_hosts", "h ssh-rsa !!")])).unwrap_err();
         assert!(e.to_string().contains("known_hosts"), "{e}");
@@ -316,9 +335,21 @@ mod tests {
             },
         ];
         for c in all {
-            let shown = format!("{c:?} {:?}", Auth { credentials: c.clone(), ..Default::default() });
+            let shown = format!(
+                "{c:?} {:?}",
+                Auth {
+                    credentials: c.clone(),
+                    ..Default::default()
+                }
+            );
             assert!(!shown.contains("secret"), "{shown}");
-            let choice = choose_credential(&c, None, None, CredentialType::all() - CredentialType::USERNAME, 0);
+            let choice = choose_credential(
+                &c,
+                None,
+                None,
+                CredentialType::all() - CredentialType::USERNAME,
+                0,
+            );
             if let Ok(choice) = choice {
                 assert!(!format!("{choice:?}").contains("secret"));
             }
@@ -326,6 +357,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity)]
     fn credential_choice_table() {
         let basic = Credentials::Basic {
             username: "u".into(),
@@ -338,15 +370,68 @@ mod tests {
             passphrase: None,
         };
         let up = CredentialType::USER_PASS_PLAINTEXT;
-        let cases: Vec<(&Credentials, Option<&str>, Option<&str>, CredentialType, u32, Result<CredChoice, ()>)> = vec![
-            (&basic, None, None, up, 0, Ok(CredChoice::UserPass("u".into(), "p".into()))),
+        let cases: Vec<(
+            &Credentials,
+            Option<&str>,
+            Option<&str>,
+            CredentialType,
+            u32,
+            Result<CredChoice, ()>,
+        )> = vec![
+            (
+                &basic,
+                None,
+                None,
+                up,
+                0,
+                Ok(CredChoice::UserPass("u".into(), "p".into())),
+            ),
             (&basic, None, None, up, 1, Err(())),
-            (&token, None, None, up, 0, Ok(CredChoice::UserPass(TOKEN_USERNAME.into(), "t".into()))),
-            (&token, Some("oauth2"), None, up, 0, Ok(CredChoice::UserPass("oauth2".into(), "t".into()))),
-            (&Credentials::None, Some("a"), Some("b"), up, 0, Ok(CredChoice::UserPass("a".into(), "b".into()))),
+            (
+                &token,
+                None,
+                None,
+                up,
+                0,
+                Ok(CredChoice::UserPass(TOKEN_USERNAME.into(), "t".into())),
+            ),
+            (
+                &token,
+                Some("oauth2"),
+                None,
+                up,
+                0,
+                Ok(CredChoice::UserPass("oauth2".into(), "t".into())),
+            ),
+            (
+                &Credentials::None,
+                Some("a"),
+                Some("b"),
+                up,
+                0,
+                Ok(CredChoice::UserPass("a".into(), "b".into())),
+            ),
             (&Credentials::None, None, None, up, 0, Err(())),
-            (&key, None, None, CredentialType::USERNAME, 0, Ok(CredChoice::Username("git".into()))),
-            (&key, Some("deploy"), None, CredentialType::SSH_KEY, 0, Ok(CredChoice::SshKey { username: "deploy".into(), private_key: "k".into(), passphrase: None })),
+            (
+                &key,
+                None,
+                None,
+                CredentialType::USERNAME,
+                0,
+                Ok(CredChoice::Username("git".into())),
+            ),
+            (
+                &key,
+                Some("deploy"),
+                None,
+                CredentialType::SSH_KEY,
+                0,
+                Ok(CredChoice::SshKey {
+                    username: "deploy".into(),
+                    private_key: "k".into(),
+                    passphrase: None,
+                }),
+            ),
             (&basic, None, None, CredentialType::SSH_KEY, 0, Err(())),
             (&key, None, None, up, 0, Err(())),
         ];

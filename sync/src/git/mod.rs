@@ -24,12 +24,14 @@ use std::rc::Rc;
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-use git2::{AutotagOption, CertificateCheckStatus, Direction, ErrorClass, ErrorCode, Oid, Repository};
+use git2::{
+    AutotagOption, CertificateCheckStatus, Direction, ErrorClass, ErrorCode, Oid, Repository,
+};
 use graft_api::graft::gitsync::GitRef;
 
 pub use auth::{Auth, Credentials, SSH_USERNAME, TOKEN_USERNAME};
 pub use known_hosts::{HostKeyCheck, KnownHosts};
-pub use tree::{CommitInfo, ReadLimits, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_TOTAL_BYTES};
+pub use tree::{CommitInfo, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_TOTAL_BYTES, ReadLimits};
 pub use url::{RepoUrl, Transport};
 
 use crate::Error;
@@ -194,11 +196,25 @@ impl GitCache {
             .last()
             .unwrap_or_default()
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         let readable = readable.trim_matches('_');
-        let readable: String = readable.chars().rev().take(60).collect::<Vec<_>>().into_iter().rev().collect();
-        self.root.join(format!("{readable}-{:016x}.git", h.finish()))
+        let readable: String = readable
+            .chars()
+            .rev()
+            .take(60)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        self.root
+            .join(format!("{readable}-{:016x}.git", h.finish()))
     }
 
     /// Opens (or initializes) the bare cache repository of `url`.
@@ -314,7 +330,10 @@ impl CacheRepo {
             .map_err(|e| Error::Fetch {
                 url: self.url.to_string(),
                 reference: reference.to_string(),
-                message: format!("the fetched ref does not point at a commit: {}", e.message()),
+                message: format!(
+                    "the fetched ref does not point at a commit: {}",
+                    e.message()
+                ),
             })?;
         Ok(Fetched {
             commit: commit.id().to_string(),
@@ -350,11 +369,11 @@ impl CacheRepo {
             deadline,
             timeout,
         );
-        match direct {
-            Err(e @ (Error::Timeout { .. } | Error::HostKey { .. } | Error::Authentication { .. })) => {
-                return Err(e);
-            }
-            _ => {}
+        if let Err(
+            e @ (Error::Timeout { .. } | Error::HostKey { .. } | Error::Authentication { .. }),
+        ) = direct
+        {
+            return Err(e);
         }
         if self.peel_commit(oid).is_none() {
             self.fetch_refspecs(
@@ -555,7 +574,10 @@ impl CacheRepo {
         }
         let message = url::scrub(e.message(), &self.url, &auth.credentials.secrets());
         if let Some(m) = &st.auth {
-            return Error::Authentication { url, message: m.clone() };
+            return Error::Authentication {
+                url,
+                message: m.clone(),
+            };
         }
         if e.code() == ErrorCode::Auth
             || message.contains("401")
@@ -565,11 +587,22 @@ impl CacheRepo {
             return Error::Authentication { url, message };
         }
         match reference {
-            Some(r) if !matches!(e.class(), ErrorClass::Net | ErrorClass::Ssh | ErrorClass::Http | ErrorClass::Os | ErrorClass::Ssl) => Error::Fetch {
-                url,
-                reference: r.to_string(),
-                message,
-            },
+            Some(r)
+                if !matches!(
+                    e.class(),
+                    ErrorClass::Net
+                        | ErrorClass::Ssh
+                        | ErrorClass::Http
+                        | ErrorClass::Os
+                        | ErrorClass::Ssl
+                ) =>
+            {
+                Error::Fetch {
+                    url,
+                    reference: r.to_string(),
+                    message,
+                }
+            }
             _ => Error::Connect { url, message },
         }
     }

@@ -29,12 +29,25 @@ impl Source {
     /// Commits `files` (path → content; the whole tree) on top of `parent` and moves `main`.
     fn commit(&self, parent: Option<Oid>, files: &[(&str, &[u8])], message: &str) -> Oid {
         let tree = self.tree(files);
-        let sig = Signature::new("Ada Lovelace", "ada@example.com", &Time::new(1_700_000_000, 60)).unwrap();
-        let parents: Vec<git2::Commit<'_>> = parent.map(|p| self.repo.find_commit(p).unwrap()).into_iter().collect();
+        let sig = Signature::new(
+            "Ada Lovelace",
+            "ada@example.com",
+            &Time::new(1_700_000_000, 60),
+        )
+        .unwrap();
+        let parents: Vec<git2::Commit<'_>> = parent
+            .map(|p| self.repo.find_commit(p).unwrap())
+            .into_iter()
+            .collect();
         let refs: Vec<&git2::Commit<'_>> = parents.iter().collect();
         let tree = self.repo.find_tree(tree).unwrap();
-        let oid = self.repo.commit(None, &sig, &sig, message, &tree, &refs).unwrap();
-        self.repo.reference("refs/heads/main", oid, true, "test").unwrap();
+        let oid = self
+            .repo
+            .commit(None, &sig, &sig, message, &tree, &refs)
+            .unwrap();
+        self.repo
+            .reference("refs/heads/main", oid, true, "test")
+            .unwrap();
         oid
     }
 
@@ -87,9 +100,21 @@ fn fetch_skips_the_download_when_the_tip_is_unchanged() {
     let opts = FetchOptions::default();
 
     let f = repo.fetch(&main_ref(), &auth, &opts).unwrap();
-    assert_eq!(f, Fetched { commit: c1.to_string(), downloaded: true });
+    assert_eq!(
+        f,
+        Fetched {
+            commit: c1.to_string(),
+            downloaded: true
+        }
+    );
     let f = repo.fetch(&main_ref(), &auth, &opts).unwrap();
-    assert_eq!(f, Fetched { commit: c1.to_string(), downloaded: false });
+    assert_eq!(
+        f,
+        Fetched {
+            commit: c1.to_string(),
+            downloaded: false
+        }
+    );
 
     // A reopened cache (a restart) still has the commit.
     let repo = cache.open(&src.url()).unwrap();
@@ -97,10 +122,25 @@ fn fetch_skips_the_download_when_the_tip_is_unchanged() {
 
     let c2 = src.commit(Some(c1), &[("deploy/a.yaml", b"a: 2\n")], "second");
     let f = repo.fetch(&main_ref(), &auth, &opts).unwrap();
-    assert_eq!(f, Fetched { commit: c2.to_string(), downloaded: true });
-    assert_eq!(repo.history(&c1.to_string(), &c2.to_string()).unwrap(), History::FastForward);
-    assert_eq!(repo.history(&c2.to_string(), &c2.to_string()).unwrap(), History::Same);
-    assert_eq!(repo.history(&c2.to_string(), &c1.to_string()).unwrap(), History::Behind);
+    assert_eq!(
+        f,
+        Fetched {
+            commit: c2.to_string(),
+            downloaded: true
+        }
+    );
+    assert_eq!(
+        repo.history(&c1.to_string(), &c2.to_string()).unwrap(),
+        History::FastForward
+    );
+    assert_eq!(
+        repo.history(&c2.to_string(), &c2.to_string()).unwrap(),
+        History::Same
+    );
+    assert_eq!(
+        repo.history(&c2.to_string(), &c1.to_string()).unwrap(),
+        History::Behind
+    );
 }
 
 #[test]
@@ -109,7 +149,9 @@ fn default_branch_tags_commits_and_local_paths() {
     let c1 = src.commit(None, &[("a.yaml", b"a: 1\n")], "first");
     let sig = Signature::now("t", "t@example.com").unwrap();
     let obj = src.repo.find_object(c1, None).unwrap();
-    src.repo.tag("v1-annotated", &obj, &sig, "release", false).unwrap();
+    src.repo
+        .tag("v1-annotated", &obj, &sig, "release", false)
+        .unwrap();
     src.repo.tag_lightweight("v1-light", &obj, false).unwrap();
     let c2 = src.commit(Some(c1), &[("a.yaml", b"a: 2\n")], "second");
     let (_d, cache) = new_cache();
@@ -120,7 +162,9 @@ fn default_branch_tags_commits_and_local_paths() {
     let f = repo.fetch(&Reference::DefaultBranch, &auth, &opts).unwrap();
     assert_eq!(f.commit, c2.to_string());
     for tag in ["v1-annotated", "v1-light", "refs/tags/v1-light"] {
-        let f = repo.fetch(&Reference::Tag(tag.into()), &auth, &opts).unwrap();
+        let f = repo
+            .fetch(&Reference::Tag(tag.into()), &auth, &opts)
+            .unwrap();
         assert_eq!(f.commit, c1.to_string(), "{tag}");
     }
 
@@ -129,13 +173,22 @@ fn default_branch_tags_commits_and_local_paths() {
     let repo2 = cache2.open(&src.url()).unwrap();
     let commit = Reference::Commit(c1.to_string());
     let f = repo2.fetch(&commit, &auth, &opts).unwrap();
-    assert_eq!(f, Fetched { commit: c1.to_string(), downloaded: true });
+    assert_eq!(
+        f,
+        Fetched {
+            commit: c1.to_string(),
+            downloaded: true
+        }
+    );
     assert!(!repo2.fetch(&commit, &auth, &opts).unwrap().downloaded);
 
     // A plain local path works like file://.
     let local = cache.open(&src.dir.path().display().to_string()).unwrap();
     assert_eq!(local.url().transport(), Transport::Local);
-    assert_eq!(local.fetch(&main_ref(), &auth, &opts).unwrap().commit, c2.to_string());
+    assert_eq!(
+        local.fetch(&main_ref(), &auth, &opts).unwrap().commit,
+        c2.to_string()
+    );
     assert_ne!(local.path(), repo.path());
 }
 
@@ -148,11 +201,17 @@ fn missing_refs_and_unreachable_remotes_are_clear_errors() {
     let opts = FetchOptions::default();
     let repo = cache.open(&src.url()).unwrap();
 
-    let e = repo.fetch(&Reference::Branch("nope".into()), &auth, &opts).unwrap_err();
+    let e = repo
+        .fetch(&Reference::Branch("nope".into()), &auth, &opts)
+        .unwrap_err();
     assert!(matches!(e, Error::RefNotFound { .. }), "{e:?}");
     assert!(e.to_string().contains("branch nope not found"), "{e}");
     let e = repo
-        .fetch(&Reference::Commit("0123456789012345678901234567890123456789".into()), &auth, &opts)
+        .fetch(
+            &Reference::Commit("0123456789012345678901234567890123456789".into()),
+            &auth,
+            &opts,
+        )
         .unwrap_err();
     assert!(matches!(e, Error::RefNotFound { .. }), "{e:?}");
 
@@ -165,14 +224,23 @@ fn missing_refs_and_unreachable_remotes_are_clear_errors() {
 fn credentials_never_appear_in_errors() {
     let (_d, cache) = new_cache();
     // Nothing listens on port 1: the connection is refused at once.
-    let repo = cache.open("https://alice:hunter2-secret@127.0.0.1:1/o/r.git").unwrap();
+    let repo = cache
+        .open("https://alice:hunter2-secret@127.0.0.1:1/o/r.git")
+        .unwrap();
     let auth = Auth {
-        credentials: Credentials::Token { token: "ghp_secret_token".into() },
+        credentials: Credentials::Token {
+            token: "ghp_secret_token".into(),
+        },
         ..Default::default()
     };
-    let e = repo.fetch(&main_ref(), &auth, &FetchOptions::default()).unwrap_err();
+    let e = repo
+        .fetch(&main_ref(), &auth, &FetchOptions::default())
+        .unwrap_err();
     let shown = format!("{e} {e:?} {repo:?} {auth:?}");
-    assert!(!shown.contains("hunter2") && !shown.contains("ghp_secret"), "{shown}");
+    assert!(
+        !shown.contains("hunter2") && !shown.contains("ghp_secret"),
+        "{shown}"
+    );
     assert!(shown.contains("127.0.0.1:1"), "{shown}");
 }
 
@@ -182,8 +250,12 @@ fn a_fetch_past_its_deadline_times_out() {
     src.commit(None, &[("a.yaml", b"a: 1\n")], "first");
     let (_d, cache) = new_cache();
     let repo = cache.open(&src.url()).unwrap();
-    let opts = FetchOptions { timeout: Duration::ZERO };
-    let e = repo.fetch(&main_ref(), &Auth::default(), &opts).unwrap_err();
+    let opts = FetchOptions {
+        timeout: Duration::ZERO,
+    };
+    let e = repo
+        .fetch(&main_ref(), &Auth::default(), &opts)
+        .unwrap_err();
     assert!(matches!(e, Error::Timeout { .. }), "{e:?}");
 }
 
@@ -196,7 +268,10 @@ fn force_pushes_are_detected() {
     let auth = Auth::default();
     let opts = FetchOptions::default();
     let repo = cache.open(&src.url()).unwrap();
-    assert_eq!(repo.fetch(&main_ref(), &auth, &opts).unwrap().commit, c2.to_string());
+    assert_eq!(
+        repo.fetch(&main_ref(), &auth, &opts).unwrap().commit,
+        c2.to_string()
+    );
 
     // Rewrite: main now starts from c1 again with another commit.
     let c3 = src.commit(Some(c1), &[("a.yaml", b"a: 3\n")], "rewritten");
@@ -206,10 +281,16 @@ fn force_pushes_are_detected() {
     assert_eq!(repo.history(&last, &new).unwrap(), History::Diverged);
     let e = repo.check_history(&main_ref(), &last, &new).unwrap_err();
     assert!(matches!(e, Error::HistoryRewritten { .. }), "{e:?}");
-    assert!(e.to_string().contains(&last) && e.to_string().contains(&new), "{e}");
+    assert!(
+        e.to_string().contains(&last) && e.to_string().contains(&new),
+        "{e}"
+    );
     // Pinning an exact commit is deliberate, not a rewrite.
     let pinned = Reference::Commit(new.clone());
-    assert_eq!(repo.check_history(&pinned, &last, &new).unwrap(), History::Diverged);
+    assert_eq!(
+        repo.check_history(&pinned, &last, &new).unwrap(),
+        History::Diverged
+    );
     // A commit the cache never saw.
     let unknown = "0123456789012345678901234567890123456789";
     assert_eq!(repo.history(unknown, &new).unwrap(), History::Missing);
@@ -237,7 +318,8 @@ fn reads_files_from_the_commit_tree() {
     );
     let (_d, cache) = new_cache();
     let repo = cache.open(&src.url()).unwrap();
-    repo.fetch(&main_ref(), &Auth::default(), &FetchOptions::default()).unwrap();
+    repo.fetch(&main_ref(), &Auth::default(), &FetchOptions::default())
+        .unwrap();
     let sha = c1.to_string();
     let limits = ReadLimits::default();
     let yaml = |p: &str| p.ends_with(".yaml") || p.ends_with(".yml");
@@ -252,7 +334,9 @@ fn reads_files_from_the_commit_tree() {
         let files = repo.read_files(&sha, root, &limits, &all).unwrap();
         assert_eq!(files.len(), 6, "{root:?}: {files:?}");
     }
-    let one = repo.read_files(&sha, "./deploy/app.yaml", &limits, &all).unwrap();
+    let one = repo
+        .read_files(&sha, "./deploy/app.yaml", &limits, &all)
+        .unwrap();
     assert_eq!(one.len(), 1);
 
     for missing in ["nope", "deploy/nope", "../deploy"] {
@@ -260,14 +344,23 @@ fn reads_files_from_the_commit_tree() {
         assert!(matches!(e, Error::PathNotFound { .. }), "{missing}: {e:?}");
     }
 
-    let small = ReadLimits { max_file_bytes: 1024, ..limits };
+    let small = ReadLimits {
+        max_file_bytes: 1024,
+        ..limits
+    };
     let e = repo.read_files(&sha, "deploy", &small, &all).unwrap_err();
-    assert!(matches!(e, Error::FileTooLarge { ref path, size: 2048, limit: 1024, .. } if path == "deploy/big.json"), "{e:?}");
+    assert!(
+        matches!(e, Error::FileTooLarge { ref path, size: 2048, limit: 1024, .. } if path == "deploy/big.json"),
+        "{e:?}"
+    );
     assert!(e.to_string().contains("deploy/big.json"), "{e}");
     // Files the renderer does not want are never loaded, so they cannot exceed the limit.
     assert!(repo.read_files(&sha, "deploy", &small, &yaml).is_ok());
 
-    let total = ReadLimits { max_total_bytes: 2050, ..limits };
+    let total = ReadLimits {
+        max_total_bytes: 2050,
+        ..limits
+    };
     let e = repo.read_files(&sha, "deploy", &total, &all).unwrap_err();
     assert!(matches!(e, Error::TooMuchContent { .. }), "{e:?}");
 }
@@ -275,10 +368,15 @@ fn reads_files_from_the_commit_tree() {
 #[test]
 fn commit_metadata_and_history_record() {
     let src = Source::new();
-    let c1 = src.commit(None, &[("a.yaml", b"a: 1\n")], "Roll out v2\n\nWith details.\n");
+    let c1 = src.commit(
+        None,
+        &[("a.yaml", b"a: 1\n")],
+        "Roll out v2\n\nWith details.\n",
+    );
     let (_d, cache) = new_cache();
     let repo = cache.open(&src.url()).unwrap();
-    repo.fetch(&main_ref(), &Auth::default(), &FetchOptions::default()).unwrap();
+    repo.fetch(&main_ref(), &Auth::default(), &FetchOptions::default())
+        .unwrap();
     let info = repo.commit_info(&c1.to_string()).unwrap();
     assert_eq!(info.sha, c1.to_string());
     assert_eq!(info.summary, "Roll out v2");
@@ -299,8 +397,14 @@ fn references_from_the_gitsync_spec() {
     let r = |v: serde_json::Value| Reference::from_spec(Some(&serde_json::from_value(v).unwrap()));
     assert_eq!(Reference::from_spec(None), Reference::DefaultBranch);
     assert_eq!(r(serde_json::json!({"branch": "main"})), main_ref());
-    assert_eq!(r(serde_json::json!({"tag": "v1"})), Reference::Tag("v1".into()));
-    assert_eq!(r(serde_json::json!({"commit": "ABC"})), Reference::Commit("abc".into()));
+    assert_eq!(
+        r(serde_json::json!({"tag": "v1"})),
+        Reference::Tag("v1".into())
+    );
+    assert_eq!(
+        r(serde_json::json!({"commit": "ABC"})),
+        Reference::Commit("abc".into())
+    );
     assert_eq!(r(serde_json::json!({})), Reference::DefaultBranch);
     assert_eq!(main_ref().to_string(), "branch main");
 }

@@ -140,7 +140,9 @@ impl CacheRepo {
         let (tree, prefix) = if rel.is_empty() {
             (root, String::new())
         } else {
-            let entry = root.get_path(std::path::Path::new(&rel)).map_err(|_| not_found())?;
+            let entry = root
+                .get_path(std::path::Path::new(&rel))
+                .map_err(|_| not_found())?;
             match entry.kind() {
                 Some(ObjectType::Tree) => (
                     self.repo.find_tree(entry.id()).map_err(read_err)?,
@@ -172,7 +174,15 @@ impl CacheRepo {
             if !accept(&file_path) {
                 return TreeWalkResult::Ok;
             }
-            match self.read_blob(sha, &file_path, entry.id(), &odb, limits, &mut total, &mut files) {
+            match self.read_blob(
+                sha,
+                &file_path,
+                entry.id(),
+                &odb,
+                limits,
+                &mut total,
+                &mut files,
+            ) {
                 Ok(()) => TreeWalkResult::Ok,
                 Err(e) => {
                     failure = Some(e);
@@ -180,7 +190,13 @@ impl CacheRepo {
                 }
             }
         })
-        .or_else(|e| if failure.is_some() { Ok(()) } else { Err(read_err(e)) })?;
+        .or_else(|e| {
+            if failure.is_some() {
+                Ok(())
+            } else {
+                Err(read_err(e))
+            }
+        })?;
         if let Some(e) = failure {
             return Err(e);
         }

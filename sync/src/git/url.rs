@@ -66,7 +66,9 @@ impl RepoUrl {
                 other => {
                     return Err(invalid(
                         raw,
-                        &format!("unsupported scheme {other:?} (use https, http, ssh, git or file)"),
+                        &format!(
+                            "unsupported scheme {other:?} (use https, http, ssh, git or file)"
+                        ),
                     ));
                 }
             };
@@ -109,7 +111,7 @@ impl RepoUrl {
         })?;
         let username = Some(url.username())
             .filter(|u| !u.is_empty())
-            .map(|u| percent_decode(u));
+            .map(percent_decode);
         let password = url.password().map(percent_decode);
         let host = url.host_str().map(str::to_string);
         if matches!(
@@ -270,11 +272,36 @@ mod tests {
     #[test]
     fn transports_and_hosts() {
         let cases = [
-            ("https://github.com/o/r.git", Transport::Https, Some("github.com"), None),
-            ("http://127.0.0.1:8080/r.git", Transport::Http, Some("127.0.0.1"), Some(8080)),
-            ("ssh://git@example.com:2222/o/r.git", Transport::Ssh, Some("example.com"), Some(2222)),
-            ("git@github.com:o/r.git", Transport::Ssh, Some("github.com"), None),
-            ("git://127.0.0.1/r.git", Transport::Git, Some("127.0.0.1"), None),
+            (
+                "https://github.com/o/r.git",
+                Transport::Https,
+                Some("github.com"),
+                None,
+            ),
+            (
+                "http://127.0.0.1:8080/r.git",
+                Transport::Http,
+                Some("127.0.0.1"),
+                Some(8080),
+            ),
+            (
+                "ssh://git@example.com:2222/o/r.git",
+                Transport::Ssh,
+                Some("example.com"),
+                Some(2222),
+            ),
+            (
+                "git@github.com:o/r.git",
+                Transport::Ssh,
+                Some("github.com"),
+                None,
+            ),
+            (
+                "git://127.0.0.1/r.git",
+                Transport::Git,
+                Some("127.0.0.1"),
+                None,
+            ),
             ("file:///srv/git/r.git", Transport::File, None, None),
             ("/srv/git/r.git", Transport::Local, None, None),
             ("./repo", Transport::Local, None, None),
@@ -311,7 +338,11 @@ mod tests {
         assert!(!e.to_string().contains("hunter22"), "{e}");
 
         let u = RepoUrl::parse("https://bob:hunter22@git.example/r").unwrap();
-        let m = scrub("auth failed for bob:hunter22 and xyz", &u, &["xyz", "tok-1234"]);
+        let m = scrub(
+            "auth failed for bob:hunter22 and xyz",
+            &u,
+            &["xyz", "tok-1234"],
+        );
         assert_eq!(m, "auth failed for bob:*** and xyz");
     }
 }

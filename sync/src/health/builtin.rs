@@ -31,9 +31,13 @@ pub(crate) fn deployment(obj: &Value) -> Health {
         ));
     }
     if available < updated {
-        return Health::progressing(format!("{available} of {updated} updated replicas available"));
+        return Health::progressing(format!(
+            "{available} of {updated} updated replicas available"
+        ));
     }
-    Health::healthy(format!("{available} of {replicas} replicas updated and available"))
+    Health::healthy(format!(
+        "{available} of {replicas} replicas updated and available"
+    ))
 }
 
 /// StatefulSet (apps/v1): ready replicas, partitioned roll-out, revisions.
@@ -67,7 +71,9 @@ pub(crate) fn statefulset(obj: &Value) -> Health {
         text(obj, "/status/updateRevision"),
     );
     if update.is_some() && current != update {
-        return Health::progressing(format!("{updated} of {replicas} pods at the update revision"));
+        return Health::progressing(format!(
+            "{updated} of {replicas} pods at the update revision"
+        ));
     }
     Health::healthy(format!("{ready} of {replicas} pods ready and updated"))
 }
@@ -89,7 +95,9 @@ pub(crate) fn daemonset(obj: &Value) -> Health {
     if available < desired {
         return Health::progressing(format!("{available} of {desired} pods available"));
     }
-    Health::healthy(format!("{available} of {desired} pods updated and available"))
+    Health::healthy(format!(
+        "{available} of {desired} pods updated and available"
+    ))
 }
 
 /// Job: Failed or Complete conditions, suspended, else running.
@@ -131,8 +139,15 @@ pub(crate) fn pod(obj: &Value) -> Health {
             && BAD_WAITING.contains(&reason)
         {
             let name = s.get("name").and_then(Value::as_str).unwrap_or_default();
-            let msg = s.pointer("/state/waiting/message").and_then(Value::as_str).unwrap_or_default();
-            return Health::degraded(format!("container {name}: {reason} {msg}").trim_end().to_string());
+            let msg = s
+                .pointer("/state/waiting/message")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            return Health::degraded(
+                format!("container {name}: {reason} {msg}")
+                    .trim_end()
+                    .to_string(),
+            );
         }
     }
     let message = || {

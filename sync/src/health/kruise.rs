@@ -65,9 +65,13 @@ impl Rollout {
         let waiting = if updated < expected {
             Some(format!("{updated} of {expected} pods updated{held}"))
         } else if updated_ready < expected {
-            Some(format!("{updated_ready} of {expected} updated pods ready{held}"))
+            Some(format!(
+                "{updated_ready} of {expected} updated pods ready{held}"
+            ))
         } else if updated_available < expected {
-            Some(format!("{updated_available} of {expected} updated pods available{held}"))
+            Some(format!(
+                "{updated_available} of {expected} updated pods available{held}"
+            ))
         } else if total > replicas {
             Some(format!("{} extra pods pending deletion", total - replicas))
         } else if available < replicas {
@@ -118,7 +122,11 @@ fn rollout(obj: &Value, replicas: i64, expected: i64, partition: i64, paused: bo
     let get = |f: &str| int(obj, &format!("/status/{f}")).unwrap_or(0);
     let updated = get("updatedReplicas");
     let ready = get("readyReplicas");
-    let available = if has("availableReplicas") { get("availableReplicas") } else { ready };
+    let available = if has("availableReplicas") {
+        get("availableReplicas")
+    } else {
+        ready
+    };
     // When updatedReadyReplicas is absent the controller cannot tell ready from updated-ready:
     // bound by both.
     let updated_ready = if has("updatedReadyReplicas") || has("updatedAvailableReplicas") {
@@ -182,7 +190,10 @@ pub(crate) fn advanced_daemonset(obj: &Value) -> Health {
     let desired = int(obj, "/status/desiredNumberScheduled").unwrap_or(0);
     let updated = int(obj, "/status/updatedNumberScheduled").unwrap_or(0);
     let available = int(obj, "/status/numberAvailable").unwrap_or(0);
-    let partition = int_or_percent(obj.pointer("/spec/updateStrategy/rollingUpdate/partition"), desired);
+    let partition = int_or_percent(
+        obj.pointer("/spec/updateStrategy/rollingUpdate/partition"),
+        desired,
+    );
     let paused = flag(obj, "/spec/updateStrategy/rollingUpdate/paused");
     let expected = (desired - partition).max(0);
     if updated < expected {
@@ -201,7 +212,9 @@ pub(crate) fn advanced_daemonset(obj: &Value) -> Health {
             "{updated} of {desired} pods updated; the partition holds {partition} back"
         ));
     }
-    Health::healthy(format!("{available} of {desired} pods updated and available"))
+    Health::healthy(format!(
+        "{available} of {desired} pods updated and available"
+    ))
 }
 
 /// SidecarSet: matched pods updated and ready, unless paused, partitioned or `NotUpdate`.
@@ -253,8 +266,12 @@ pub(crate) fn sidecarset(obj: &Value) -> Health {
 /// BroadcastJob: phase and conditions; `Never` jobs are healthy while running everywhere.
 pub(crate) fn broadcastjob(obj: &Value) -> Health {
     let get = |f: &str| int(obj, &format!("/status/{f}")).unwrap_or(0);
-    let (desired, active, succeeded, failed) =
-        (get("desired"), get("active"), get("succeeded"), get("failed"));
+    let (desired, active, succeeded, failed) = (
+        get("desired"),
+        get("active"),
+        get("succeeded"),
+        get("failed"),
+    );
     if let Some(c) = condition(obj, "Failed")
         && c.get("status").and_then(Value::as_str) == Some("True")
     {
@@ -289,17 +306,30 @@ pub(crate) fn imagepulljob(obj: &Value) -> Health {
     let failed_nodes = obj
         .pointer("/status/failedNodes")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
         .unwrap_or_default();
     let failure = || {
-        let nodes = if failed_nodes.is_empty() { String::new() } else { format!(" ({failed_nodes})") };
-        Health::degraded(format!("the pull failed on {failed} of {desired} nodes{nodes}"))
+        let nodes = if failed_nodes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({failed_nodes})")
+        };
+        Health::degraded(format!(
+            "the pull failed on {failed} of {desired} nodes{nodes}"
+        ))
     };
     let message = text(obj, "/status/message").unwrap_or_default();
     if message.contains("exceeds activeDeadlineSeconds") {
         return Health::degraded(message.to_string());
     }
-    let done = obj.pointer("/status/completionTime").is_some_and(|v| !v.is_null())
+    let done = obj
+        .pointer("/status/completionTime")
+        .is_some_and(|v| !v.is_null())
         || (desired > 0 && succeeded + failed >= desired);
     if done {
         return if failed > 0 {

@@ -118,10 +118,16 @@ pub fn health_of(live: Option<&Value>) -> Health {
 /// Health of a live object, by its group and kind. Kinds without a rule are healthy once they
 /// exist, unless they publish a `Ready` condition, which is then followed.
 pub fn health(obj: &Value) -> Health {
-    let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+    let api_version = obj
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let (group, _) = crate::object::split_api_version(api_version);
     let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
-    if obj.pointer("/metadata/deletionTimestamp").is_some_and(|v| !v.is_null()) {
+    if obj
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|v| !v.is_null())
+    {
         return Health::progressing("being deleted");
     }
     match (group, kind) {
@@ -167,7 +173,9 @@ pub(crate) fn text<'a>(obj: &'a Value, pointer: &str) -> Option<&'a str> {
 
 /// A boolean at a JSON pointer (false when absent).
 pub(crate) fn flag(obj: &Value, pointer: &str) -> bool {
-    obj.pointer(pointer).and_then(Value::as_bool).unwrap_or(false)
+    obj.pointer(pointer)
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
 }
 
 /// The status condition of a type.
@@ -180,7 +188,10 @@ pub(crate) fn condition<'a>(obj: &'a Value, kind: &str) -> Option<&'a Value> {
 
 /// True when the condition of `kind` has status `True`.
 pub(crate) fn condition_true(obj: &Value, kind: &str) -> bool {
-    condition(obj, kind).and_then(|c| c.get("status")).and_then(Value::as_str) == Some("True")
+    condition(obj, kind)
+        .and_then(|c| c.get("status"))
+        .and_then(Value::as_str)
+        == Some("True")
 }
 
 /// `reason: message` of a condition.

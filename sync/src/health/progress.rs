@@ -12,12 +12,14 @@ pub fn workload_progress(obj: &Value) -> Option<WorkloadProgress> {
     let r = crate::object::ObjectRef::from_object(obj)?;
     let get = |f: &str| int(obj, &format!("/status/{f}")).unwrap_or(0);
     let (replicas, updated, ready, available) = match (r.group.as_str(), r.kind.as_str()) {
-        ("apps", "Deployment" | "StatefulSet") | ("apps.kruise.io", "CloneSet" | "StatefulSet") => (
-            int(obj, "/spec/replicas").unwrap_or(1),
-            get("updatedReplicas"),
-            get("readyReplicas"),
-            get("availableReplicas"),
-        ),
+        ("apps", "Deployment" | "StatefulSet") | ("apps.kruise.io", "CloneSet" | "StatefulSet") => {
+            (
+                int(obj, "/spec/replicas").unwrap_or(1),
+                get("updatedReplicas"),
+                get("readyReplicas"),
+                get("availableReplicas"),
+            )
+        }
         ("apps" | "apps.kruise.io", "DaemonSet") => (
             get("desiredNumberScheduled"),
             get("updatedNumberScheduled"),

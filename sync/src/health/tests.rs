@@ -21,7 +21,11 @@ fn check(rows: Vec<(&str, Value, HealthStatus, &str)>) {
     for (name, o, want, msg_part) in rows {
         let h = health(&o);
         assert_eq!(h.status, want, "{name}: {h:?}");
-        assert!(h.message.contains(msg_part), "{name}: message {:?} lacks {msg_part:?}", h.message);
+        assert!(
+            h.message.contains(msg_part),
+            "{name}: message {:?} lacks {msg_part:?}",
+            h.message
+        );
     }
 }
 
@@ -38,91 +42,435 @@ fn cs_status(updated: i64, ready: i64, avail: i64, expected: i64) -> Value {
 fn cloneset_table() {
     let five = json!({"replicas": 5});
     check(vec![
-        ("done", cloneset(five.clone(), cs_status(5, 5, 5, 5)), Healthy, "5 pods updated"),
-        ("generation not observed", cloneset(five.clone(), json!({"observedGeneration": 1})), Progressing, "generation 2"),
-        ("no status yet", json!({"apiVersion": "apps.kruise.io/v1alpha1", "kind": "CloneSet", "metadata": {"name": "x", "generation": 1}, "spec": five}), Progressing, "generation 1"),
+        (
+            "done",
+            cloneset(five.clone(), cs_status(5, 5, 5, 5)),
+            Healthy,
+            "5 pods updated",
+        ),
+        (
+            "generation not observed",
+            cloneset(five.clone(), json!({"observedGeneration": 1})),
+            Progressing,
+            "generation 2",
+        ),
+        (
+            "no status yet",
+            json!({"apiVersion": "apps.kruise.io/v1alpha1", "kind": "CloneSet", "metadata": {"name": "x", "generation": 1}, "spec": five}),
+            Progressing,
+            "generation 1",
+        ),
         // Argo CD reports Degraded here; a rollout in progress is Progressing.
-        ("mid-rollout", cloneset(five.clone(), cs_status(2, 1, 1, 5)), Progressing, "2 of 5 pods updated"),
-        ("updated not ready", cloneset(five.clone(), cs_status(5, 3, 3, 5)), Progressing, "3 of 5 updated pods ready"),
-        ("ready not available", cloneset(five.clone(), cs_status(5, 5, 4, 5)), Progressing, "4 of 5 updated pods available"),
+        (
+            "mid-rollout",
+            cloneset(five.clone(), cs_status(2, 1, 1, 5)),
+            Progressing,
+            "2 of 5 pods updated",
+        ),
+        (
+            "updated not ready",
+            cloneset(five.clone(), cs_status(5, 3, 3, 5)),
+            Progressing,
+            "3 of 5 updated pods ready",
+        ),
+        (
+            "ready not available",
+            cloneset(five.clone(), cs_status(5, 5, 4, 5)),
+            Progressing,
+            "4 of 5 updated pods available",
+        ),
         // Argo CD reports Suspended when updatedAvailableReplicas is absent (omitted when 0).
-        ("updatedAvailable omitted at 0", cloneset(five.clone(), json!({"replicas": 5, "readyReplicas": 5, "availableReplicas": 5, "updatedReplicas": 5, "updatedReadyReplicas": 0, "expectedUpdatedReplicas": 5})), Progressing, "0 of 5 updated pods ready"),
-        ("old Kruise without updatedAvailable", cloneset(five.clone(), json!({"replicas": 5, "readyReplicas": 5, "availableReplicas": 5, "updatedReplicas": 5, "updatedReadyReplicas": 5})), Healthy, ""),
-        ("scaled to zero", cloneset(json!({"replicas": 0}), json!({})), Healthy, ""),
-        ("replicas default 1", cloneset(json!({}), json!({"replicas": 1, "readyReplicas": 1, "availableReplicas": 1, "updatedReplicas": 1, "updatedReadyReplicas": 1, "updatedAvailableReplicas": 1})), Healthy, ""),
-        ("paused mid-rollout", cloneset(json!({"replicas": 5, "updateStrategy": {"paused": true}}), cs_status(2, 2, 2, 5)), Suspended, "paused"),
-        ("paused but complete", cloneset(json!({"replicas": 5, "updateStrategy": {"paused": true}}), cs_status(5, 5, 5, 5)), Healthy, ""),
-        ("v1beta1 paused", obj("apps.kruise.io/v1beta1", "CloneSet", json!({"replicas": 5, "updateStrategy": {"rollingUpdate": {"paused": true}}}), cs_status(1, 1, 1, 5)), Suspended, "paused"),
-        ("partition reached", cloneset(json!({"replicas": 5, "updateStrategy": {"partition": 3}}), cs_status(2, 2, 2, 2)), Suspended, "partition holds 3 back"),
-        ("partition in progress", cloneset(json!({"replicas": 5, "updateStrategy": {"partition": 3}}), cs_status(1, 1, 1, 2)), Progressing, "1 of 2 pods updated (partition keeps 3"),
-        ("percent partition without expectedUpdatedReplicas", cloneset(json!({"replicas": 5, "updateStrategy": {"partition": "50%"}}), json!({"replicas": 5, "readyReplicas": 5, "availableReplicas": 5, "updatedReplicas": 2, "updatedReadyReplicas": 2, "updatedAvailableReplicas": 2})), Suspended, "holds 3 back"),
-        ("partition 0 is a full rollout", cloneset(json!({"replicas": 5, "updateStrategy": {"partition": 0}}), cs_status(5, 5, 5, 5)), Healthy, ""),
-        ("deadline exceeded", cloneset(five.clone(), json!({"updatedReplicas": 1, "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "CloneSet x has timed out progressing."}]})), Degraded, "ProgressDeadlineExceeded: CloneSet x has timed out"),
-        ("failed update", cloneset(five.clone(), json!({"conditions": [{"type": "FailedUpdate", "status": "True", "message": "admission denied"}]})), Degraded, "admission denied"),
-        ("scale-down in progress", cloneset(json!({"replicas": 3}), json!({"replicas": 5, "readyReplicas": 5, "availableReplicas": 5, "updatedReplicas": 5, "updatedReadyReplicas": 5, "updatedAvailableReplicas": 5, "expectedUpdatedReplicas": 3})), Progressing, "2 extra pods"),
-        ("old pods unavailable", cloneset(five.clone(), json!({"replicas": 5, "readyReplicas": 4, "availableReplicas": 4, "updatedReplicas": 5, "updatedReadyReplicas": 5, "updatedAvailableReplicas": 5, "expectedUpdatedReplicas": 5})), Progressing, "4 of 5 pods available"),
-        ("being deleted", json!({"apiVersion": "apps.kruise.io/v1alpha1", "kind": "CloneSet", "metadata": {"name": "x", "deletionTimestamp": "2026-01-01T00:00:00Z"}}), Progressing, "deleted"),
+        (
+            "updatedAvailable omitted at 0",
+            cloneset(
+                five.clone(),
+                json!({"replicas": 5, "readyReplicas": 5, "availableReplicas": 5, "updatedReplicas": 5, "updatedReadyReplicas": 0, "expectedUpdatedReplicas": 5}),
+            ),
+            Progressing,
+            "0 of 5 updated pods ready",
+        ),
+        (
+            "old Kruise without updatedAvailable",
+            cloneset(
+                five.clone(),
+                json!({"replicas": 5, "readyReplicas": 5, "availableReplicas": 5, "updatedReplicas": 5, "updatedReadyReplicas": 5}),
+            ),
+            Healthy,
+            "",
+        ),
+        (
+            "scaled to zero",
+            cloneset(json!({"replicas": 0}), json!({})),
+            Healthy,
+            "",
+        ),
+        (
+            "replicas default 1",
+            cloneset(
+                json!({}),
+                json!({"replicas": 1, "readyReplicas": 1, "availableReplicas": 1, "updatedReplicas": 1, "updatedReadyReplicas": 1, "updatedAvailableReplicas": 1}),
+            ),
+            Healthy,
+            "",
+        ),
+        (
+            "paused mid-rollout",
+            cloneset(
+                json!({"replicas": 5, "updateStrategy": {"paused": true}}),
+                cs_status(2, 2, 2, 5),
+            ),
+            Suspended,
+            "paused",
+        ),
+        (
+            "paused but complete",
+            cloneset(
+                json!({"replicas": 5, "updateStrategy": {"paused": true}}),
+                cs_status(5, 5, 5, 5),
+            ),
+            Healthy,
+            "",
+        ),
+        (
+            "v1beta1 paused",
+            obj(
+                "apps.kruise.io/v1beta1",
+                "CloneSet",
+                json!({"replicas": 5, "updateStrategy": {"rollingUpdate": {"paused": true}}}),
+                cs_status(1, 1, 1, 5),
+            ),
+            Suspended,
+            "paused",
+        ),
+        (
+            "partition reached",
+            cloneset(
+                json!({"replicas": 5, "updateStrategy": {"partition": 3}}),
+                cs_status(2, 2, 2, 2),
+            ),
+            Suspended,
+            "partition holds 3 back",
+        ),
+        (
+            "partition in progress",
+            cloneset(
+                json!({"replicas": 5, "updateStrategy": {"partition": 3}}),
+                cs_status(1, 1, 1, 2),
+            ),
+            Progressing,
+            "1 of 2 pods updated (partition keeps 3",
+        ),
+        (
+            "percent partition without expectedUpdatedReplicas",
+            cloneset(
+                json!({"replicas": 5, "updateStrategy": {"partition": "50%"}}),
+                json!({"replicas": 5, "readyReplicas": 5, "availableReplicas": 5, "updatedReplicas": 2, "updatedReadyReplicas": 2, "updatedAvailableReplicas": 2}),
+            ),
+            Suspended,
+            "holds 3 back",
+        ),
+        (
+            "partition 0 is a full rollout",
+            cloneset(
+                json!({"replicas": 5, "updateStrategy": {"partition": 0}}),
+                cs_status(5, 5, 5, 5),
+            ),
+            Healthy,
+            "",
+        ),
+        (
+            "deadline exceeded",
+            cloneset(
+                five.clone(),
+                json!({"updatedReplicas": 1, "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "CloneSet x has timed out progressing."}]}),
+            ),
+            Degraded,
+            "ProgressDeadlineExceeded: CloneSet x has timed out",
+        ),
+        (
+            "failed update",
+            cloneset(
+                five.clone(),
+                json!({"conditions": [{"type": "FailedUpdate", "status": "True", "message": "admission denied"}]}),
+            ),
+            Degraded,
+            "admission denied",
+        ),
+        (
+            "scale-down in progress",
+            cloneset(
+                json!({"replicas": 3}),
+                json!({"replicas": 5, "readyReplicas": 5, "availableReplicas": 5, "updatedReplicas": 5, "updatedReadyReplicas": 5, "updatedAvailableReplicas": 5, "expectedUpdatedReplicas": 3}),
+            ),
+            Progressing,
+            "2 extra pods",
+        ),
+        (
+            "old pods unavailable",
+            cloneset(
+                five.clone(),
+                json!({"replicas": 5, "readyReplicas": 4, "availableReplicas": 4, "updatedReplicas": 5, "updatedReadyReplicas": 5, "updatedAvailableReplicas": 5, "expectedUpdatedReplicas": 5}),
+            ),
+            Progressing,
+            "4 of 5 pods available",
+        ),
+        (
+            "being deleted",
+            json!({"apiVersion": "apps.kruise.io/v1alpha1", "kind": "CloneSet", "metadata": {"name": "x", "deletionTimestamp": "2026-01-01T00:00:00Z"}}),
+            Progressing,
+            "deleted",
+        ),
     ]);
 }
 
 #[test]
 fn advanced_statefulset_and_daemonset_table() {
-    let sts = |spec: Value, status: Value| obj("apps.kruise.io/v1beta1", "StatefulSet", spec, status);
+    let sts =
+        |spec: Value, status: Value| obj("apps.kruise.io/v1beta1", "StatefulSet", spec, status);
     let st = |updated: i64, ready: i64| json!({"replicas": 3, "readyReplicas": 3, "availableReplicas": 3, "updatedReplicas": updated, "updatedReadyReplicas": ready, "updatedAvailableReplicas": ready});
     check(vec![
         ("done", sts(json!({"replicas": 3}), st(3, 3)), Healthy, ""),
-        ("rolling", sts(json!({"replicas": 3}), st(1, 1)), Progressing, "1 of 3 pods updated"),
-        ("partition", sts(json!({"replicas": 3, "updateStrategy": {"rollingUpdate": {"partition": 1}}}), st(2, 2)), Suspended, "partition"),
-        ("paused", sts(json!({"replicas": 3, "updateStrategy": {"rollingUpdate": {"paused": true}}}), st(1, 1)), Suspended, "paused"),
-        ("on delete", sts(json!({"replicas": 3, "updateStrategy": {"type": "OnDelete"}}), st(0, 0)), Healthy, "on delete"),
-        ("v1alpha1 without updatedReady fields", obj("apps.kruise.io/v1alpha1", "StatefulSet", json!({"replicas": 3}), json!({"replicas": 3, "readyReplicas": 3, "updatedReplicas": 3})), Healthy, ""),
-        ("failed pod creation", sts(json!({"replicas": 3}), json!({"conditions": [{"type": "FailedCreatePod", "status": "True", "message": "quota"}]})), Degraded, "quota"),
+        (
+            "rolling",
+            sts(json!({"replicas": 3}), st(1, 1)),
+            Progressing,
+            "1 of 3 pods updated",
+        ),
+        (
+            "partition",
+            sts(
+                json!({"replicas": 3, "updateStrategy": {"rollingUpdate": {"partition": 1}}}),
+                st(2, 2),
+            ),
+            Suspended,
+            "partition",
+        ),
+        (
+            "paused",
+            sts(
+                json!({"replicas": 3, "updateStrategy": {"rollingUpdate": {"paused": true}}}),
+                st(1, 1),
+            ),
+            Suspended,
+            "paused",
+        ),
+        (
+            "on delete",
+            sts(
+                json!({"replicas": 3, "updateStrategy": {"type": "OnDelete"}}),
+                st(0, 0),
+            ),
+            Healthy,
+            "on delete",
+        ),
+        (
+            "v1alpha1 without updatedReady fields",
+            obj(
+                "apps.kruise.io/v1alpha1",
+                "StatefulSet",
+                json!({"replicas": 3}),
+                json!({"replicas": 3, "readyReplicas": 3, "updatedReplicas": 3}),
+            ),
+            Healthy,
+            "",
+        ),
+        (
+            "failed pod creation",
+            sts(
+                json!({"replicas": 3}),
+                json!({"conditions": [{"type": "FailedCreatePod", "status": "True", "message": "quota"}]}),
+            ),
+            Degraded,
+            "quota",
+        ),
     ]);
     let ds = |spec: Value, status: Value| obj("apps.kruise.io/v1alpha1", "DaemonSet", spec, status);
     let dst = |updated: i64, avail: i64| json!({"desiredNumberScheduled": 4, "updatedNumberScheduled": updated, "numberAvailable": avail});
     check(vec![
         ("done", ds(json!({}), dst(4, 4)), Healthy, ""),
         ("rolling", ds(json!({}), dst(2, 4)), Progressing, "2 of 4"),
-        ("paused", ds(json!({"updateStrategy": {"rollingUpdate": {"paused": true}}}), dst(2, 4)), Suspended, "paused"),
-        ("partition", ds(json!({"updateStrategy": {"rollingUpdate": {"partition": 1}}}), dst(3, 4)), Suspended, "partition"),
+        (
+            "paused",
+            ds(
+                json!({"updateStrategy": {"rollingUpdate": {"paused": true}}}),
+                dst(2, 4),
+            ),
+            Suspended,
+            "paused",
+        ),
+        (
+            "partition",
+            ds(
+                json!({"updateStrategy": {"rollingUpdate": {"partition": 1}}}),
+                dst(3, 4),
+            ),
+            Suspended,
+            "partition",
+        ),
     ]);
 }
 
 #[test]
 fn sidecarset_table() {
-    let ss = |spec: Value, status: Value| obj("apps.kruise.io/v1alpha1", "SidecarSet", spec, status);
+    let ss =
+        |spec: Value, status: Value| obj("apps.kruise.io/v1alpha1", "SidecarSet", spec, status);
     let st = |matched: i64, updated: i64, ready: i64| json!({"matchedPods": matched, "updatedPods": updated, "readyPods": ready, "updatedReadyPods": updated.min(ready)});
     check(vec![
         ("no pods", ss(json!({}), json!({})), Healthy, "no pods"),
         ("done", ss(json!({}), st(4, 4, 4)), Healthy, "4 matched"),
-        ("updating", ss(json!({}), st(4, 1, 4)), Progressing, "1 of 4 matched pods updated"),
-        ("not ready", ss(json!({}), st(4, 4, 3)), Progressing, "3 of 4 updated pods ready"),
-        ("paused", ss(json!({"updateStrategy": {"paused": true}}), st(4, 1, 4)), Suspended, "paused"),
-        ("partition", ss(json!({"updateStrategy": {"partition": "50%"}}), st(4, 2, 4)), Suspended, "partition holds 2"),
-        ("not update", ss(json!({"updateStrategy": {"type": "NotUpdate"}}), st(4, 0, 4)), Healthy, "updates are off"),
-        ("not observed", ss(json!({}), json!({"observedGeneration": 1})), Progressing, "generation"),
+        (
+            "updating",
+            ss(json!({}), st(4, 1, 4)),
+            Progressing,
+            "1 of 4 matched pods updated",
+        ),
+        (
+            "not ready",
+            ss(json!({}), st(4, 4, 3)),
+            Progressing,
+            "3 of 4 updated pods ready",
+        ),
+        (
+            "paused",
+            ss(json!({"updateStrategy": {"paused": true}}), st(4, 1, 4)),
+            Suspended,
+            "paused",
+        ),
+        (
+            "partition",
+            ss(json!({"updateStrategy": {"partition": "50%"}}), st(4, 2, 4)),
+            Suspended,
+            "partition holds 2",
+        ),
+        (
+            "not update",
+            ss(
+                json!({"updateStrategy": {"type": "NotUpdate"}}),
+                st(4, 0, 4),
+            ),
+            Healthy,
+            "updates are off",
+        ),
+        (
+            "not observed",
+            ss(json!({}), json!({"observedGeneration": 1})),
+            Progressing,
+            "generation",
+        ),
     ]);
 }
 
 #[test]
 fn kruise_jobs_table() {
-    let bj = |spec: Value, status: Value| obj("apps.kruise.io/v1alpha1", "BroadcastJob", spec, status);
+    let bj =
+        |spec: Value, status: Value| obj("apps.kruise.io/v1alpha1", "BroadcastJob", spec, status);
     check(vec![
-        ("running", bj(json!({}), json!({"desired": 3, "active": 2, "succeeded": 1, "phase": "running"})), Progressing, "1 of 3"),
-        ("completed", bj(json!({}), json!({"desired": 3, "succeeded": 3, "phase": "completed", "conditions": [{"type": "Complete", "status": "True"}]})), Healthy, "3 of 3"),
-        ("failed", bj(json!({}), json!({"desired": 3, "failed": 1, "phase": "failed", "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]})), Degraded, "BackoffLimitExceeded"),
-        ("paused", bj(json!({"paused": true}), json!({"desired": 3, "phase": "paused"})), Suspended, "paused"),
-        ("never, everywhere", bj(json!({"completionPolicy": {"type": "Never"}}), json!({"desired": 3, "active": 3, "phase": "running"})), Healthy, "all 3 nodes"),
+        (
+            "running",
+            bj(
+                json!({}),
+                json!({"desired": 3, "active": 2, "succeeded": 1, "phase": "running"}),
+            ),
+            Progressing,
+            "1 of 3",
+        ),
+        (
+            "completed",
+            bj(
+                json!({}),
+                json!({"desired": 3, "succeeded": 3, "phase": "completed", "conditions": [{"type": "Complete", "status": "True"}]}),
+            ),
+            Healthy,
+            "3 of 3",
+        ),
+        (
+            "failed",
+            bj(
+                json!({}),
+                json!({"desired": 3, "failed": 1, "phase": "failed", "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}),
+            ),
+            Degraded,
+            "BackoffLimitExceeded",
+        ),
+        (
+            "paused",
+            bj(
+                json!({"paused": true}),
+                json!({"desired": 3, "phase": "paused"}),
+            ),
+            Suspended,
+            "paused",
+        ),
+        (
+            "never, everywhere",
+            bj(
+                json!({"completionPolicy": {"type": "Never"}}),
+                json!({"desired": 3, "active": 3, "phase": "running"}),
+            ),
+            Healthy,
+            "all 3 nodes",
+        ),
     ]);
-    let ipj = |spec: Value, status: Value| obj("apps.kruise.io/v1alpha1", "ImagePullJob", spec, status);
+    let ipj =
+        |spec: Value, status: Value| obj("apps.kruise.io/v1alpha1", "ImagePullJob", spec, status);
     check(vec![
-        ("pulling", ipj(json!({}), json!({"desired": 3, "active": 1, "succeeded": 1})), Progressing, "1 of 3"),
-        ("no status", ipj(json!({}), json!({})), Progressing, "0 of 0"),
-        ("done", ipj(json!({}), json!({"desired": 3, "succeeded": 3, "completionTime": "2026-01-01T00:00:00Z"})), Healthy, "3 of 3"),
-        ("never policy, all pulled", ipj(json!({"completionPolicy": {"type": "Never"}}), json!({"desired": 2, "succeeded": 2})), Healthy, ""),
-        ("failed nodes", ipj(json!({}), json!({"desired": 3, "succeeded": 2, "failed": 1, "failedNodes": ["node-b"], "completionTime": "2026-01-01T00:00:00Z"})), Degraded, "node-b"),
-        ("deadline", ipj(json!({}), json!({"desired": 3, "message": "job exceeds activeDeadlineSeconds"})), Degraded, "activeDeadlineSeconds"),
-        ("paused", ipj(json!({"parallelism": 0}), json!({"desired": 3})), Suspended, "paused"),
+        (
+            "pulling",
+            ipj(
+                json!({}),
+                json!({"desired": 3, "active": 1, "succeeded": 1}),
+            ),
+            Progressing,
+            "1 of 3",
+        ),
+        (
+            "no status",
+            ipj(json!({}), json!({})),
+            Progressing,
+            "0 of 0",
+        ),
+        (
+            "done",
+            ipj(
+                json!({}),
+                json!({"desired": 3, "succeeded": 3, "completionTime": "2026-01-01T00:00:00Z"}),
+            ),
+            Healthy,
+            "3 of 3",
+        ),
+        (
+            "never policy, all pulled",
+            ipj(
+                json!({"completionPolicy": {"type": "Never"}}),
+                json!({"desired": 2, "succeeded": 2}),
+            ),
+            Healthy,
+            "",
+        ),
+        (
+            "failed nodes",
+            ipj(
+                json!({}),
+                json!({"desired": 3, "succeeded": 2, "failed": 1, "failedNodes": ["node-b"], "completionTime": "2026-01-01T00:00:00Z"}),
+            ),
+            Degraded,
+            "node-b",
+        ),
+        (
+            "deadline",
+            ipj(
+                json!({}),
+                json!({"desired": 3, "message": "job exceeds activeDeadlineSeconds"}),
+            ),
+            Degraded,
+            "activeDeadlineSeconds",
+        ),
+        (
+            "paused",
+            ipj(json!({"parallelism": 0}), json!({"desired": 3})),
+            Suspended,
+            "paused",
+        ),
     ]);
 }
 
@@ -130,27 +478,135 @@ fn kruise_jobs_table() {
 fn deployment_statefulset_daemonset_table() {
     let dep = |spec: Value, status: Value| obj("apps/v1", "Deployment", spec, status);
     check(vec![
-        ("done", dep(json!({"replicas": 2}), json!({"replicas": 2, "updatedReplicas": 2, "availableReplicas": 2})), Healthy, ""),
-        ("rolling", dep(json!({"replicas": 2}), json!({"replicas": 3, "updatedReplicas": 1, "availableReplicas": 2})), Progressing, "1 of 2"),
-        ("old pending", dep(json!({"replicas": 2}), json!({"replicas": 3, "updatedReplicas": 2, "availableReplicas": 2})), Progressing, "old replicas"),
-        ("unavailable", dep(json!({"replicas": 2}), json!({"replicas": 2, "updatedReplicas": 2, "availableReplicas": 1})), Progressing, "1 of 2 updated"),
-        ("paused", dep(json!({"paused": true}), json!({})), Suspended, "paused"),
-        ("deadline", dep(json!({}), json!({"conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]})), Degraded, "ProgressDeadlineExceeded"),
-        ("stale", dep(json!({}), json!({"observedGeneration": 1})), Progressing, "generation"),
+        (
+            "done",
+            dep(
+                json!({"replicas": 2}),
+                json!({"replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}),
+            ),
+            Healthy,
+            "",
+        ),
+        (
+            "rolling",
+            dep(
+                json!({"replicas": 2}),
+                json!({"replicas": 3, "updatedReplicas": 1, "availableReplicas": 2}),
+            ),
+            Progressing,
+            "1 of 2",
+        ),
+        (
+            "old pending",
+            dep(
+                json!({"replicas": 2}),
+                json!({"replicas": 3, "updatedReplicas": 2, "availableReplicas": 2}),
+            ),
+            Progressing,
+            "old replicas",
+        ),
+        (
+            "unavailable",
+            dep(
+                json!({"replicas": 2}),
+                json!({"replicas": 2, "updatedReplicas": 2, "availableReplicas": 1}),
+            ),
+            Progressing,
+            "1 of 2 updated",
+        ),
+        (
+            "paused",
+            dep(json!({"paused": true}), json!({})),
+            Suspended,
+            "paused",
+        ),
+        (
+            "deadline",
+            dep(
+                json!({}),
+                json!({"conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]}),
+            ),
+            Degraded,
+            "ProgressDeadlineExceeded",
+        ),
+        (
+            "stale",
+            dep(json!({}), json!({"observedGeneration": 1})),
+            Progressing,
+            "generation",
+        ),
     ]);
     let sts = |spec: Value, status: Value| obj("apps/v1", "StatefulSet", spec, status);
     check(vec![
-        ("done", sts(json!({"replicas": 2}), json!({"readyReplicas": 2, "updatedReplicas": 2, "currentRevision": "a", "updateRevision": "a"})), Healthy, ""),
-        ("not ready", sts(json!({"replicas": 2}), json!({"readyReplicas": 1})), Progressing, "1 of 2 pods ready"),
-        ("revision", sts(json!({"replicas": 2}), json!({"readyReplicas": 2, "updatedReplicas": 1, "currentRevision": "a", "updateRevision": "b"})), Progressing, "update revision"),
-        ("partition done", sts(json!({"replicas": 3, "updateStrategy": {"rollingUpdate": {"partition": 2}}}), json!({"readyReplicas": 3, "updatedReplicas": 1, "currentRevision": "a", "updateRevision": "b"})), Healthy, "partitioned"),
-        ("on delete", sts(json!({"replicas": 1, "updateStrategy": {"type": "OnDelete"}}), json!({"readyReplicas": 1})), Healthy, ""),
+        (
+            "done",
+            sts(
+                json!({"replicas": 2}),
+                json!({"readyReplicas": 2, "updatedReplicas": 2, "currentRevision": "a", "updateRevision": "a"}),
+            ),
+            Healthy,
+            "",
+        ),
+        (
+            "not ready",
+            sts(json!({"replicas": 2}), json!({"readyReplicas": 1})),
+            Progressing,
+            "1 of 2 pods ready",
+        ),
+        (
+            "revision",
+            sts(
+                json!({"replicas": 2}),
+                json!({"readyReplicas": 2, "updatedReplicas": 1, "currentRevision": "a", "updateRevision": "b"}),
+            ),
+            Progressing,
+            "update revision",
+        ),
+        (
+            "partition done",
+            sts(
+                json!({"replicas": 3, "updateStrategy": {"rollingUpdate": {"partition": 2}}}),
+                json!({"readyReplicas": 3, "updatedReplicas": 1, "currentRevision": "a", "updateRevision": "b"}),
+            ),
+            Healthy,
+            "partitioned",
+        ),
+        (
+            "on delete",
+            sts(
+                json!({"replicas": 1, "updateStrategy": {"type": "OnDelete"}}),
+                json!({"readyReplicas": 1}),
+            ),
+            Healthy,
+            "",
+        ),
     ]);
     let ds = |status: Value| obj("apps/v1", "DaemonSet", json!({}), status);
     check(vec![
-        ("done", ds(json!({"desiredNumberScheduled": 2, "updatedNumberScheduled": 2, "numberAvailable": 2})), Healthy, ""),
-        ("rolling", ds(json!({"desiredNumberScheduled": 2, "updatedNumberScheduled": 1, "numberAvailable": 2})), Progressing, "1 of 2 pods updated"),
-        ("unavailable", ds(json!({"desiredNumberScheduled": 2, "updatedNumberScheduled": 2, "numberAvailable": 1})), Progressing, "1 of 2 pods available"),
+        (
+            "done",
+            ds(
+                json!({"desiredNumberScheduled": 2, "updatedNumberScheduled": 2, "numberAvailable": 2}),
+            ),
+            Healthy,
+            "",
+        ),
+        (
+            "rolling",
+            ds(
+                json!({"desiredNumberScheduled": 2, "updatedNumberScheduled": 1, "numberAvailable": 2}),
+            ),
+            Progressing,
+            "1 of 2 pods updated",
+        ),
+        (
+            "unavailable",
+            ds(
+                json!({"desiredNumberScheduled": 2, "updatedNumberScheduled": 2, "numberAvailable": 1}),
+            ),
+            Progressing,
+            "1 of 2 pods available",
+        ),
     ]);
 }
 
@@ -158,21 +614,108 @@ fn deployment_statefulset_daemonset_table() {
 fn job_pod_pvc_service_table() {
     let job = |spec: Value, status: Value| obj("batch/v1", "Job", spec, status);
     check(vec![
-        ("complete", job(json!({}), json!({"conditions": [{"type": "Complete", "status": "True"}]})), Healthy, "completed"),
-        ("failed", job(json!({}), json!({"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]})), Degraded, "BackoffLimitExceeded"),
-        ("running", job(json!({}), json!({"active": 1})), Progressing, "1 active"),
-        ("suspended", job(json!({"suspend": true}), json!({})), Suspended, "suspended"),
+        (
+            "complete",
+            job(
+                json!({}),
+                json!({"conditions": [{"type": "Complete", "status": "True"}]}),
+            ),
+            Healthy,
+            "completed",
+        ),
+        (
+            "failed",
+            job(
+                json!({}),
+                json!({"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]}),
+            ),
+            Degraded,
+            "BackoffLimitExceeded",
+        ),
+        (
+            "running",
+            job(json!({}), json!({"active": 1})),
+            Progressing,
+            "1 active",
+        ),
+        (
+            "suspended",
+            job(json!({"suspend": true}), json!({})),
+            Suspended,
+            "suspended",
+        ),
     ]);
     let pod = |spec: Value, status: Value| obj("v1", "Pod", spec, status);
     check(vec![
-        ("ready", pod(json!({}), json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]})), Healthy, ""),
-        ("not ready", pod(json!({}), json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}]})), Progressing, "not ready"),
-        ("pending", pod(json!({}), json!({"phase": "Pending"})), Progressing, ""),
-        ("crash loop", pod(json!({}), json!({"phase": "Running", "containerStatuses": [{"name": "app", "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m"}}}]})), Degraded, "container app: CrashLoopBackOff back-off 5m"),
-        ("bad image", pod(json!({}), json!({"phase": "Pending", "containerStatuses": [{"name": "app", "state": {"waiting": {"reason": "ImagePullBackOff"}}}]})), Degraded, "ImagePullBackOff"),
-        ("succeeded", pod(json!({"restartPolicy": "Never"}), json!({"phase": "Succeeded"})), Healthy, ""),
-        ("failed", pod(json!({"restartPolicy": "Never"}), json!({"phase": "Failed", "message": "OOMKilled"})), Degraded, "OOMKilled"),
-        ("running job pod", pod(json!({"restartPolicy": "Never"}), json!({"phase": "Running"})), Progressing, "running"),
+        (
+            "ready",
+            pod(
+                json!({}),
+                json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}),
+            ),
+            Healthy,
+            "",
+        ),
+        (
+            "not ready",
+            pod(
+                json!({}),
+                json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}]}),
+            ),
+            Progressing,
+            "not ready",
+        ),
+        (
+            "pending",
+            pod(json!({}), json!({"phase": "Pending"})),
+            Progressing,
+            "",
+        ),
+        (
+            "crash loop",
+            pod(
+                json!({}),
+                json!({"phase": "Running", "containerStatuses": [{"name": "app", "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m"}}}]}),
+            ),
+            Degraded,
+            "container app: CrashLoopBackOff back-off 5m",
+        ),
+        (
+            "bad image",
+            pod(
+                json!({}),
+                json!({"phase": "Pending", "containerStatuses": [{"name": "app", "state": {"waiting": {"reason": "ImagePullBackOff"}}}]}),
+            ),
+            Degraded,
+            "ImagePullBackOff",
+        ),
+        (
+            "succeeded",
+            pod(
+                json!({"restartPolicy": "Never"}),
+                json!({"phase": "Succeeded"}),
+            ),
+            Healthy,
+            "",
+        ),
+        (
+            "failed",
+            pod(
+                json!({"restartPolicy": "Never"}),
+                json!({"phase": "Failed", "message": "OOMKilled"}),
+            ),
+            Degraded,
+            "OOMKilled",
+        ),
+        (
+            "running job pod",
+            pod(
+                json!({"restartPolicy": "Never"}),
+                json!({"phase": "Running"}),
+            ),
+            Progressing,
+            "running",
+        ),
         ("no phase", pod(json!({}), json!({})), Unknown, ""),
     ]);
     let pvc = |status: Value| obj("v1", "PersistentVolumeClaim", json!({}), status);
@@ -184,17 +727,50 @@ fn job_pod_pvc_service_table() {
     ]);
     let svc = |spec: Value, status: Value| obj("v1", "Service", spec, status);
     check(vec![
-        ("cluster ip", svc(json!({"type": "ClusterIP"}), json!({})), Healthy, ""),
-        ("lb waiting", svc(json!({"type": "LoadBalancer"}), json!({"loadBalancer": {}})), Progressing, "load balancer"),
-        ("lb ready", svc(json!({"type": "LoadBalancer"}), json!({"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}]}})), Healthy, ""),
+        (
+            "cluster ip",
+            svc(json!({"type": "ClusterIP"}), json!({})),
+            Healthy,
+            "",
+        ),
+        (
+            "lb waiting",
+            svc(json!({"type": "LoadBalancer"}), json!({"loadBalancer": {}})),
+            Progressing,
+            "load balancer",
+        ),
+        (
+            "lb ready",
+            svc(
+                json!({"type": "LoadBalancer"}),
+                json!({"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}]}}),
+            ),
+            Healthy,
+            "",
+        ),
     ]);
 }
 
 #[test]
 fn other_kinds_missing_and_aggregation() {
     check(vec![
-        ("configmap", json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}), Healthy, ""),
-        ("ready condition", obj("example.com/v1", "Widget", json!({}), json!({"conditions": [{"type": "Ready", "status": "False", "reason": "Broken"}]})), Degraded, "Broken"),
+        (
+            "configmap",
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}),
+            Healthy,
+            "",
+        ),
+        (
+            "ready condition",
+            obj(
+                "example.com/v1",
+                "Widget",
+                json!({}),
+                json!({"conditions": [{"type": "Ready", "status": "False", "reason": "Broken"}]}),
+            ),
+            Degraded,
+            "Broken",
+        ),
     ]);
     assert_eq!(health_of(None).status, Missing);
     let all = [
@@ -205,19 +781,35 @@ fn other_kinds_missing_and_aggregation() {
     ];
     assert_eq!(Health::worst(&all), Health::progressing("b"));
     assert_eq!(Health::worst([]).status, Healthy);
-    assert_eq!(Health::worst(&[Health::degraded("x"), Health::new(Missing, "")]).status, Degraded);
+    assert_eq!(
+        Health::worst(&[Health::degraded("x"), Health::new(Missing, "")]).status,
+        Degraded
+    );
 }
 
 #[test]
 fn workload_progress_counters() {
     let cs = cloneset(json!({"replicas": 5}), cs_status(2, 1, 1, 5));
     let p = workload_progress(&cs).unwrap();
-    assert_eq!((p.kind.as_str(), p.replicas, p.updated, p.ready, p.available), ("CloneSet", 5, 2, 5, 5));
+    assert_eq!(
+        (p.kind.as_str(), p.replicas, p.updated, p.ready, p.available),
+        ("CloneSet", 5, 2, 5, 5)
+    );
     assert_eq!(p.namespace.as_deref(), Some("demo"));
-    let ss = obj("apps.kruise.io/v1alpha1", "SidecarSet", json!({}), json!({"matchedPods": 4, "updatedPods": 2, "readyPods": 4, "updatedReadyPods": 2}));
+    let ss = obj(
+        "apps.kruise.io/v1alpha1",
+        "SidecarSet",
+        json!({}),
+        json!({"matchedPods": 4, "updatedPods": 2, "readyPods": 4, "updatedReadyPods": 2}),
+    );
     let p = workload_progress(&ss).unwrap();
     assert_eq!((p.replicas, p.updated, p.ready, p.available), (4, 2, 4, 2));
-    assert!(workload_progress(&json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}})).is_none());
+    assert!(
+        workload_progress(
+            &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}})
+        )
+        .is_none()
+    );
 }
 
 #[test]

@@ -52,12 +52,36 @@ const BUILTIN: &[(&str, &str, bool)] = &[
     ("node.k8s.io", "RuntimeClass", false),
     ("apiextensions.k8s.io", "CustomResourceDefinition", false),
     ("apiregistration.k8s.io", "APIService", false),
-    ("admissionregistration.k8s.io", "MutatingWebhookConfiguration", false),
-    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration", false),
-    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy", false),
-    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding", false),
-    ("admissionregistration.k8s.io", "MutatingAdmissionPolicy", false),
-    ("admissionregistration.k8s.io", "MutatingAdmissionPolicyBinding", false),
+    (
+        "admissionregistration.k8s.io",
+        "MutatingWebhookConfiguration",
+        false,
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "ValidatingWebhookConfiguration",
+        false,
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "ValidatingAdmissionPolicy",
+        false,
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "ValidatingAdmissionPolicyBinding",
+        false,
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "MutatingAdmissionPolicy",
+        false,
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "MutatingAdmissionPolicyBinding",
+        false,
+    ),
     ("apps.kruise.io", "CloneSet", true),
     ("apps.kruise.io", "StatefulSet", true),
     ("apps.kruise.io", "DaemonSet", true),
@@ -115,10 +139,9 @@ impl KindScopes {
                 continue;
             }
             let spec = &o["spec"];
-            let (Some(group), Some(kind)) = (
-                spec["group"].as_str(),
-                spec["names"]["kind"].as_str(),
-            ) else {
+            let (Some(group), Some(kind)) =
+                (spec["group"].as_str(), spec["names"]["kind"].as_str())
+            else {
                 continue;
             };
             let namespaced = spec["scope"].as_str() != Some("Cluster");

@@ -69,7 +69,10 @@ fn apply_waves_follow_the_stage_order() {
                     "Namespace demo".into()
                 ]
             ),
-            (Stage::ClusterScoped, vec!["ClusterRole.rbac.authorization.k8s.io reader".into()]),
+            (
+                Stage::ClusterScoped,
+                vec!["ClusterRole.rbac.authorization.k8s.io reader".into()]
+            ),
             (
                 Stage::Namespaced,
                 vec![
@@ -78,8 +81,14 @@ fn apply_waves_follow_the_stage_order() {
                     "Widget.example.com demo/w1".into()
                 ]
             ),
-            (Stage::ImagePull, vec!["ImagePullJob.apps.kruise.io demo/pull-web".into()]),
-            (Stage::Sidecars, vec!["SidecarSet.apps.kruise.io log-agent".into()]),
+            (
+                Stage::ImagePull,
+                vec!["ImagePullJob.apps.kruise.io demo/pull-web".into()]
+            ),
+            (
+                Stage::Sidecars,
+                vec!["SidecarSet.apps.kruise.io log-agent".into()]
+            ),
             (
                 Stage::Workloads,
                 vec![
@@ -93,9 +102,14 @@ fn apply_waves_follow_the_stage_order() {
     );
     // Every object carries the owner label and its namespace as applied.
     for o in p.objects() {
-        assert_eq!(o.object["metadata"]["labels"]["graft.dev/gitsync"], json!("team.apps"));
         assert_eq!(
-            o.object["metadata"].get("namespace").and_then(|v| v.as_str()),
+            o.object["metadata"]["labels"]["graft.dev/gitsync"],
+            json!("team.apps")
+        );
+        assert_eq!(
+            o.object["metadata"]
+                .get("namespace")
+                .and_then(|v| v.as_str()),
             o.reference.namespace.as_deref()
         );
     }
@@ -116,7 +130,10 @@ fn namespaces_are_defaulted_or_removed_and_labels_kept() {
     let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  labels: {app: x, graft.dev/gitsync: someone-else}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: ns1, namespace: ignored}\n";
     let p = plan(&render(yaml), &KindScopes::builtin(), &owner(), "apps").unwrap();
     let objs: Vec<&PlannedObject> = p.objects().collect();
-    assert_eq!(objs[0].object["metadata"], json!({"name": "ns1", "labels": {"graft.dev/gitsync": "team.apps"}}));
+    assert_eq!(
+        objs[0].object["metadata"],
+        json!({"name": "ns1", "labels": {"graft.dev/gitsync": "team.apps"}})
+    );
     assert_eq!(
         objs[1].object["metadata"],
         json!({"name": "a", "namespace": "apps", "labels": {"app": "x", "graft.dev/gitsync": "team.apps"}})
@@ -133,11 +150,22 @@ fn unknown_kinds_and_duplicates_after_defaulting_are_all_reported() {
     ]
     .concat();
     let e = plan(&render(&yaml), &KindScopes::builtin(), &owner(), "default").unwrap_err();
-    let Error::Render(errs) = e else { panic!("{e:?}") };
+    let Error::Render(errs) = e else {
+        panic!("{e:?}")
+    };
     let shown: Vec<String> = errs.0.iter().map(ToString::to_string).collect();
     assert_eq!(shown.len(), 3, "{shown:#?}");
-    assert!(shown[0].starts_with("deploy/all.yaml, document 0, line 2: unknown kind Gadget in example.com/v1"), "{}", shown[0]);
-    assert_eq!(shown[1], "deploy/all.yaml, document 2, line 10: ConfigMap default/a is defined twice: also in deploy/all.yaml, document 1, line 6");
+    assert!(
+        shown[0].starts_with(
+            "deploy/all.yaml, document 0, line 2: unknown kind Gadget in example.com/v1"
+        ),
+        "{}",
+        shown[0]
+    );
+    assert_eq!(
+        shown[1],
+        "deploy/all.yaml, document 2, line 10: ConfigMap default/a is defined twice: also in deploy/all.yaml, document 1, line 6"
+    );
     assert!(shown[2].contains("unknown kind Gizmo"), "{}", shown[2]);
 }
 
@@ -184,20 +212,56 @@ fn live(owner_label: Option<&str>, annotations: &[(&str, &str)]) -> LiveMeta {
 fn prune_deletes_only_what_this_gitsync_created_in_reverse_order() {
     let old = vec![
         entry("", "v1", "Namespace", None, "demo"),
-        entry("apiextensions.k8s.io", "v1", "CustomResourceDefinition", None, "widgets.example.com"),
-        entry("rbac.authorization.k8s.io", "v1", "ClusterRole", None, "reader"),
+        entry(
+            "apiextensions.k8s.io",
+            "v1",
+            "CustomResourceDefinition",
+            None,
+            "widgets.example.com",
+        ),
+        entry(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRole",
+            None,
+            "reader",
+        ),
         entry("", "v1", "ConfigMap", Some("demo"), "removed"),
         entry("", "v1", "ConfigMap", Some("demo"), "kept-in-git"),
-        entry("apps", "v1beta1", "Deployment", Some("demo"), "moved-version"),
-        entry("apps.kruise.io", "v1alpha1", "CloneSet", Some("demo"), "web"),
+        entry(
+            "apps",
+            "v1beta1",
+            "Deployment",
+            Some("demo"),
+            "moved-version",
+        ),
+        entry(
+            "apps.kruise.io",
+            "v1alpha1",
+            "CloneSet",
+            Some("demo"),
+            "web",
+        ),
         entry("", "v1", "Secret", Some("demo"), "adopted"),
         entry("", "v1", "Secret", Some("demo"), "protected"),
         entry("", "v1", "Secret", Some("demo"), "already-gone"),
         entry("", "v1", "Secret", Some("demo"), "unlabelled"),
     ];
     let new = [
-        ObjectRef { group: "".into(), version: "v1".into(), kind: "ConfigMap".into(), namespace: Some("demo".into()), name: "kept-in-git".into() },
-        ObjectRef { group: "apps".into(), version: "v1".into(), kind: "Deployment".into(), namespace: Some("demo".into()), name: "moved-version".into() },
+        ObjectRef {
+            group: "".into(),
+            version: "v1".into(),
+            kind: "ConfigMap".into(),
+            namespace: Some("demo".into()),
+            name: "kept-in-git".into(),
+        },
+        ObjectRef {
+            group: "apps".into(),
+            version: "v1".into(),
+            kind: "Deployment".into(),
+            namespace: Some("demo".into()),
+            name: "moved-version".into(),
+        },
     ];
     let mine = Some("team.apps");
     let mut lives = BTreeMap::new();
@@ -230,11 +294,20 @@ fn prune_deletes_only_what_this_gitsync_created_in_reverse_order() {
             ],
         ]
     );
-    let kept: Vec<(String, PruneDecision)> = p.kept.iter().map(|(r, d)| (r.name.clone(), d.clone())).collect();
+    let kept: Vec<(String, PruneDecision)> = p
+        .kept
+        .iter()
+        .map(|(r, d)| (r.name.clone(), d.clone()))
+        .collect();
     assert_eq!(
         kept,
         vec![
-            ("adopted".into(), PruneDecision::NotOwned { owner: Some("other.sync".into()) }),
+            (
+                "adopted".into(),
+                PruneDecision::NotOwned {
+                    owner: Some("other.sync".into())
+                }
+            ),
             ("protected".into(), PruneDecision::Disabled),
             ("already-gone".into(), PruneDecision::Gone),
             ("unlabelled".into(), PruneDecision::NotOwned { owner: None }),
@@ -245,8 +318,16 @@ fn prune_deletes_only_what_this_gitsync_created_in_reverse_order() {
 
 #[test]
 fn live_meta_reads_labels_and_annotations() {
-    let m = LiveMeta::from_object(&json!({"metadata": {"labels": {"a": "1", "n": 2}, "annotations": {"graft.dev/prune": "disabled"}}}));
-    assert_eq!(m.labels, BTreeMap::from([("a".to_string(), "1".to_string())]));
-    assert_eq!(prune::decide(Some(&m), &owner()), PruneDecision::NotOwned { owner: None });
+    let m = LiveMeta::from_object(
+        &json!({"metadata": {"labels": {"a": "1", "n": 2}, "annotations": {"graft.dev/prune": "disabled"}}}),
+    );
+    assert_eq!(
+        m.labels,
+        BTreeMap::from([("a".to_string(), "1".to_string())])
+    );
+    assert_eq!(
+        prune::decide(Some(&m), &owner()),
+        PruneDecision::NotOwned { owner: None }
+    );
     assert_eq!(LiveMeta::from_object(&json!({})), LiveMeta::default());
 }

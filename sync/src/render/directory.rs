@@ -198,19 +198,30 @@ fn check(
     ] {
         match v {
             Some(Value::String(s)) if !s.is_empty() => {}
-            Some(Value::String(_)) | None | Some(Value::Null) => missing.push(format!("{field} is missing")),
-            Some(other) => missing.push(format!("{field} must be a string, found {}", type_name(other))),
+            Some(Value::String(_)) | None | Some(Value::Null) => {
+                missing.push(format!("{field} is missing"))
+            }
+            Some(other) => missing.push(format!(
+                "{field} must be a string, found {}",
+                type_name(other)
+            )),
         }
     }
     if let Some(meta) = value.get("metadata")
         && !meta.is_object()
     {
-        missing.push(format!("metadata must be a mapping, found {}", type_name(meta)));
+        missing.push(format!(
+            "metadata must be a mapping, found {}",
+            type_name(meta)
+        ));
     }
     if let Some(ns) = value.get("metadata").and_then(|m| m.get("namespace"))
         && !(ns.is_string() || ns.is_null())
     {
-        missing.push(format!("metadata.namespace must be a string, found {}", type_name(ns)));
+        missing.push(format!(
+            "metadata.namespace must be a string, found {}",
+            type_name(ns)
+        ));
     }
     match ObjectRef::from_object(&value) {
         Some(reference) if missing.is_empty() => objects.push(RenderedObject {
@@ -218,7 +229,11 @@ fn check(
             reference,
             location: loc.clone(),
         }),
-        _ => errors.push(RenderError::at(loc, None, format!("{in_item}{}", missing.join(", ")))),
+        _ => errors.push(RenderError::at(
+            loc,
+            None,
+            format!("{in_item}{}", missing.join(", ")),
+        )),
     }
 }
 
