@@ -1121,3 +1121,95 @@ async fn graft_killed_mid_rollout_resumes_without_violation_or_new_revision() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_pre_delete_hook_with_mark_pod_not_ready_holds_the_pod_out_of_service_until_released() {
+    let e = env("cs-hook").await;
+    let mut cs = cloneset("web", 2, "v1", json!({}));
+    cs.spec
+        .template
+        .metadata
+        .get_or_insert_with(Default::default)
+        .labels = Some(BTreeMap::from([
+        ("app".into(), "web".into()),
+        ("hold".into(), "true".into()),
+    ]));
+    cs.spec.lifecycle = serde_json::from_value(json!({
+        "preDelete": {"labelsHandler": {"hold": "true"}, "markPodNotReady": true}
+    }))
+    .expect("lifecycle literal");
+    e.clonesets
+        .create(&PostParams::default(), &cs)
+        .await
+        .expect("create");
+    settled(&e, "web", 2).await;
+    for p in live_pods(&e, "web").await {
+        let gates = p
+            .spec
+            .as_ref()
+            .and_then(|s| s.readiness_gates.clone())
+            .unwrap_or_default();
+        assert!(
+            gates.iter().any(|g| g.condition_type == "KruisePodReady"),
+            "KruisePodReady gate injected"
+        );
+    }
+
+    patch_spec(&e, "web", json!({"replicas": 1})).await;
+    let held = support::eventually(
+        "a pod in PreparingDelete, out of service",
+        MINUTE,
+        || async {
+            for p in live_pods(&e, "web").await {
+                let state = p
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("lifecycle.apps.kruise.io/state").cloned());
+                let cond = |t: &str| {
+                    p.status
+                        .as_ref()
+                        .and_then(|s| s.conditions.as_ref())
+                        .and_then(|c| c.iter().find(|c| c.type_ == t).map(|c| c.status.clone()))
+                };
+                if state.as_deref() == Some("PreparingDelete")
+                    && cond("KruisePodReady").as_deref() == Some("False")
+                    && cond("Ready").as_deref() == Some("False")
+                {
+                    return Ok(p.metadata.name.clone().unwrap_or_default());
+                }
+            }
+            Err("no pod in PreparingDelete with KruisePodReady=False and Ready=False".to_string())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let still = e
+        .pods
+        .get(&held)
+        .await
+        .expect("the hooked pod still exists");
+    assert!(
+        still.metadata.deletion_timestamp.is_none(),
+        "the hooked pod must not be deleted yet"
+    );
+
+    // The user's controller releases the hook: the pod goes.
+    e.pods
+        .patch(
+            &held,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"labels": {"hold": null}}})),
+        )
+        .await
+        .expect("release the hook");
+    support::eventually("the released pod to be deleted", MINUTE, || async {
+        match e.pods.get_opt(&held).await {
+            Ok(None) => Ok(()),
+            Ok(Some(p)) if p.metadata.deletion_timestamp.is_some() => Ok(()),
+            other => Err(format!("{:?}", other.map(|p| p.map(|p| p.metadata.labels)))),
+        }
+    })
+    .await;
+    settled(&e, "web", 1).await;
+}

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use graft_api::apps::common::LifecycleState;
 use graft_api::apps::v1alpha1::{CloneSet, CloneSetStatus};
 use graft_api::labels;
 use k8s_openapi::api::apps::v1::ControllerRevision;
@@ -363,6 +364,15 @@ async fn reconcile_inner(cs: &CloneSet, ctx: &Context, key: &str) -> Result<Requ
         scaling_exclude_preparing_delete: false,
         now,
     };
+    // Pods with the KruisePodReady gate start in service: give them the condition once.
+    let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    for pod in owned.iter().filter(|p| {
+        p.metadata.deletion_timestamp.is_none()
+            && has_gate(p, labels::KRUISE_POD_READY)
+            && inplace::pod_condition(p, labels::KRUISE_POD_READY).is_none()
+    }) {
+        set_pod_not_ready_reason(ctx, key, &pods_api, pod, None, now).await?;
+    }
     let plan = plan::plan(&snapshot);
     if let Some(w) = &plan.waiting {
         tracing::debug!(cloneset = %key, waiting = %w, "rollout waiting");
@@ -384,7 +394,6 @@ async fn reconcile_inner(cs: &CloneSet, ctx: &Context, key: &str) -> Result<Requ
     }
 
     // Carry the actions out in order; creations in slow-start batches, stopping at the first error.
-    let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let by_name: HashMap<&str, &Arc<Pod>> = owned
         .iter()
         .map(|p| (p.metadata.name.as_deref().unwrap_or_default(), p))
@@ -564,8 +573,17 @@ async fn execute(
         Action::SetLifecycleState {
             name,
             state,
-            mark_pod_not_ready: _,
+            mark_pod_not_ready,
         } => {
+            if *mark_pod_not_ready && let Some(pod) = by_name.get(name.as_str()) {
+                // Out of service before the hook runs, back in service after.
+                let hook = match state {
+                    LifecycleState::PreparingDelete => Some("preDeleteHook"),
+                    LifecycleState::PreparingUpdate => Some("preUpdateHook"),
+                    _ => None,
+                };
+                set_pod_not_ready_reason(ctx, key, pods_api, pod, hook, now).await?;
+            }
             let patch = json!({"metadata": {
                 "labels": {labels::LIFECYCLE_STATE: state.as_str()},
                 "annotations": {labels::LIFECYCLE_TIMESTAMP: now.to_string()},
@@ -636,6 +654,63 @@ async fn execute(
     }
     let _ = cs_name;
     Ok(())
+}
+
+/// Sets (or clears, with `hook: None`) the lifecycle's "not ready" reason in the pod's
+/// `KruisePodReady` condition. The condition's message is kruise's JSON list of reasons; it is
+/// False while the list is non-empty, and then the pod's Ready condition goes False too.
+async fn set_pod_not_ready_reason(
+    ctx: &Context,
+    key: &str,
+    pods_api: &Api<Pod>,
+    pod: &Pod,
+    hook: Option<&str>,
+    now: Timestamp,
+) -> Result<(), Error> {
+    use graft_api::annotations::{PodNotReadyReason, PodNotReadyReasons};
+    let current = inplace::pod_condition(pod, labels::KRUISE_POD_READY);
+    let mut reasons: PodNotReadyReasons = current
+        .and_then(|c| c.message.as_deref())
+        .and_then(|m| serde_json::from_str(m).ok())
+        .unwrap_or_default();
+    reasons.retain(|r| r.user_agent != "Lifecycle");
+    if let Some(hook) = hook {
+        reasons.push(PodNotReadyReason {
+            user_agent: "Lifecycle".into(),
+            key: hook.into(),
+        });
+    }
+    let status = if reasons.is_empty() { "True" } else { "False" };
+    if current.is_some_and(|c| c.status == status)
+        && current.and_then(|c| c.message.clone()).unwrap_or_default()
+            == serde_json::to_string(&reasons).unwrap_or_default()
+    {
+        return Ok(());
+    }
+    let mut conditions = vec![k8s_openapi::api::core::v1::PodCondition {
+        type_: labels::KRUISE_POD_READY.to_string(),
+        status: status.to_string(),
+        message: Some(serde_json::to_string(&reasons).unwrap_or_else(|_| "[]".into())),
+        last_transition_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now)),
+        ..Default::default()
+    }];
+    if status == "False" {
+        conditions.push(k8s_openapi::api::core::v1::PodCondition {
+            type_: "Ready".to_string(),
+            status: "False".to_string(),
+            reason: Some("ReadinessGatesNotReady".into()),
+            last_transition_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now)),
+            ..Default::default()
+        });
+    }
+    apply_change(
+        ctx,
+        key,
+        pods_api,
+        &pod.name_any(),
+        inplace::PodChange::Conditions(conditions),
+    )
+    .await
 }
 
 async fn apply_change(
@@ -753,6 +828,13 @@ async fn publish(ctx: &Context, cs: &CloneSet, ev: &PlannedEvent) {
     {
         tracing::debug!(error = %e, "publishing event");
     }
+}
+
+fn has_gate(pod: &Pod, condition_type: &str) -> bool {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.readiness_gates.as_ref())
+        .is_some_and(|g| g.iter().any(|g| g.condition_type == condition_type))
 }
 
 fn pod_revision(pod: &Pod) -> String {

@@ -70,6 +70,17 @@ pub fn new_pod(
             condition_type: labels::INPLACE_UPDATE_READY.to_string(),
         });
     }
+    // Hooks with markPodNotReady take the pod out of service through the KruisePodReady gate
+    // (kruise's pod webhook injects it; graft creates the pod, so it adds it here).
+    if needs_pod_ready_gate(cs)
+        && !gates
+            .iter()
+            .any(|g| g.condition_type == labels::KRUISE_POD_READY)
+    {
+        gates.push(PodReadinessGate {
+            condition_type: labels::KRUISE_POD_READY.to_string(),
+        });
+    }
     // Each volume claim template becomes this instance's own PVC, mounted under the template's name.
     for vct in cs.spec.volume_claim_templates.iter().flatten() {
         let vct_name = vct.metadata.name.clone().unwrap_or_default();
@@ -97,6 +108,17 @@ pub fn new_pod(
         spec: Some(spec),
         status: None,
     }
+}
+
+/// Whether a lifecycle hook of `cs` asks for `markPodNotReady` (only preDelete and inPlaceUpdate
+/// may), so its pods need the `KruisePodReady` readiness gate.
+pub fn needs_pod_ready_gate(cs: &CloneSet) -> bool {
+    cs.spec.lifecycle.as_ref().is_some_and(|l| {
+        [&l.pre_delete, &l.in_place_update]
+            .into_iter()
+            .flatten()
+            .any(|h| h.mark_pod_not_ready == Some(true))
+    })
 }
 
 /// The PVCs of one instance: labelled with the selector's matchLabels and the instance id, owned by
@@ -209,6 +231,36 @@ spec:
         assert_eq!(
             pvc.metadata.owner_references.clone().unwrap_or_default()[0].kind,
             "CloneSet"
+        );
+    }
+
+    #[test]
+    fn mark_pod_not_ready_hooks_add_the_kruise_pod_ready_gate() {
+        let mut cs = cloneset(CS);
+        let gates = |cs: &CloneSet| {
+            new_pod(cs, "abcde", "web-1", &cs.spec.template)
+                .spec
+                .unwrap_or_default()
+                .readiness_gates
+                .unwrap_or_default()
+                .into_iter()
+                .map(|g| g.condition_type)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(gates(&cs), vec!["InPlaceUpdateReady"]);
+        cs.spec.lifecycle = serde_json::from_value(serde_json::json!({
+            "preDelete": {"labelsHandler": {"hold": "true"}, "markPodNotReady": true}
+        }))
+        .expect("lifecycle");
+        assert_eq!(gates(&cs), vec!["InPlaceUpdateReady", "KruisePodReady"]);
+        cs.spec.lifecycle = serde_json::from_value(serde_json::json!({
+            "preDelete": {"labelsHandler": {"hold": "true"}}
+        }))
+        .expect("lifecycle");
+        assert_eq!(
+            gates(&cs),
+            vec!["InPlaceUpdateReady"],
+            "no gate without markPodNotReady"
         );
     }
 
