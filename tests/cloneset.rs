@@ -1213,3 +1213,152 @@ async fn a_pre_delete_hook_with_mark_pod_not_ready_holds_the_pod_out_of_service_
     .await;
     settled(&e, "web", 1).await;
 }
+
+#[tokio::test]
+async fn volume_claim_templates_give_each_instance_its_pvc_and_a_replacement_reuses_it() {
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    let e = env("cs-pvc").await;
+    let mut cs = cloneset("web", 2, "v1", json!({}));
+    cs.spec.volume_claim_templates = serde_json::from_value(json!([{
+        "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "16Mi"}}}
+    }]))
+    .expect("vct literal");
+    e.clonesets
+        .create(&PostParams::default(), &cs)
+        .await
+        .expect("create");
+    settled(&e, "web", 2).await;
+    let pvcs: Api<PersistentVolumeClaim> = e.ns.api();
+    let pods = live_pods(&e, "web").await;
+    for p in &pods {
+        let id = p
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("apps.kruise.io/cloneset-instance-id").cloned())
+            .unwrap_or_default();
+        let pvc = pvcs
+            .get(&format!("data-web-{id}"))
+            .await
+            .expect("a PVC per instance id");
+        assert_eq!(pvc.status.and_then(|s| s.phase).as_deref(), Some("Bound"));
+        let claim = p
+            .spec
+            .as_ref()
+            .and_then(|s| s.volumes.as_ref())
+            .and_then(|v| v.iter().find(|v| v.name == "data"))
+            .and_then(|v| v.persistent_volume_claim.as_ref())
+            .map(|c| c.claim_name.clone());
+        assert_eq!(
+            claim,
+            Some(format!("data-web-{id}")),
+            "the pod mounts its own PVC"
+        );
+    }
+
+    // A pod deleted by someone else: its replacement takes over the same instance id and PVC.
+    let gone = &pods[0];
+    let gone_id = gone
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("apps.kruise.io/cloneset-instance-id").cloned())
+        .unwrap_or_default();
+    e.pods
+        .delete(
+            gone.metadata.name.as_deref().unwrap_or_default(),
+            &Default::default(),
+        )
+        .await
+        .expect("delete a pod");
+    let replacement = support::eventually(
+        "a new pod reusing the orphan PVC's instance id",
+        2 * MINUTE,
+        || async {
+            live_pods(&e, "web")
+                .await
+                .into_iter()
+                .find(|p| {
+                    p.metadata.uid != gone.metadata.uid && p.metadata.name == gone.metadata.name
+                })
+                .ok_or_else(|| "no replacement with the same name yet".to_string())
+        },
+    )
+    .await;
+    assert_eq!(
+        replacement
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("apps.kruise.io/cloneset-instance-id").cloned()),
+        Some(gone_id.clone())
+    );
+    settled(&e, "web", 2).await;
+
+    // Scale-in by the controller deletes the pod's PVC with it.
+    patch_spec(&e, "web", json!({"replicas": 1})).await;
+    settled(&e, "web", 1).await;
+    support::eventually("one PVC left", MINUTE, || async {
+        let n = pvcs
+            .list(&ListParams::default())
+            .await
+            .map(|l| {
+                l.items
+                    .iter()
+                    .filter(|p| p.metadata.deletion_timestamp.is_none())
+                    .count()
+            })
+            .unwrap_or(usize::MAX);
+        if n == 1 {
+            Ok(())
+        } else {
+            Err(format!("{n} PVCs"))
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_orphan_pod_matching_the_selector_is_adopted() {
+    let e = env("cs-adopt").await;
+    let orphan: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "stray", "labels": {"app": "web"}},
+        "spec": {"terminationGracePeriodSeconds": 3,
+                 "containers": [{"name": "app", "image": image("app:v1"), "imagePullPolicy": "IfNotPresent"}]}
+    }))
+    .expect("pod literal");
+    e.pods
+        .create(&PostParams::default(), &orphan)
+        .await
+        .expect("create orphan");
+    e.clonesets
+        .create(&PostParams::default(), &cloneset("web", 2, "v1", json!({})))
+        .await
+        .expect("create");
+    let owned = support::eventually("the orphan owned by the CloneSet", MINUTE, || async {
+        let p = e.pods.get("stray").await.map_err(|e| e.to_string())?;
+        p.metadata
+            .owner_references
+            .unwrap_or_default()
+            .into_iter()
+            .find(|o| o.kind == "CloneSet" && o.name == "web" && o.controller == Some(true))
+            .ok_or_else(|| "not adopted yet".to_string())
+    })
+    .await;
+    assert_eq!(owned.name, "web");
+    let cs = wait_cs(
+        &e,
+        "web",
+        "2 replicas counted, the orphan among them",
+        MINUTE,
+        |cs| cs.status.as_ref().is_some_and(|s| s.replicas == 2),
+    )
+    .await;
+    assert_eq!(
+        live_pods(&e, "web").await.len(),
+        2,
+        "only one pod was created next to the adopted one: {:?}",
+        cs.status
+    );
+}
