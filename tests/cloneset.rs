@@ -1022,6 +1022,24 @@ async fn an_image_that_cannot_be_pulled_stops_the_rollout_at_max_unavailable() {
                 && message.contains("cannot pull")),
         "an Event names the stuck pod and the image pull failure: {events:?}"
     );
+    // And so does the status, in graft's RolloutBlocked condition.
+    let blocked = e
+        .clonesets
+        .get("web")
+        .await
+        .expect("get CloneSet")
+        .status
+        .and_then(|s| s.conditions)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_ == "RolloutBlocked");
+    assert!(
+        blocked
+            .as_ref()
+            .is_some_and(|c| c.status == "True"
+                && c.message.as_deref().is_some_and(|m| m.contains(&stuck_pod))),
+        "the status names the stuck pod: {blocked:?}"
+    );
 
     // Fixing the image lets the rollout finish, the stuck pod included.
     patch_spec(&e, "web", containers_with(&image("app:v2"))).await;
@@ -1038,6 +1056,18 @@ async fn an_image_that_cannot_be_pulled_stops_the_rollout_at_max_unavailable() {
     .await;
     let (worst, _) = worst_case(&watcher.history(), 5, "app:v1");
     assert_eq!(worst, 1, "maxUnavailable 1 held after the fix too");
+    let conditions = e
+        .clonesets
+        .get("web")
+        .await
+        .expect("get")
+        .status
+        .and_then(|s| s.conditions)
+        .unwrap_or_default();
+    assert!(
+        conditions.iter().all(|c| c.type_ != "RolloutBlocked"),
+        "RolloutBlocked is gone: {conditions:?}"
+    );
 }
 
 #[tokio::test]

@@ -501,7 +501,14 @@ async fn write_status(
     name: &str,
     status: &CloneSetStatus,
 ) -> kube::Result<()> {
-    let patch = json!({"status": status});
+    let mut body = serde_json::to_value(status).unwrap_or_else(|_| json!({}));
+    // A merge patch only removes what it sets to null: clear conditions that went away.
+    if status.conditions.is_none()
+        && let Some(map) = body.as_object_mut()
+    {
+        map.insert("conditions".into(), serde_json::Value::Null);
+    }
+    let patch = json!({ "status": body });
     api.patch_status(name, &pp(), &Patch::Merge(&patch))
         .await
         .map(|_| ())

@@ -464,6 +464,30 @@ pub fn plan(snapshot: &Snapshot) -> Plan {
             status.updated_available_replicas, status.expected_updated_replicas
         ));
     }
+    let mut status = status;
+    let blocked = status.updated_available_replicas
+        < status.expected_updated_replicas.min(status.replicas)
+        && snapshot
+            .pods
+            .iter()
+            .any(|p| p.failure.is_some() && p.deletion_timestamp.is_none());
+    if blocked {
+        status::set_condition(
+            &mut status,
+            status::CONDITION_ROLLOUT_BLOCKED,
+            "True",
+            Some("PodsFailing"),
+            plan.waiting
+                .as_deref()
+                .unwrap_or("pods of the rollout are failing"),
+            snapshot.now,
+        );
+    } else if let Some(conditions) = status.conditions.as_mut() {
+        conditions.retain(|c| c.type_ != status::CONDITION_ROLLOUT_BLOCKED);
+        if conditions.is_empty() {
+            status.conditions = None;
+        }
+    }
     let old = snapshot.cloneset.status.clone().unwrap_or_default();
     plan.status_changed = status != old;
     plan.status = status;

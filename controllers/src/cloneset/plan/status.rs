@@ -16,6 +16,10 @@ pub const CONDITION_FAILED_SCALE: &str = "FailedScale";
 pub const CONDITION_FAILED_UPDATE: &str = "FailedUpdate";
 /// Condition type describing rollout progress (only with `progressDeadlineSeconds`).
 pub const CONDITION_PROGRESSING: &str = "Progressing";
+/// graft's own condition: True while failing pods (image cannot be pulled, crash loop) hold the
+/// rollout, with the reason in its message. OpenKruise has no such condition; it is absent
+/// otherwise, so kruise clients see the status they know.
+pub const CONDITION_ROLLOUT_BLOCKED: &str = "RolloutBlocked";
 
 /// Sets `type_` on `status` the way OpenKruise's `SetCloneSetCondition` does: nothing changes if
 /// status and reason are the same; the transition time is kept when only the reason changes.

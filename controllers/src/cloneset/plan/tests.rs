@@ -582,9 +582,35 @@ fn a_rollout_held_by_failing_pods_names_them_and_why() {
              pod p4: container app cannot pull image app:bad"
         )
     );
+    // The status says it too, in graft's RolloutBlocked condition.
+    let blocked = p
+        .status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "RolloutBlocked")
+        .expect("RolloutBlocked condition");
+    assert_eq!(
+        (blocked.status.as_str(), blocked.reason.as_deref()),
+        ("True", Some("PodsFailing"))
+    );
+    assert!(
+        blocked
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("pod p4: container app cannot pull image"))
+    );
     // A pod that is merely starting is not named; more than 3 failing pods are counted.
     pods[4] = pod("p4").rev(V2);
     let p = plan(&snap(spec, &pods));
+    assert!(
+        p.status
+            .conditions
+            .iter()
+            .flatten()
+            .all(|c| c.type_ != "RolloutBlocked"),
+        "no RolloutBlocked condition without failing pods"
+    );
     assert_eq!(
         p.waiting.as_deref(),
         Some("maxUnavailable reached: 1 pod(s) unavailable, maxUnavailable 1")
