@@ -420,5 +420,95 @@ fn cache_dirs_are_per_url_and_readable() {
     // Credentials do not change (or show in) the directory.
     let c = cache.dir_for(&RepoUrl::parse("https://u:secret@github.com/o/r.git").unwrap());
     assert!(!c.to_string_lossy().contains("secret"));
-    let _ = Path::new("");
+}
+
+/// Stops the `git daemon` it holds when dropped.
+struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn fetches_over_the_git_protocol_from_a_real_git_daemon() {
+    let src = Source::new();
+    let c1 = src.commit(None, &[("a.yaml", b"a: 1\n")], "first");
+    std::fs::write(src.dir.path().join("git-daemon-export-ok"), "").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = src.dir.path().parent().unwrap();
+    // Run git-daemon itself (`git daemon` forks it and would outlive a kill of the wrapper).
+    let exec_path = std::process::Command::new("git")
+        .arg("--exec-path")
+        .output()
+        .expect("git must be installed (the git package) for this test");
+    let exec_path = String::from_utf8(exec_path.stdout).unwrap();
+    let child = std::process::Command::new(Path::new(exec_path.trim()).join("git-daemon"))
+        .args(["--reuseaddr", "--listen=127.0.0.1"])
+        .arg(format!("--port={port}"))
+        .arg(format!("--base-path={}", base.display()))
+        .arg(base)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("git-daemon must be installed (the git package) for this test");
+    let _daemon = Daemon(child);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "git daemon did not listen on {port} within 10s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let name = src
+        .dir
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
+    let (_d, cache) = new_cache();
+    let repo = cache
+        .open(&format!("git://127.0.0.1:{port}/{name}"))
+        .unwrap();
+    assert_eq!(repo.url().transport(), Transport::Git);
+    let f = repo
+        .fetch(&main_ref(), &Auth::default(), &FetchOptions::default())
+        .unwrap();
+    assert_eq!(
+        f,
+        Fetched {
+            commit: c1.to_string(),
+            downloaded: true
+        }
+    );
+    assert!(
+        !repo
+            .fetch(&main_ref(), &Auth::default(), &FetchOptions::default())
+            .unwrap()
+            .downloaded
+    );
+    let e = repo
+        .fetch(
+            &Reference::Branch("gone".into()),
+            &Auth::default(),
+            &FetchOptions::default(),
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::RefNotFound { .. }), "{e:?}");
+    // A repository the daemon does not serve.
+    let missing = cache
+        .open(&format!("git://127.0.0.1:{port}/nope.git"))
+        .unwrap();
+    let e = missing
+        .fetch(&main_ref(), &Auth::default(), &FetchOptions::default())
+        .unwrap_err();
+    assert!(matches!(e, Error::Connect { .. }), "{e:?}");
 }
