@@ -352,16 +352,7 @@ async fn in_place_update_keeps_pods_and_restarts_only_the_changed_container() {
         .collect();
     let watcher = PodWatcher::start(&e.client, &e.ns.name, "app=web");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    patch_spec(
-        &e,
-        "web",
-        json!({"template": {"spec": {"containers": [
-            {"name": "app", "image": image("app:v2"), "imagePullPolicy": "IfNotPresent",
-             "readinessProbe": {"httpGet": {"path": "/readyz", "port": 8080}, "periodSeconds": 1}},
-            {"name": "sidecar", "image": image("sidecar:v1"), "imagePullPolicy": "IfNotPresent"}
-        ]}}}),
-    )
-    .await;
+    patch_spec(&e, "web", containers_with(&image("app:v2"))).await;
     let cs = wait_cs(
         &e,
         "web",

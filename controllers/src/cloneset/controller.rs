@@ -234,13 +234,7 @@ async fn reconcile_inner(cs: &CloneSet, ctx: &Context, key: &str) -> Result<Requ
         .map_err(api_err(key, "listing controller revisions"))?
         .items
         .into_iter()
-        .filter(|r| {
-            r.metadata
-                .owner_references
-                .iter()
-                .flatten()
-                .any(|o| o.uid == uid)
-        })
+        .filter(|r| owned_by(&r.metadata, &uid))
         .collect();
     let data =
         revision::template_revision_data(&cs.spec.template).map_err(|source| Error::Revision {
@@ -322,13 +316,7 @@ async fn reconcile_inner(cs: &CloneSet, ctx: &Context, key: &str) -> Result<Requ
             .map_err(api_err(key, "listing PVCs"))?
             .items
             .into_iter()
-            .filter(|p| {
-                p.metadata
-                    .owner_references
-                    .iter()
-                    .flatten()
-                    .any(|o| o.uid == uid)
-            })
+            .filter(|p| owned_by(&p.metadata, &uid))
             .filter_map(|p| {
                 p.metadata
                     .labels
@@ -835,6 +823,11 @@ async fn publish(ctx: &Context, cs: &CloneSet, ev: &PlannedEvent) {
     {
         tracing::debug!(error = %e, "publishing event");
     }
+}
+
+/// Whether an object has an owner reference to the object with `uid`.
+fn owned_by(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, uid: &str) -> bool {
+    meta.owner_references.iter().flatten().any(|o| o.uid == uid)
 }
 
 fn has_gate(pod: &Pod, condition_type: &str) -> bool {
