@@ -13,6 +13,7 @@
 //! 5. [`webhook`]: verify push webhook signatures and read the repository and ref they name.
 #![warn(missing_docs)]
 
+pub mod apply;
 pub mod error;
 pub mod git;
 pub mod health;
