@@ -491,7 +491,8 @@ impl Applier {
                 self.resources.insert(ar.clone(), namespaced);
                 Ok(Some((ar, namespaced)))
             }
-            Err(kube::Error::Api(s)) if s.is_not_found() => Ok(None),
+            // A group-version that is not served answers a plain-text 404, not a Status.
+            Err(kube::Error::Api(s)) if s.code == 404 || s.is_not_found() => Ok(None),
             Err(kube::Error::Discovery(_)) => Ok(None),
             Err(e) => Err(e),
         }
