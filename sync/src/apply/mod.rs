@@ -235,17 +235,17 @@ impl Applier {
                     applied: snapshot(&report),
                 });
             }
-            for o in &wave.objects {
-                let r = &o.reference;
-                if r.group == "apiextensions.k8s.io" && r.kind == "CustomResourceDefinition" {
-                    if let Err((after, last)) = self.wait_established(&r.name, &requests).await {
-                        return Err(Error::NotEstablished {
-                            name: r.name.clone(),
-                            after,
-                            last,
-                            applied: snapshot(&report),
-                        });
-                    }
+            let wave_crds = wave.objects.iter().map(|o| &o.reference).filter(|r| {
+                r.group == "apiextensions.k8s.io" && r.kind == "CustomResourceDefinition"
+            });
+            for r in wave_crds {
+                if let Err((after, last)) = self.wait_established(&r.name, &requests).await {
+                    return Err(Error::NotEstablished {
+                        name: r.name.clone(),
+                        after,
+                        last,
+                        applied: snapshot(&report),
+                    });
                 }
             }
         }
