@@ -26,8 +26,50 @@ enum Command {
     },
     /// Run the workload controllers (CloneSet) against the cluster in the kubeconfig.
     Controllers(ControllersArgs),
+    /// Keep the cluster equal to a path of a Git repository, without a GitSync object.
+    Sync(SyncArgs),
     /// Print graft's version and the Kubernetes API version it is built against.
     Version,
+}
+
+#[derive(clap::Args, Debug)]
+struct SyncArgs {
+    /// Repository URL: file://, a local path, git://, https:// or ssh://.
+    #[arg(long, env = "GRAFT_REPO")]
+    repo: String,
+    /// Branch to follow (default: the remote's default branch).
+    #[arg(long, env = "GRAFT_BRANCH", conflicts_with_all = ["tag", "commit"])]
+    branch: Option<String>,
+    /// Tag to follow.
+    #[arg(long, env = "GRAFT_TAG", conflicts_with = "commit")]
+    tag: Option<String>,
+    /// Exact commit to apply.
+    #[arg(long, env = "GRAFT_COMMIT")]
+    commit: Option<String>,
+    /// Directory of the repository holding the manifests.
+    #[arg(long, env = "GRAFT_PATH", default_value = ".")]
+    path: String,
+    /// Name of this sync (owner label `<namespace>.<name>`, state ConfigMap `graft-sync-<name>`).
+    #[arg(long, env = "GRAFT_SYNC_NAME", default_value = "default")]
+    name: String,
+    /// Namespace for the state and for namespaced objects that name none.
+    #[arg(long, env = "GRAFT_SYNC_NAMESPACE", default_value = "default")]
+    namespace: String,
+    /// Delete objects that left the repository (only ones this sync created).
+    #[arg(long, env = "GRAFT_PRUNE")]
+    prune: bool,
+    /// How often to fetch and correct drift, e.g. 30s, 1m, 1h.
+    #[arg(long, env = "GRAFT_INTERVAL", default_value = "1m")]
+    interval: String,
+    /// Sync once and exit (non-zero, with the reason, when nothing could be applied).
+    #[arg(long)]
+    once: bool,
+    /// Where the bare Git caches are kept.
+    #[arg(long, env = "GRAFT_GIT_CACHE", default_value = "/var/cache/graft/git")]
+    cache_dir: std::path::PathBuf,
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "GRAFT_LOG_FORMAT", default_value = "text")]
+    log_format: String,
 }
 
 #[derive(clap::Args, Debug)]
@@ -54,6 +96,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Crds { out_dir } => crds(out_dir),
         Command::Controllers(args) => controllers(args),
+        Command::Sync(args) => sync(args),
         Command::Version => {
             println!("graft {}", env!("CARGO_PKG_VERSION"));
             println!("kubernetes api {KUBERNETES_API}");
@@ -95,6 +138,76 @@ fn controllers(args: ControllersArgs) -> anyhow::Result<()> {
         graft_controllers::runtime::run(client, opts)
             .await
             .context("running the controllers")
+    })
+}
+
+fn sync(args: SyncArgs) -> anyhow::Result<()> {
+    use graft_sync::git::Reference;
+    init_tracing(&args.log_format);
+    let interval = graft_api::graft::gitsync::parse_duration(&args.interval)
+        .map_err(|e| anyhow::anyhow!("--interval: {e}"))?;
+    let reference = match (args.branch, args.tag, args.commit) {
+        (Some(b), _, _) => Reference::Branch(b),
+        (_, Some(t), _) => Reference::Tag(t),
+        (_, _, Some(c)) => Reference::Commit(c.to_ascii_lowercase()),
+        _ => Reference::DefaultBranch,
+    };
+    let source = graft_sync::run::Source {
+        url: args.repo,
+        reference,
+        path: args.path,
+        prune: args.prune,
+        owner: graft_sync::plan::Owner {
+            namespace: args.namespace,
+            name: args.name,
+        },
+        auth: Default::default(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let client = kube::Client::try_default()
+            .await
+            .context("connecting to the cluster (KUBECONFIG or in-cluster config)")?;
+        let syncer = graft_sync::run::Syncer::new(client, args.cache_dir, source);
+        let mut failures = 0u32;
+        loop {
+            match syncer.sync_once().await {
+                Ok(o) => {
+                    failures = 0;
+                    tracing::info!(
+                        commit = %o.commit, created = o.created, configured = o.configured,
+                        unchanged = o.unchanged, pruned = o.pruned, "synced"
+                    );
+                    for f in &o.prune_failures {
+                        tracing::warn!(failure = %f, "could not prune");
+                    }
+                    if args.once {
+                        println!(
+                            "synced {}: {} created, {} configured, {} unchanged, {} pruned",
+                            o.commit, o.created, o.configured, o.unchanged, o.pruned
+                        );
+                        return Ok(());
+                    }
+                }
+                Err(e) => {
+                    if args.once {
+                        return Err(anyhow::anyhow!(e).context("sync failed"));
+                    }
+                    failures = failures.saturating_add(1);
+                    tracing::error!(error = %e, "sync failed");
+                }
+            }
+            // Exponential backoff after failures (5s, 10s, 20s, ...), never longer than the interval.
+            let wait = if failures == 0 {
+                interval
+            } else {
+                std::time::Duration::from_secs(5u64 << failures.min(10)).min(interval)
+            };
+            tokio::time::sleep(wait).await;
+        }
     })
 }
 

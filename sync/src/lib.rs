@@ -20,6 +20,7 @@ pub mod health;
 pub mod object;
 pub mod plan;
 pub mod render;
+pub mod run;
 pub mod webhook;
 
 pub use error::Error;

@@ -1,0 +1,282 @@
+//! Syncing one source without a GitSync object (`graft sync --repo URL --path P`): fetch →
+//! render → plan → validate (server-side dry-run of everything) → apply → prune.
+//!
+//! Nothing of a commit is applied unless the whole commit validates; the last good commit stays.
+//! Without a GitSync status to keep it in, the last applied commit and the inventory live in a
+//! ConfigMap `graft-sync-<name>` next to the objects (like kubectl's ApplySet parent), so prune
+//! works across runs and restarts.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use graft_api::graft::gitsync::InventoryEntry;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client};
+use serde_json::json;
+
+use crate::apply::{Action, Applier};
+use crate::git::{Auth, FetchOptions, GitCache, ReadLimits, Reference};
+use crate::object::ObjectRef;
+use crate::plan::{self, Owner};
+use crate::render::{self, Directory, Renderer};
+
+/// What to keep the cluster equal to.
+#[derive(Clone, Debug)]
+pub struct Source {
+    /// Repository URL (file://, a local path, git://, https://, ssh://).
+    pub url: String,
+    /// Branch, tag, commit, or the default branch.
+    pub reference: Reference,
+    /// Directory in the repository holding the manifests.
+    pub path: String,
+    /// Delete objects that left the repository (only ones this source created).
+    pub prune: bool,
+    /// Name of this sync: owner label `<namespace>.<name>` and state ConfigMap `graft-sync-<name>`.
+    pub owner: Owner,
+    /// Credentials and trusted SSH host keys.
+    pub auth: Auth,
+}
+
+/// What one sync did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// The commit now applied.
+    pub commit: String,
+    /// Objects created, configured (changed or drift reverted) and found unchanged.
+    pub created: usize,
+    /// Objects whose live state differed and were applied.
+    pub configured: usize,
+    /// Objects that already matched.
+    pub unchanged: usize,
+    /// Objects pruned.
+    pub pruned: usize,
+    /// Objects that could not be pruned, with why (kept in the inventory to retry).
+    pub prune_failures: Vec<String>,
+}
+
+/// Why a sync applied nothing (or stopped part way, for [`SyncError::Apply`]).
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// Fetching or reading the commit failed (unreachable remote, bad credentials, missing
+    /// path, a file over the size limit, history rewritten).
+    #[error("{0}")]
+    Source(crate::Error),
+    /// The manifests of the commit are invalid; nothing was applied.
+    #[error("commit {commit}: {message}")]
+    Invalid {
+        /// The commit.
+        commit: String,
+        /// Every problem found, one per line, each naming file, document and line.
+        message: String,
+    },
+    /// The API server refused a write part way through.
+    #[error("commit {commit}: {source}")]
+    Apply {
+        /// The commit.
+        commit: String,
+        /// The cause.
+        source: crate::apply::Error,
+    },
+    /// Reading or writing the sync's state ConfigMap failed.
+    #[error("state ConfigMap {name}: {source}")]
+    State {
+        /// `namespace/name` of the ConfigMap.
+        name: String,
+        /// The cause.
+        source: kube::Error,
+    },
+    /// The blocking Git task did not finish.
+    #[error("git task failed: {0}")]
+    Task(String),
+}
+
+/// Syncs one [`Source`] on demand.
+pub struct Syncer {
+    source: Source,
+    cache: Arc<GitCache>,
+    applier: Applier,
+    client: Client,
+    /// Namespace for namespaced objects that name none, and for the state ConfigMap.
+    namespace: String,
+}
+
+#[derive(Default)]
+struct State {
+    commit: Option<String>,
+    inventory: Vec<InventoryEntry>,
+}
+
+impl Syncer {
+    /// A syncer that keeps its Git cache under `cache_dir`.
+    pub fn new(client: Client, cache_dir: PathBuf, source: Source) -> Self {
+        let namespace = source.owner.namespace.clone();
+        Syncer {
+            cache: Arc::new(GitCache::new(cache_dir)),
+            applier: Applier::new(client.clone()),
+            client,
+            source,
+            namespace,
+        }
+    }
+
+    fn state_name(&self) -> String {
+        format!("graft-sync-{}", self.source.owner.name)
+    }
+
+    async fn read_state(&self) -> Result<State, SyncError> {
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.namespace);
+        let cm = api
+            .get_opt(&self.state_name())
+            .await
+            .map_err(|source| SyncError::State {
+                name: format!("{}/{}", self.namespace, self.state_name()),
+                source,
+            })?;
+        let data = cm.and_then(|c| c.data).unwrap_or_default();
+        Ok(State {
+            commit: data.get("commit").cloned(),
+            inventory: data
+                .get("inventory")
+                .and_then(|i| serde_json::from_str(i).ok())
+                .unwrap_or_default(),
+        })
+    }
+
+    async fn write_state(
+        &self,
+        commit: &str,
+        inventory: &[InventoryEntry],
+    ) -> Result<(), SyncError> {
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.namespace);
+        let body = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": self.state_name(), "labels": {"app.kubernetes.io/managed-by": "graft"}},
+            "data": {
+                "commit": commit,
+                "url": crate::git::RepoUrl::parse(&self.source.url).map(|u| u.redacted().to_string()).unwrap_or_default(),
+                "path": self.source.path,
+                "inventory": serde_json::to_string(inventory).unwrap_or_else(|_| "[]".into()),
+            }
+        });
+        api.patch(
+            &self.state_name(),
+            &PatchParams::apply("graft").force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|source| SyncError::State {
+            name: format!("{}/{}", self.namespace, self.state_name()),
+            source,
+        })
+    }
+
+    /// Fetch the reference and make the cluster equal to its commit. Nothing is applied when
+    /// the commit is invalid or its history was rewritten; the last good commit stays.
+    pub async fn sync_once(&self) -> Result<Outcome, SyncError> {
+        let state = self.read_state().await?;
+        let cache = self.cache.clone();
+        let source = self.source.clone();
+        let last = state.commit.clone();
+        let (commit, files) = tokio::task::spawn_blocking(move || {
+            let repo = cache.open(&source.url)?;
+            let fetched = repo.fetch(&source.reference, &source.auth, &FetchOptions::default())?;
+            if let Some(last) = &last
+                && last != &fetched.commit
+            {
+                repo.check_history(&source.reference, last, &fetched.commit)?;
+            }
+            let files = repo.read_files(
+                &fetched.commit,
+                &source.path,
+                &ReadLimits::default(),
+                &|p| Directory.accepts(p),
+            )?;
+            Ok::<_, crate::Error>((fetched.commit, files))
+        })
+        .await
+        .map_err(|e| SyncError::Task(e.to_string()))?
+        .map_err(SyncError::Source)?;
+
+        let invalid = |message: String| SyncError::Invalid {
+            commit: commit.clone(),
+            message,
+        };
+        let objects = render::render(&Directory, &files).map_err(|e| invalid(e.to_string()))?;
+        let scopes = self
+            .applier
+            .discover()
+            .await
+            .map_err(|source| SyncError::Apply {
+                commit: commit.clone(),
+                source,
+            })?;
+        let plan = plan::plan(&objects, &scopes, &self.source.owner, &self.namespace)
+            .map_err(|e| invalid(e.to_string()))?;
+        if let Err(errors) = self.applier.validate(&plan).await {
+            let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            return Err(invalid(format!(
+                "{} invalid object(s), nothing applied:\n{}",
+                lines.len(),
+                lines.join("\n")
+            )));
+        }
+        let report = self
+            .applier
+            .apply(&plan)
+            .await
+            .map_err(|source| SyncError::Apply {
+                commit: commit.clone(),
+                source,
+            })?;
+        let mut outcome = Outcome {
+            commit: commit.clone(),
+            ..Default::default()
+        };
+        for o in &report.objects {
+            match o.action {
+                Action::Created => outcome.created += 1,
+                Action::Configured => outcome.configured += 1,
+                Action::Unchanged => outcome.unchanged += 1,
+            }
+        }
+
+        let mut inventory = plan.inventory();
+        if self.source.prune {
+            let live = self
+                .applier
+                .live_meta(&state.inventory)
+                .await
+                .map_err(|source| SyncError::Apply {
+                    commit: commit.clone(),
+                    source,
+                })?;
+            let new_refs: Vec<&ObjectRef> = plan.objects().map(|o| &o.reference).collect();
+            let prune = plan::prune_set(&state.inventory, new_refs, &live, &self.source.owner);
+            let pruned = self.applier.prune(&prune).await;
+            outcome.pruned = pruned.deleted.len();
+            for (r, why) in &pruned.failed {
+                outcome.prune_failures.push(format!("{r}: {why}"));
+                inventory.push(InventoryEntry::from(r));
+            }
+        } else {
+            // Without prune, objects that left the repository stay ours: keep them listed so a
+            // later run with prune can still remove them.
+            let current: BTreeMap<_, _> = inventory
+                .iter()
+                .map(|e| (ObjectRef::from(e).id(), ()))
+                .collect();
+            inventory.extend(
+                state
+                    .inventory
+                    .iter()
+                    .filter(|e| !current.contains_key(&ObjectRef::from(*e).id()))
+                    .cloned(),
+            );
+        }
+        self.write_state(&commit, &inventory).await?;
+        Ok(outcome)
+    }
+}
