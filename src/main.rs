@@ -26,7 +26,8 @@ enum Command {
     },
     /// Run the workload controllers (CloneSet) against the cluster in the kubeconfig.
     Controllers(ControllersArgs),
-    /// Keep the cluster equal to a path of a Git repository, without a GitSync object.
+    /// Keep the cluster equal to Git: every GitSync object (default), or with `--repo` one
+    /// repository path without a GitSync object.
     Sync(SyncArgs),
     /// Print graft's version and the Kubernetes API version it is built against.
     Version,
@@ -34,9 +35,13 @@ enum Command {
 
 #[derive(clap::Args, Debug)]
 struct SyncArgs {
-    /// Repository URL: file://, a local path, git://, https:// or ssh://.
+    /// Repository URL (file://, a local path, git://, https://, ssh://) to sync without a
+    /// GitSync object. Without it, graft runs the GitSync controller.
     #[arg(long, env = "GRAFT_REPO")]
-    repo: String,
+    repo: Option<String>,
+    /// With the GitSync controller: only GitSyncs of this namespace (default: all).
+    #[arg(long, env = "GRAFT_WATCH_NAMESPACE")]
+    watch_namespace: Option<String>,
     /// Branch to follow (default: the remote's default branch).
     #[arg(long, env = "GRAFT_BRANCH", conflicts_with_all = ["tag", "commit"])]
     branch: Option<String>,
@@ -152,8 +157,21 @@ fn sync(args: SyncArgs) -> anyhow::Result<()> {
         (_, _, Some(c)) => Reference::Commit(c.to_ascii_lowercase()),
         _ => Reference::DefaultBranch,
     };
+    let Some(repo) = args.repo else {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?;
+        return runtime.block_on(async move {
+            let client = kube::Client::try_default()
+                .await
+                .context("connecting to the cluster (KUBECONFIG or in-cluster config)")?;
+            graft_sync::gitsync::run(client, args.cache_dir, args.watch_namespace).await;
+            Ok(())
+        });
+    };
     let source = graft_sync::run::Source {
-        url: args.repo,
+        url: repo,
         reference,
         path: args.path,
         prune: args.prune,

@@ -16,6 +16,7 @@
 pub mod apply;
 pub mod error;
 pub mod git;
+pub mod gitsync;
 pub mod health;
 pub mod object;
 pub mod plan;

@@ -92,11 +92,178 @@ pub enum SyncError {
     Task(String),
 }
 
-/// Syncs one [`Source`] on demand.
-pub struct Syncer {
-    source: Source,
+/// A fetched commit: its metadata and the manifest files under the source's path.
+pub struct FetchedCommit {
+    /// Full SHA.
+    pub commit: String,
+    /// Message, author, time.
+    pub info: crate::git::CommitInfo,
+    /// The files the renderer accepts.
+    pub files: Vec<render::SourceFile>,
+}
+
+/// The steps of a sync, shared by `graft sync` and the GitSync controller: fetch, prepare
+/// (render, plan, validate), apply (+ prune).
+#[derive(Clone)]
+pub struct Engine {
     cache: Arc<GitCache>,
     applier: Applier,
+}
+
+impl Engine {
+    /// An engine that keeps its Git caches under `cache_dir`.
+    pub fn new(client: Client, cache_dir: PathBuf) -> Self {
+        Engine {
+            cache: Arc::new(GitCache::new(cache_dir)),
+            applier: Applier::new(client),
+        }
+    }
+
+    /// The applier (for reading live objects: health, progress).
+    pub fn applier(&self) -> &Applier {
+        &self.applier
+    }
+
+    /// Fetch the source's reference and read its manifests; refuses a rewritten history
+    /// (force-push) relative to `last_applied`.
+    pub async fn fetch(
+        &self,
+        source: &Source,
+        last_applied: Option<&str>,
+    ) -> Result<FetchedCommit, SyncError> {
+        let cache = self.cache.clone();
+        let source = source.clone();
+        let last = last_applied.map(str::to_string);
+        tokio::task::spawn_blocking(move || {
+            let repo = cache.open(&source.url)?;
+            let fetched = repo.fetch(&source.reference, &source.auth, &FetchOptions::default())?;
+            if let Some(last) = &last
+                && last != &fetched.commit
+            {
+                repo.check_history(&source.reference, last, &fetched.commit)?;
+            }
+            let info = repo.commit_info(&fetched.commit)?;
+            let files = repo.read_files(
+                &fetched.commit,
+                &source.path,
+                &ReadLimits::default(),
+                &|p| Directory.accepts(p),
+            )?;
+            Ok::<_, crate::Error>(FetchedCommit {
+                commit: fetched.commit,
+                info,
+                files,
+            })
+        })
+        .await
+        .map_err(|e| SyncError::Task(e.to_string()))?
+        .map_err(SyncError::Source)
+    }
+
+    /// Render, plan and validate (server-side dry-run of every object) a fetched commit.
+    /// Nothing is written to the cluster.
+    pub async fn prepare(
+        &self,
+        fetched: &FetchedCommit,
+        owner: &Owner,
+        default_namespace: &str,
+    ) -> Result<plan::ApplyPlan, SyncError> {
+        let invalid = |message: String| SyncError::Invalid {
+            commit: fetched.commit.clone(),
+            message,
+        };
+        let objects =
+            render::render(&Directory, &fetched.files).map_err(|e| invalid(e.to_string()))?;
+        let scopes = self
+            .applier
+            .discover()
+            .await
+            .map_err(|source| SyncError::Apply {
+                commit: fetched.commit.clone(),
+                source,
+            })?;
+        let plan = plan::plan(&objects, &scopes, owner, default_namespace)
+            .map_err(|e| invalid(e.to_string()))?;
+        if let Err(errors) = self.applier.validate(&plan).await {
+            let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            return Err(invalid(format!(
+                "{} invalid object(s), nothing applied:\n{}",
+                lines.len(),
+                lines.join("\n")
+            )));
+        }
+        Ok(plan)
+    }
+
+    /// Apply a prepared plan and, with `prune`, delete what left the previous inventory.
+    /// Returns the outcome, the per-object report and the inventory to store.
+    pub async fn apply(
+        &self,
+        commit: &str,
+        plan: &plan::ApplyPlan,
+        prune: bool,
+        old_inventory: &[InventoryEntry],
+        owner: &Owner,
+    ) -> Result<(Outcome, crate::apply::ApplyReport, Vec<InventoryEntry>), SyncError> {
+        let report = self
+            .applier
+            .apply(plan)
+            .await
+            .map_err(|source| SyncError::Apply {
+                commit: commit.to_string(),
+                source,
+            })?;
+        let mut outcome = Outcome {
+            commit: commit.to_string(),
+            ..Default::default()
+        };
+        for o in &report.objects {
+            match o.action {
+                Action::Created => outcome.created += 1,
+                Action::Configured => outcome.configured += 1,
+                Action::Unchanged => outcome.unchanged += 1,
+            }
+        }
+        let mut inventory = plan.inventory();
+        if prune {
+            let live = self
+                .applier
+                .live_meta(old_inventory)
+                .await
+                .map_err(|source| SyncError::Apply {
+                    commit: commit.to_string(),
+                    source,
+                })?;
+            let new_refs: Vec<&ObjectRef> = plan.objects().map(|o| &o.reference).collect();
+            let prune = plan::prune_set(old_inventory, new_refs, &live, owner);
+            let pruned = self.applier.prune(&prune).await;
+            outcome.pruned = pruned.deleted.len();
+            for (r, why) in &pruned.failed {
+                outcome.prune_failures.push(format!("{r}: {why}"));
+                inventory.push(InventoryEntry::from(r));
+            }
+        } else {
+            // Without prune, objects that left the repository stay ours: keep them listed so a
+            // later sync with prune can still remove them.
+            let current: BTreeMap<_, _> = inventory
+                .iter()
+                .map(|e| (ObjectRef::from(e).id(), ()))
+                .collect();
+            inventory.extend(
+                old_inventory
+                    .iter()
+                    .filter(|e| !current.contains_key(&ObjectRef::from(*e).id()))
+                    .cloned(),
+            );
+        }
+        Ok((outcome, report, inventory))
+    }
+}
+
+/// Syncs one [`Source`] on demand, keeping its state in a ConfigMap.
+pub struct Syncer {
+    source: Source,
+    engine: Engine,
     client: Client,
     /// Namespace for namespaced objects that name none, and for the state ConfigMap.
     namespace: String,
@@ -113,8 +280,7 @@ impl Syncer {
     pub fn new(client: Client, cache_dir: PathBuf, source: Source) -> Self {
         let namespace = source.owner.namespace.clone();
         Syncer {
-            cache: Arc::new(GitCache::new(cache_dir)),
-            applier: Applier::new(client.clone()),
+            engine: Engine::new(client.clone(), cache_dir),
             client,
             source,
             namespace,
@@ -177,106 +343,25 @@ impl Syncer {
     /// the commit is invalid or its history was rewritten; the last good commit stays.
     pub async fn sync_once(&self) -> Result<Outcome, SyncError> {
         let state = self.read_state().await?;
-        let cache = self.cache.clone();
-        let source = self.source.clone();
-        let last = state.commit.clone();
-        let (commit, files) = tokio::task::spawn_blocking(move || {
-            let repo = cache.open(&source.url)?;
-            let fetched = repo.fetch(&source.reference, &source.auth, &FetchOptions::default())?;
-            if let Some(last) = &last
-                && last != &fetched.commit
-            {
-                repo.check_history(&source.reference, last, &fetched.commit)?;
-            }
-            let files = repo.read_files(
+        let fetched = self
+            .engine
+            .fetch(&self.source, state.commit.as_deref())
+            .await?;
+        let plan = self
+            .engine
+            .prepare(&fetched, &self.source.owner, &self.namespace)
+            .await?;
+        let (outcome, _, inventory) = self
+            .engine
+            .apply(
                 &fetched.commit,
-                &source.path,
-                &ReadLimits::default(),
-                &|p| Directory.accepts(p),
-            )?;
-            Ok::<_, crate::Error>((fetched.commit, files))
-        })
-        .await
-        .map_err(|e| SyncError::Task(e.to_string()))?
-        .map_err(SyncError::Source)?;
-
-        let invalid = |message: String| SyncError::Invalid {
-            commit: commit.clone(),
-            message,
-        };
-        let objects = render::render(&Directory, &files).map_err(|e| invalid(e.to_string()))?;
-        let scopes = self
-            .applier
-            .discover()
-            .await
-            .map_err(|source| SyncError::Apply {
-                commit: commit.clone(),
-                source,
-            })?;
-        let plan = plan::plan(&objects, &scopes, &self.source.owner, &self.namespace)
-            .map_err(|e| invalid(e.to_string()))?;
-        if let Err(errors) = self.applier.validate(&plan).await {
-            let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            return Err(invalid(format!(
-                "{} invalid object(s), nothing applied:\n{}",
-                lines.len(),
-                lines.join("\n")
-            )));
-        }
-        let report = self
-            .applier
-            .apply(&plan)
-            .await
-            .map_err(|source| SyncError::Apply {
-                commit: commit.clone(),
-                source,
-            })?;
-        let mut outcome = Outcome {
-            commit: commit.clone(),
-            ..Default::default()
-        };
-        for o in &report.objects {
-            match o.action {
-                Action::Created => outcome.created += 1,
-                Action::Configured => outcome.configured += 1,
-                Action::Unchanged => outcome.unchanged += 1,
-            }
-        }
-
-        let mut inventory = plan.inventory();
-        if self.source.prune {
-            let live = self
-                .applier
-                .live_meta(&state.inventory)
-                .await
-                .map_err(|source| SyncError::Apply {
-                    commit: commit.clone(),
-                    source,
-                })?;
-            let new_refs: Vec<&ObjectRef> = plan.objects().map(|o| &o.reference).collect();
-            let prune = plan::prune_set(&state.inventory, new_refs, &live, &self.source.owner);
-            let pruned = self.applier.prune(&prune).await;
-            outcome.pruned = pruned.deleted.len();
-            for (r, why) in &pruned.failed {
-                outcome.prune_failures.push(format!("{r}: {why}"));
-                inventory.push(InventoryEntry::from(r));
-            }
-        } else {
-            // Without prune, objects that left the repository stay ours: keep them listed so a
-            // later run with prune can still remove them.
-            let current: BTreeMap<_, _> = inventory
-                .iter()
-                .map(|e| (ObjectRef::from(e).id(), ()))
-                .collect();
-            inventory.extend(
-                state
-                    .inventory
-                    .iter()
-                    .filter(|e| !current.contains_key(&ObjectRef::from(*e).id()))
-                    .cloned(),
-            );
-        }
-        self.write_state(&commit, &inventory).await?;
+                &plan,
+                self.source.prune,
+                &state.inventory,
+                &self.source.owner,
+            )
+            .await?;
+        self.write_state(&fetched.commit, &inventory).await?;
         Ok(outcome)
     }
 }

@@ -324,6 +324,30 @@ impl Applier {
         Ok(out)
     }
 
+    /// The live object (any served version of its kind), or `None` when it does not exist; for
+    /// health and rollout progress.
+    pub async fn get(&self, r: &ObjectRef) -> Result<Option<Value>, Error> {
+        let requests = AtomicUsize::new(0);
+        let resource = match self.resolve_any_version(r, &requests).await {
+            Ok(Some(res)) => res,
+            Ok(None) => return Ok(None),
+            Err(source) => {
+                return Err(Error::ReadLive {
+                    object: r.clone(),
+                    source,
+                });
+            }
+        };
+        match self.api(r, &resource).get_opt(&r.name).await {
+            Ok(Some(obj)) => Ok(to_value(&obj).ok()),
+            Ok(None) => Ok(None),
+            Err(source) => Err(Error::ReadLive {
+                object: r.clone(),
+                source,
+            }),
+        }
+    }
+
     /// Reads an object and dry-runs its apply: what the apply of its wave would do.
     async fn check<'a>(
         &self,

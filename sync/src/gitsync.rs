@@ -1,0 +1,394 @@
+//! The GitSync controller: keeps each GitSync's repository path applied and records, for every
+//! commit, what happened to it (detected → validated → applying → rolling out → healthy /
+//! failed / superseded) in `status.history`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use graft_api::graft::gitsync::{CommitPhase, GitSync, GitSyncStatus, WorkloadProgress};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action as Requeue;
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+
+use crate::apply::Action;
+use crate::git::{Auth, Reference};
+use crate::health::{self, HealthStatus};
+use crate::object::ObjectRef;
+use crate::plan::Owner;
+use crate::run::{Engine, Source, SyncError};
+
+/// Kinds whose rollout a commit waits for.
+const WORKLOAD_KINDS: [(&str, &str); 6] = [
+    ("apps", "Deployment"),
+    ("apps", "StatefulSet"),
+    ("apps", "DaemonSet"),
+    ("apps.kruise.io", "CloneSet"),
+    ("apps.kruise.io", "StatefulSet"),
+    ("apps.kruise.io", "SidecarSet"),
+];
+
+/// How often a commit's rollout is looked at while it is not finished.
+const ROLLOUT_POLL: Duration = Duration::from_secs(2);
+
+struct Ctx {
+    client: Client,
+    engine: Engine,
+}
+
+/// Errors of one GitSync reconcile that are retried (sync failures are written to the status).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The sync task panicked or was cancelled.
+    #[error("{key}: sync task: {message}")]
+    Task {
+        /// `namespace/name` of the GitSync.
+        key: String,
+        /// What happened.
+        message: String,
+    },
+    /// Writing the status failed.
+    #[error("{key}: writing status: {source}")]
+    Status {
+        /// `namespace/name` of the GitSync.
+        key: String,
+        /// The cause.
+        source: kube::Error,
+    },
+}
+
+/// Run the GitSync controller (all namespaces, or one) until the process stops.
+pub async fn run(client: Client, cache_dir: std::path::PathBuf, namespace: Option<String>) {
+    let api: Api<GitSync> = match &namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let ctx = Arc::new(Ctx {
+        engine: Engine::new(client.clone(), cache_dir),
+        client,
+    });
+    Controller::new(api, watcher::Config::default().any_semantic())
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|r| {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "gitsync reconcile");
+            }
+            futures::future::ready(())
+        })
+        .await;
+}
+
+fn error_policy(gs: Arc<GitSync>, err: &Error, _ctx: Arc<Ctx>) -> Requeue {
+    tracing::warn!(gitsync = %gs.name_any(), error = %err, "reconcile failed");
+    Requeue::requeue(Duration::from_secs(5))
+}
+
+fn now() -> Time {
+    Time(Timestamp::now())
+}
+
+async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Ctx>) -> Result<Requeue, Error> {
+    // The apply engine's stream combinators borrow across awaits in a way the compiler cannot
+    // prove `Send` for the controller's task; run each sync on a blocking thread instead.
+    let handle = tokio::runtime::Handle::current();
+    let key = format!("{}/{}", gs.namespace().unwrap_or_default(), gs.name_any());
+    tokio::task::spawn_blocking(move || handle.block_on(sync_gitsync(gs, ctx)))
+        .await
+        .map_err(|e| Error::Task {
+            key,
+            message: e.to_string(),
+        })?
+}
+
+async fn sync_gitsync(gs: Arc<GitSync>, ctx: Arc<Ctx>) -> Result<Requeue, Error> {
+    let ns = gs.namespace().unwrap_or_default();
+    let name = gs.name_any();
+    let key = format!("{ns}/{name}");
+    let spec = gs.spec.defaulted();
+    if spec.suspend == Some(true) {
+        return Ok(Requeue::await_change());
+    }
+    let interval = spec.interval().unwrap_or(Duration::from_secs(60));
+    let mut status = gs.status.clone().unwrap_or_default();
+    status.observed_generation = gs.metadata.generation.unwrap_or(0);
+    let owner = Owner {
+        namespace: ns.clone(),
+        name: name.clone(),
+    };
+
+    let auth = match read_auth(&ctx.client, &ns, &spec).await {
+        Ok(a) => a,
+        Err(message) => {
+            set_ready(&mut status, false, "CredentialsFailed", &message);
+            write_status(&ctx.client, &ns, &name, &status).await?;
+            return Ok(Requeue::requeue(interval));
+        }
+    };
+    let source = Source {
+        url: spec.url.clone(),
+        reference: Reference::from_spec(spec.git_ref.as_ref()),
+        path: spec.path.clone().unwrap_or_else(|| ".".into()),
+        prune: spec.prune == Some(true),
+        owner: owner.clone(),
+        auth,
+    };
+
+    let fetched = match ctx
+        .engine
+        .fetch(&source, status.last_applied_commit.as_deref())
+        .await
+    {
+        Ok(f) => f,
+        Err(e) => {
+            set_ready(&mut status, false, "FetchFailed", &e.to_string());
+            write_status(&ctx.client, &ns, &name, &status).await?;
+            return Ok(Requeue::requeue(interval.min(Duration::from_secs(30))));
+        }
+    };
+    let commit = fetched.commit.clone();
+    let new_commit = status.last_attempted_commit.as_deref() != Some(commit.as_str());
+    if new_commit {
+        let mut record = fetched.info.record();
+        record.phase = CommitPhase::Detected;
+        status.record_commit(record, &now());
+        status.last_attempted_commit = Some(commit.clone());
+    }
+    let phase = status
+        .history
+        .iter()
+        .flatten()
+        .find(|h| h.sha == commit)
+        .map(|h| h.phase);
+    // A commit that failed validation stays failed until a new commit arrives.
+    if phase == Some(CommitPhase::Failed) && status.last_applied_commit.as_deref() != Some(&commit)
+    {
+        write_status(&ctx.client, &ns, &name, &status).await?;
+        return Ok(Requeue::requeue(interval));
+    }
+
+    let plan = match ctx.engine.prepare(&fetched, &owner, &ns).await {
+        Ok(p) => p,
+        Err(e) => {
+            fail(&mut status, &commit, &e);
+            write_status(&ctx.client, &ns, &name, &status).await?;
+            return Ok(Requeue::requeue(interval));
+        }
+    };
+    if new_commit {
+        status.set_phase(&commit, CommitPhase::Validated, &now());
+        status.set_phase(&commit, CommitPhase::Applying, &now());
+    }
+    let old_inventory = status.inventory.clone().unwrap_or_default();
+    let (outcome, report, inventory) = match ctx
+        .engine
+        .apply(&commit, &plan, source.prune, &old_inventory, &owner)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            fail(&mut status, &commit, &e);
+            write_status(&ctx.client, &ns, &name, &status).await?;
+            return Ok(Requeue::requeue(interval.min(Duration::from_secs(30))));
+        }
+    };
+    status.inventory = Some(inventory);
+    status.last_applied_commit = Some(commit.clone());
+    if !new_commit && outcome.configured > 0 {
+        tracing::info!(gitsync = %key, configured = outcome.configured, "drift corrected");
+    }
+
+    // The commit's workloads: those it created or changed (remembered in its record).
+    let record_workloads: Vec<ObjectRef> = status
+        .history
+        .iter()
+        .flatten()
+        .find(|h| h.sha == commit)
+        .and_then(|h| h.workloads.clone())
+        .unwrap_or_default()
+        .iter()
+        .map(|w| ObjectRef {
+            group: w.group.clone(),
+            version: String::new(),
+            kind: w.kind.clone(),
+            namespace: w.namespace.clone(),
+            name: w.name.clone(),
+        })
+        .collect();
+    let changed: Vec<ObjectRef> = if new_commit {
+        report
+            .objects
+            .iter()
+            .filter(|o| o.action != Action::Unchanged)
+            .map(|o| o.reference.clone())
+            .filter(|r| {
+                WORKLOAD_KINDS
+                    .iter()
+                    .any(|(g, k)| r.group == *g && r.kind == *k)
+            })
+            .collect()
+    } else {
+        // Later looks: the versions come from the plan.
+        plan.objects()
+            .map(|o| o.reference.clone())
+            .filter(|r| {
+                record_workloads.iter().any(|w| {
+                    w.kind == r.kind
+                        && w.group == r.group
+                        && w.name == r.name
+                        && w.namespace == r.namespace
+                })
+            })
+            .collect()
+    };
+    let mut progress: Vec<WorkloadProgress> = Vec::new();
+    let mut healths = Vec::new();
+    for r in &changed {
+        let live = ctx.engine.applier().get(r).await.ok().flatten();
+        healths.push(health::health_of(live.as_ref()));
+        if let Some(p) = live.as_ref().and_then(health::workload_progress) {
+            progress.push(p);
+        }
+    }
+    let overall = health::Health::worst(healths.iter());
+    let current_phase = status
+        .history
+        .iter()
+        .flatten()
+        .find(|h| h.sha == commit)
+        .map(|h| h.phase);
+    if let Some(h) = status
+        .history
+        .iter_mut()
+        .flatten()
+        .find(|h| h.sha == commit)
+    {
+        if !progress.is_empty() || new_commit {
+            h.workloads = Some(progress);
+        }
+        h.status_message = Some(overall.message.clone());
+    }
+    let finished = matches!(
+        current_phase,
+        Some(CommitPhase::Healthy | CommitPhase::Failed)
+    );
+    if !finished {
+        let next = match overall.status {
+            HealthStatus::Healthy => CommitPhase::Healthy,
+            HealthStatus::Degraded => CommitPhase::Failed,
+            _ => CommitPhase::RollingOut,
+        };
+        if current_phase != Some(next) {
+            status.set_phase(&commit, next, &now());
+        }
+    }
+    set_ready(
+        &mut status,
+        true,
+        "Succeeded",
+        &format!(
+            "Applied revision {commit}: {} created, {} configured, {} unchanged, {} pruned",
+            outcome.created, outcome.configured, outcome.unchanged, outcome.pruned
+        ),
+    );
+    write_status(&ctx.client, &ns, &name, &status).await?;
+    let rolling = status
+        .history
+        .iter()
+        .flatten()
+        .find(|h| h.sha == commit)
+        .is_some_and(|h| !h.phase.is_final());
+    Ok(Requeue::requeue(if rolling {
+        ROLLOUT_POLL
+    } else {
+        interval
+    }))
+}
+
+fn fail(status: &mut GitSyncStatus, commit: &str, e: &SyncError) {
+    let t = now();
+    status.set_phase(commit, CommitPhase::Failed, &t);
+    if let Some(h) = status
+        .history
+        .iter_mut()
+        .flatten()
+        .find(|h| h.sha == commit)
+    {
+        h.reason = Some(
+            match e {
+                SyncError::Invalid { .. } => "ValidationFailed",
+                SyncError::Source(_) => "FetchFailed",
+                _ => "ApplyFailed",
+            }
+            .into(),
+        );
+        h.status_message = Some(e.to_string());
+    }
+    set_ready(status, false, "SyncFailed", &e.to_string());
+}
+
+fn set_ready(status: &mut GitSyncStatus, ok: bool, reason: &str, message: &str) {
+    let conditions = status.conditions.get_or_insert_with(Vec::new);
+    let s = if ok { "True" } else { "False" };
+    let transition = conditions
+        .iter()
+        .find(|c| c.type_ == "Ready" && c.status == s)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or_else(now);
+    conditions.retain(|c| c.type_ != "Ready");
+    conditions.push(Condition {
+        type_: "Ready".into(),
+        status: s.into(),
+        reason: reason.into(),
+        message: message.chars().take(4000).collect(),
+        last_transition_time: transition,
+        observed_generation: Some(status.observed_generation),
+    });
+}
+
+async fn read_auth(
+    client: &Client,
+    ns: &str,
+    spec: &graft_api::graft::gitsync::GitSyncSpec,
+) -> Result<Auth, String> {
+    let Some(secret_ref) = &spec.secret_ref else {
+        return Ok(Auth::default());
+    };
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let secret = api
+        .get(&secret_ref.name)
+        .await
+        .map_err(|e| format!("reading Secret {ns}/{}: {e}", secret_ref.name))?;
+    let data = secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect();
+    Auth::from_secret_data(&data).map_err(|e| format!("Secret {ns}/{}: {e}", secret_ref.name))
+}
+
+async fn write_status(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    status: &GitSyncStatus,
+) -> Result<(), Error> {
+    let api: Api<GitSync> = Api::namespaced(client.clone(), ns);
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(&json!({ "status": status })),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|source| Error::Status {
+        key: format!("{ns}/{name}"),
+        source,
+    })
+}

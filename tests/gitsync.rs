@@ -1,0 +1,271 @@
+//! A GitSync driven by real Git commits on the real cluster, with graft's sync and CloneSet
+//! controllers running: every commit gets its history entry and phases; a bad commit fails
+//! alone and the last good one stays applied.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use graft_api::graft::gitsync::{CommitPhase, CommitRecord, GitSync};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use kube::api::PostParams;
+use serde_json::json;
+use support::{GraftControllers, TestNamespace, client, image, install_crds, wait_for};
+
+struct Repo {
+    dir: PathBuf,
+}
+
+impl Repo {
+    fn new(name: &str) -> Repo {
+        let dir = std::env::temp_dir().join(format!("graft-gitsync-test-{name}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("repo dir");
+        let r = Repo { dir };
+        r.git(&["init", "-q", "-b", "main"]);
+        r
+    }
+    fn git(&self, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .args(["-c", "user.email=dev@graft.dev", "-c", "user.name=Dev"])
+            .args(args)
+            .current_dir(&self.dir)
+            .output()
+            .expect("git");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+    fn commit(&self, message: &str, files: &[(&str, String)]) -> String {
+        let deploy = self.dir.join("deploy");
+        let _ = std::fs::remove_dir_all(&deploy);
+        std::fs::create_dir_all(&deploy).expect("deploy dir");
+        for (p, c) in files {
+            std::fs::write(deploy.join(p), c).expect("write");
+        }
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "--allow-empty", "-m", message]);
+        self.git(&["rev-parse", "HEAD"])
+    }
+}
+
+impl Drop for Repo {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `graft sync` (the GitSync controller) for one namespace, killed when dropped.
+struct SyncProcess(std::process::Child);
+
+impl SyncProcess {
+    fn start(ns: &str) -> SyncProcess {
+        let log = std::path::Path::new("/tmp/graft-test-logs").join(format!("sync-{ns}.log"));
+        let _ = std::fs::create_dir_all("/tmp/graft-test-logs");
+        let out = std::fs::File::create(&log).expect("log file");
+        let err = out.try_clone().expect("log handle");
+        SyncProcess(
+            Command::new(env!("CARGO_BIN_EXE_graft"))
+                .args(["sync", "--watch-namespace", ns, "--cache-dir"])
+                .arg(std::env::temp_dir().join(format!("graft-gitsync-cache-{ns}")))
+                .stdout(out)
+                .stderr(err)
+                .spawn()
+                .expect("start graft sync"),
+        )
+    }
+}
+
+impl Drop for SyncProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn configmap() -> String {
+    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: blue\n".into()
+}
+
+fn cloneset(tag: &str) -> String {
+    format!(
+        "apiVersion: apps.kruise.io/v1alpha1\nkind: CloneSet\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {{app: web}}\n  updateStrategy: {{type: InPlaceIfPossible, maxUnavailable: 1}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    spec:\n      terminationGracePeriodSeconds: 2\n      containers:\n      - name: app\n        image: {}\n        imagePullPolicy: IfNotPresent\n",
+        image(&format!("app:{tag}"))
+    )
+}
+
+fn entry<'a>(gs: &'a GitSync, sha: &str) -> Option<&'a CommitRecord> {
+    gs.status
+        .as_ref()?
+        .history
+        .as_ref()?
+        .iter()
+        .find(|h| h.sha == sha)
+}
+
+fn phase_is(gs: &GitSync, sha: &str, phase: CommitPhase) -> bool {
+    entry(gs, sha).is_some_and(|h| h.phase == phase)
+}
+
+#[tokio::test]
+async fn every_commit_gets_its_history_and_a_bad_commit_fails_alone() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "gitsync").await;
+    let _controllers = GraftControllers::start(&ns.name);
+    let _sync = SyncProcess::start(&ns.name);
+    let repo = Repo::new(&ns.name);
+    let gitsyncs: Api<GitSync> = ns.api();
+    let cms: Api<ConfigMap> = ns.api();
+    let minute = Duration::from_secs(60);
+
+    let c1 = repo.commit(
+        "first: app v1",
+        &[("settings.yaml", configmap()), ("web.yaml", cloneset("v1"))],
+    );
+    let gs: GitSync = serde_json::from_value(json!({
+        "apiVersion": "graft.dev/v1alpha1", "kind": "GitSync",
+        "metadata": {"name": "app"},
+        "spec": {"url": format!("file://{}", repo.dir.display()), "ref": {"branch": "main"},
+                 "path": "deploy", "interval": "2s", "prune": true}
+    }))
+    .expect("GitSync literal");
+    gitsyncs
+        .create(&PostParams::default(), &gs)
+        .await
+        .expect("create GitSync");
+    wait_for(
+        &gitsyncs,
+        "app",
+        "the first commit Healthy",
+        2 * minute,
+        |g| phase_is(g, &c1, CommitPhase::Healthy),
+    )
+    .await;
+    assert!(cms.get_opt("settings").await.expect("get").is_some());
+
+    // A commit that changes the image: its own entry, with every phase time in order.
+    let c2 = repo.commit(
+        "second: app v2",
+        &[("settings.yaml", configmap()), ("web.yaml", cloneset("v2"))],
+    );
+    let gs = wait_for(
+        &gitsyncs,
+        "app",
+        "the second commit Healthy",
+        2 * minute,
+        |g| phase_is(g, &c2, CommitPhase::Healthy),
+    )
+    .await;
+    let e = entry(&gs, &c2).expect("entry");
+    assert_eq!(e.message.as_deref(), Some("second: app v2"));
+    assert_eq!(
+        e.author.as_deref().map(|a| a.starts_with("Dev")),
+        Some(true)
+    );
+    let t = &e.phase_times;
+    let times: Vec<_> = [
+        &t.detected,
+        &t.validated,
+        &t.applying,
+        &t.rolling_out,
+        &t.healthy,
+    ]
+    .iter()
+    .map(|t| t.as_ref().map(|t| t.0))
+    .collect();
+    assert!(
+        times.iter().all(Option::is_some),
+        "every phase has a time: {t:?}"
+    );
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "phase times in order: {t:?}"
+    );
+    let workloads = e.workloads.clone().unwrap_or_default();
+    assert!(
+        workloads
+            .iter()
+            .any(|w| w.kind == "CloneSet" && w.name == "web" && w.updated == 2),
+        "the CloneSet's rollout is recorded: {workloads:?}"
+    );
+    let history = gs
+        .status
+        .clone()
+        .and_then(|s| s.history)
+        .unwrap_or_default();
+    assert_eq!(
+        history.first().map(|h| h.sha.as_str()),
+        Some(c2.as_str()),
+        "newest first"
+    );
+
+    // Removing the ConfigMap prunes it.
+    let c3 = repo.commit("third: drop settings", &[("web.yaml", cloneset("v2"))]);
+    wait_for(
+        &gitsyncs,
+        "app",
+        "the third commit Healthy",
+        2 * minute,
+        |g| phase_is(g, &c3, CommitPhase::Healthy),
+    )
+    .await;
+    assert!(
+        cms.get_opt("settings").await.expect("get").is_none(),
+        "pruned"
+    );
+
+    // A truncated manifest: that commit fails with the file named; the last good one stays.
+    let c4 = repo.commit(
+        "fourth: broken",
+        &[
+            ("web.yaml", cloneset("v3")),
+            (
+                "broken.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x\n".into(),
+            ),
+        ],
+    );
+    let gs = wait_for(&gitsyncs, "app", "the fourth commit Failed", minute, |g| {
+        phase_is(g, &c4, CommitPhase::Failed)
+    })
+    .await;
+    let e = entry(&gs, &c4).expect("entry");
+    assert_eq!(e.reason.as_deref(), Some("ValidationFailed"));
+    assert!(
+        e.status_message
+            .as_deref()
+            .is_some_and(|m| m.contains("broken.yaml")),
+        "the failure names the file: {e:?}"
+    );
+    let status = gs.status.clone().unwrap_or_default();
+    assert_eq!(status.last_applied_commit.as_deref(), Some(c3.as_str()));
+    let ready = status
+        .conditions
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .expect("Ready condition");
+    assert_eq!(ready.status, "False");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let web: Api<graft_api::apps::v1alpha1::CloneSet> = ns.api();
+    let image_now = web
+        .get("web")
+        .await
+        .expect("web")
+        .spec
+        .template
+        .spec
+        .and_then(|s| s.containers.first().and_then(|c| c.image.clone()));
+    assert_eq!(
+        image_now,
+        Some(image("app:v2")),
+        "nothing of the bad commit applied"
+    );
+}
