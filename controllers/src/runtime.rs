@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use graft_api::apps::v1alpha1::CloneSet;
 use k8s_openapi::api::core::v1::Pod;
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client};
 
@@ -83,13 +83,26 @@ pub enum Error {
 /// Run every controller until the process is stopped.
 pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
     let metrics = Metrics::default();
-    let (pod_store, pod_writer) = reflector::store_shared::<Pod>(4096);
-    let pod_events = pod_writer.subscribe();
+    // One pod watch feeds both the cache the executor reads and the CloneSet triggers. The
+    // reflector updates the cache before it passes an event on, so a reconcile triggered by a pod
+    // change always sees that change. (Two separate watches — `owns()` plus a cache — raced: a
+    // reconcile could run before the cache had the event that triggered it, and then nothing
+    // triggered it again; kube-runtime 5's shared `owns_shared_stream` stopped delivering.)
+    let (pod_store, pod_writer) = reflector::store::<Pod>();
     let pods_api: Api<Pod> = scoped(&client, opts.namespace.as_deref());
+    let (trigger_tx, trigger_rx) = futures::channel::mpsc::unbounded::<ObjectRef<CloneSet>>();
     let pod_reflector = watcher(pods_api, watcher::Config::default().any_semantic())
         .default_backoff()
-        .reflect_shared(pod_writer)
-        .for_each(|_| futures::future::ready(()));
+        .reflect(pod_writer)
+        .touched_objects()
+        .for_each(move |pod| {
+            if let Ok(pod) = pod
+                && let Some(owner) = cloneset_owner(&pod)
+            {
+                let _ = trigger_tx.unbounded_send(owner);
+            }
+            futures::future::ready(())
+        });
 
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -105,14 +118,7 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
         .with_config(
             kube::runtime::controller::Config::default().concurrency(opts.cloneset_workers),
         );
-    // Owned-pod events come from a second pod watch: with kube-runtime 5's shared streams
-    // (`owns_shared_stream` on the reflector above) pod events stopped reaching the controller
-    // after a few minutes under load, so the dependable `owns` is used until that is understood.
-    drop(pod_events);
-    let controller = controller.owns(
-        scoped::<Pod>(&client, opts.namespace.as_deref()),
-        watcher::Config::default().any_semantic(),
-    );
+    let controller = controller.reconcile_on(trigger_rx);
     let cloneset_controller = controller
         .shutdown_on_signal()
         .run(cloneset::reconcile, cloneset::error_policy, ctx.clone())
@@ -130,6 +136,21 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
         res = server => res?,
     }
     Ok(())
+}
+
+/// The CloneSet that controls a pod, if any.
+fn cloneset_owner(pod: &Pod) -> Option<ObjectRef<CloneSet>> {
+    let ns = pod.metadata.namespace.as_deref()?;
+    pod.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| {
+            o.controller == Some(true)
+                && o.kind == "CloneSet"
+                && o.api_version.starts_with("apps.kruise.io/")
+        })
+        .map(|o| ObjectRef::new(&o.name).within(ns))
 }
 
 fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
