@@ -39,6 +39,12 @@ struct SyncArgs {
     /// GitSync object. Without it, graft runs the GitSync controller.
     #[arg(long, env = "GRAFT_REPO")]
     repo: Option<String>,
+    /// With the GitSync controller: serve push webhooks (`POST /hook`) on this address.
+    #[arg(long, env = "GRAFT_WEBHOOK_ADDR")]
+    webhook_addr: Option<std::net::SocketAddr>,
+    /// The webhooks' shared secret (HMAC key, or GitLab token). Never logged.
+    #[arg(long, env = "GRAFT_WEBHOOK_SECRET", hide_env_values = true)]
+    webhook_secret: Option<String>,
     /// With the GitSync controller: only GitSyncs of this namespace (default: all).
     #[arg(long, env = "GRAFT_WATCH_NAMESPACE")]
     watch_namespace: Option<String>,
@@ -166,8 +172,17 @@ fn sync(args: SyncArgs) -> anyhow::Result<()> {
             let client = kube::Client::try_default()
                 .await
                 .context("connecting to the cluster (KUBECONFIG or in-cluster config)")?;
-            graft_sync::gitsync::run(client, args.cache_dir, args.watch_namespace).await;
-            Ok(())
+            let webhook = match (args.webhook_addr, args.webhook_secret) {
+                (Some(addr), Some(secret)) => Some(graft_sync::gitsync::WebhookOptions {
+                    addr,
+                    secret: secret.into_bytes(),
+                }),
+                (Some(_), None) => anyhow::bail!("--webhook-addr needs --webhook-secret"),
+                _ => None,
+            };
+            graft_sync::gitsync::run(client, args.cache_dir, args.watch_namespace, webhook)
+                .await
+                .context("serving push webhooks")
         });
     };
     let source = graft_sync::run::Source {

@@ -66,13 +66,19 @@ struct SyncProcess(std::process::Child);
 
 impl SyncProcess {
     fn start(ns: &str) -> SyncProcess {
+        Self::start_with(ns, &[])
+    }
+
+    fn start_with(ns: &str, extra: &[&str]) -> SyncProcess {
         let log = std::path::Path::new("/tmp/graft-test-logs").join(format!("sync-{ns}.log"));
         let _ = std::fs::create_dir_all("/tmp/graft-test-logs");
         let out = std::fs::File::create(&log).expect("log file");
         let err = out.try_clone().expect("log handle");
         SyncProcess(
             Command::new(env!("CARGO_BIN_EXE_graft"))
-                .args(["sync", "--watch-namespace", ns, "--cache-dir"])
+                .args(["sync", "--watch-namespace", ns])
+                .args(extra)
+                .arg("--cache-dir")
                 .arg(std::env::temp_dir().join(format!("graft-gitsync-cache-{ns}")))
                 .stdout(out)
                 .stderr(err)
@@ -267,5 +273,119 @@ async fn every_commit_gets_its_history_and_a_bad_commit_fails_alone() {
         image_now,
         Some(image("app:v2")),
         "nothing of the bad commit applied"
+    );
+}
+
+#[tokio::test]
+async fn a_signed_push_webhook_syncs_at_once_and_a_bad_signature_does_nothing() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "gitsync-hook").await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let addr = format!("127.0.0.1:{port}");
+    let _sync = SyncProcess::start_with(
+        &ns.name,
+        &["--webhook-addr", &addr, "--webhook-secret", "s3cret"],
+    );
+    let repo = Repo::new(&ns.name);
+    let gitsyncs: Api<GitSync> = ns.api();
+    let cms: Api<ConfigMap> = ns.api();
+    let c1 = repo.commit("first", &[("settings.yaml", configmap())]);
+    let url = format!("file://{}", repo.dir.display());
+    // An interval of an hour: only the webhook can bring the next commit in time.
+    let gs: GitSync = serde_json::from_value(json!({
+        "apiVersion": "graft.dev/v1alpha1", "kind": "GitSync",
+        "metadata": {"name": "app"},
+        "spec": {"url": url, "ref": {"branch": "main"}, "path": "deploy", "interval": "1h"}
+    }))
+    .expect("GitSync literal");
+    gitsyncs
+        .create(&PostParams::default(), &gs)
+        .await
+        .expect("create GitSync");
+    wait_for(
+        &gitsyncs,
+        "app",
+        "the first commit applied",
+        Duration::from_secs(60),
+        |g| {
+            g.status
+                .as_ref()
+                .and_then(|s| s.last_applied_commit.as_deref())
+                == Some(c1.as_str())
+        },
+    )
+    .await;
+
+    let c2 = repo.commit(
+        "second",
+        &[("settings.yaml", configmap().replace("blue", "green"))],
+    );
+    let body = serde_json::to_vec(&json!({"url": url, "ref": "refs/heads/main", "commit": c2}))
+        .expect("body");
+    let post = |signature: String| -> String {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
+        let head = format!(
+            "POST /hook HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nX-Graft-Signature: {signature}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).expect("write");
+        stream.write_all(&body).expect("write body");
+        let mut out = String::new();
+        let _ = stream.read_to_string(&mut out);
+        out
+    };
+    let bad = post(format!(
+        "sha256={}",
+        graft_sync::webhook::sign(&body, b"wrong")
+    ));
+    assert!(
+        bad.starts_with("HTTP/1.1 401"),
+        "bad signature rejected: {bad}"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let g = gitsyncs.get("app").await.expect("get");
+    assert_eq!(
+        g.status.and_then(|s| s.last_applied_commit).as_deref(),
+        Some(c1.as_str()),
+        "a rejected webhook syncs nothing"
+    );
+
+    let sent = std::time::Instant::now();
+    let good = post(format!(
+        "sha256={}",
+        graft_sync::webhook::sign(&body, b"s3cret")
+    ));
+    assert!(
+        good.starts_with("HTTP/1.1 202"),
+        "signed push accepted: {good}"
+    );
+    wait_for(
+        &gitsyncs,
+        "app",
+        "the pushed commit applied",
+        Duration::from_secs(30),
+        |g| {
+            g.status
+                .as_ref()
+                .and_then(|s| s.last_applied_commit.as_deref())
+                == Some(c2.as_str())
+        },
+    )
+    .await;
+    println!("push-to-applied through the webhook: {:?}", sent.elapsed());
+    assert_eq!(
+        cms.get("settings")
+            .await
+            .expect("settings")
+            .data
+            .unwrap_or_default()
+            .get("mode")
+            .map(String::as_str),
+        Some("green")
     );
 }

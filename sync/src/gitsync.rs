@@ -12,6 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action as Requeue;
+use kube::runtime::reflector::ObjectRef as KubeRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
@@ -62,8 +63,24 @@ pub enum Error {
     },
 }
 
-/// Run the GitSync controller (all namespaces, or one) until the process stops.
-pub async fn run(client: Client, cache_dir: std::path::PathBuf, namespace: Option<String>) {
+/// The push webhook endpoint of the GitSync controller.
+#[derive(Clone, Debug)]
+pub struct WebhookOptions {
+    /// Where to listen (`POST /hook`).
+    pub addr: std::net::SocketAddr,
+    /// The shared secret of the signatures (GitHub/Gitea/Forgejo/generic HMAC, GitLab token).
+    pub secret: Vec<u8>,
+}
+
+/// Run the GitSync controller (all namespaces, or one) until the process stops; with
+/// `webhook`, a verified push syncs the GitSyncs that follow the pushed repository and ref at
+/// once.
+pub async fn run(
+    client: Client,
+    cache_dir: std::path::PathBuf,
+    namespace: Option<String>,
+    webhook: Option<WebhookOptions>,
+) -> Result<(), std::io::Error> {
     let api: Api<GitSync> = match &namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
@@ -72,7 +89,11 @@ pub async fn run(client: Client, cache_dir: std::path::PathBuf, namespace: Optio
         engine: Engine::new(client.clone(), cache_dir),
         client,
     });
-    Controller::new(api, watcher::Config::default().any_semantic())
+    let controller = Controller::new(api, watcher::Config::default().any_semantic());
+    let store = controller.store();
+    let (tx, rx) = futures::channel::mpsc::unbounded::<KubeRef<GitSync>>();
+    let controller = controller
+        .reconcile_on(rx)
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|r| {
@@ -80,8 +101,65 @@ pub async fn run(client: Client, cache_dir: std::path::PathBuf, namespace: Optio
                 tracing::debug!(error = %e, "gitsync reconcile");
             }
             futures::future::ready(())
-        })
-        .await;
+        });
+    match webhook {
+        None => {
+            drop(tx);
+            controller.await;
+            Ok(())
+        }
+        Some(opts) => {
+            let listener = tokio::net::TcpListener::bind(opts.addr).await?;
+            tracing::info!(addr = %opts.addr, "push webhooks on POST /hook");
+            let app = webhook_router(store, tx, Arc::new(opts.secret));
+            tokio::select! {
+                _ = controller => Ok(()),
+                r = axum::serve(listener, app) => r,
+            }
+        }
+    }
+}
+
+fn webhook_router(
+    store: kube::runtime::reflector::Store<GitSync>,
+    tx: futures::channel::mpsc::UnboundedSender<KubeRef<GitSync>>,
+    secret: Arc<Vec<u8>>,
+) -> axum::Router {
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::routing::post;
+    axum::Router::new().route(
+        "/hook",
+        post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let store = store.clone();
+            let tx = tx.clone();
+            let secret = secret.clone();
+            async move {
+                let pairs: Vec<(&str, &str)> = headers
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
+                    .collect();
+                match crate::webhook::verify(&pairs, &body, &secret) {
+                    Err(e) => {
+                        tracing::warn!(error = %e, "webhook rejected");
+                        (StatusCode::UNAUTHORIZED, "invalid signature\n".to_string())
+                    }
+                    Ok((_, crate::webhook::Event::Push(push))) => {
+                        let mut n = 0;
+                        for gs in store.state() {
+                            let reference = Reference::from_spec(gs.spec.git_ref.as_ref());
+                            if push.matches(&gs.spec.url, &reference) {
+                                n += 1;
+                                let _ = tx.unbounded_send(KubeRef::from_obj(gs.as_ref()));
+                            }
+                        }
+                        tracing::info!(gitsyncs = n, "push webhook");
+                        (StatusCode::ACCEPTED, format!("{n} GitSync(s) to sync\n"))
+                    }
+                    Ok(_) => (StatusCode::OK, "nothing to do\n".to_string()),
+                }
+            }
+        }),
+    )
 }
 
 fn error_policy(gs: Arc<GitSync>, err: &Error, _ctx: Arc<Ctx>) -> Requeue {
