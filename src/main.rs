@@ -28,7 +28,7 @@ enum Command {
     Controllers(ControllersArgs),
     /// Keep the cluster equal to Git: every GitSync object (default), or with `--repo` one
     /// repository path without a GitSync object.
-    Sync(SyncArgs),
+    Sync(Box<SyncArgs>),
     /// Print graft's version and the Kubernetes API version it is built against.
     Version,
 }
@@ -107,7 +107,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Crds { out_dir } => crds(out_dir),
         Command::Controllers(args) => controllers(args),
-        Command::Sync(args) => sync(args),
+        Command::Sync(args) => sync(*args),
         Command::Version => {
             println!("graft {}", env!("CARGO_PKG_VERSION"));
             println!("kubernetes api {KUBERNETES_API}");
