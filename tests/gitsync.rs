@@ -294,7 +294,35 @@ async fn a_signed_push_webhook_syncs_at_once_and_a_bad_signature_does_nothing() 
     let gitsyncs: Api<GitSync> = ns.api();
     let cms: Api<ConfigMap> = ns.api();
     let c1 = repo.commit("first", &[("settings.yaml", configmap())]);
-    let url = format!("file://{}", repo.dir.display());
+    // Served by a real `git daemon`, so only the webhook (not the local file watch) can bring
+    // the next commit in early.
+    let daemon_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let parent = repo.dir.parent().expect("repo parent").to_path_buf();
+    let _daemon = SyncProcess(
+        Command::new("git")
+            .args([
+                "daemon",
+                "--reuseaddr",
+                "--export-all",
+                "--listen=127.0.0.1",
+            ])
+            .arg(format!("--port={daemon_port}"))
+            .arg(format!("--base-path={}", parent.display()))
+            .arg(&parent)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start git daemon"),
+    );
+    let repo_name = repo
+        .dir
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .to_string();
+    let url = format!("git://127.0.0.1:{daemon_port}/{repo_name}");
     // An interval of an hour: only the webhook can bring the next commit in time.
     let gs: GitSync = serde_json::from_value(json!({
         "apiVersion": "graft.dev/v1alpha1", "kind": "GitSync",
@@ -378,6 +406,76 @@ async fn a_signed_push_webhook_syncs_at_once_and_a_bad_signature_does_nothing() 
     )
     .await;
     println!("push-to-applied through the webhook: {:?}", sent.elapsed());
+    assert_eq!(
+        cms.get("settings")
+            .await
+            .expect("settings")
+            .data
+            .unwrap_or_default()
+            .get("mode")
+            .map(String::as_str),
+        Some("green")
+    );
+}
+
+#[tokio::test]
+async fn a_commit_to_a_local_repository_syncs_through_the_file_watch() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "gitsync-watch").await;
+    let _sync = SyncProcess::start(&ns.name);
+    let repo = Repo::new(&ns.name);
+    let gitsyncs: Api<GitSync> = ns.api();
+    let cms: Api<ConfigMap> = ns.api();
+    let c1 = repo.commit("first", &[("settings.yaml", configmap())]);
+    // A local path (no file://) and an interval of an hour: only the watch can be this quick.
+    let gs: GitSync = serde_json::from_value(json!({
+        "apiVersion": "graft.dev/v1alpha1", "kind": "GitSync",
+        "metadata": {"name": "app"},
+        "spec": {"url": repo.dir.display().to_string(), "path": "deploy", "interval": "1h"}
+    }))
+    .expect("GitSync literal");
+    gitsyncs
+        .create(&PostParams::default(), &gs)
+        .await
+        .expect("create GitSync");
+    wait_for(
+        &gitsyncs,
+        "app",
+        "the first commit applied",
+        Duration::from_secs(60),
+        |g| {
+            g.status
+                .as_ref()
+                .and_then(|s| s.last_applied_commit.as_deref())
+                == Some(c1.as_str())
+        },
+    )
+    .await;
+    // Give the watcher its rescan to pick the repository up.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let committed = std::time::Instant::now();
+    let c2 = repo.commit(
+        "second",
+        &[("settings.yaml", configmap().replace("blue", "green"))],
+    );
+    wait_for(
+        &gitsyncs,
+        "app",
+        "the local commit applied through the file watch",
+        Duration::from_secs(30),
+        |g| {
+            g.status
+                .as_ref()
+                .and_then(|s| s.last_applied_commit.as_deref())
+                == Some(c2.as_str())
+        },
+    )
+    .await;
+    println!(
+        "commit-to-applied through the file watch: {:?}",
+        committed.elapsed()
+    );
     assert_eq!(
         cms.get("settings")
             .await

@@ -102,10 +102,14 @@ pub async fn run(
             }
             futures::future::ready(())
         });
+    let watch = crate::watch::watch_local_repos(store.clone(), tx.clone());
     match webhook {
         None => {
             drop(tx);
-            controller.await;
+            tokio::select! {
+                _ = controller => {},
+                _ = watch => {},
+            }
             Ok(())
         }
         Some(opts) => {
@@ -114,6 +118,7 @@ pub async fn run(
             let app = webhook_router(store, tx, Arc::new(opts.secret));
             tokio::select! {
                 _ = controller => Ok(()),
+                _ = watch => Ok(()),
                 r = axum::serve(listener, app) => r,
             }
         }

@@ -22,6 +22,7 @@ pub mod object;
 pub mod plan;
 pub mod render;
 pub mod run;
+pub mod watch;
 pub mod webhook;
 
 pub use error::Error;
