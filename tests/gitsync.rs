@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -13,53 +12,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;
-use support::{GraftControllers, TestNamespace, client, image, install_crds, wait_for};
-
-struct Repo {
-    dir: PathBuf,
-}
-
-impl Repo {
-    fn new(name: &str) -> Repo {
-        let dir = std::env::temp_dir().join(format!("graft-gitsync-test-{name}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("repo dir");
-        let r = Repo { dir };
-        r.git(&["init", "-q", "-b", "main"]);
-        r
-    }
-    fn git(&self, args: &[&str]) -> String {
-        let out = Command::new("git")
-            .args(["-c", "user.email=dev@graft.dev", "-c", "user.name=Dev"])
-            .args(args)
-            .current_dir(&self.dir)
-            .output()
-            .expect("git");
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-    fn commit(&self, message: &str, files: &[(&str, String)]) -> String {
-        let deploy = self.dir.join("deploy");
-        let _ = std::fs::remove_dir_all(&deploy);
-        std::fs::create_dir_all(&deploy).expect("deploy dir");
-        for (p, c) in files {
-            std::fs::write(deploy.join(p), c).expect("write");
-        }
-        self.git(&["add", "-A"]);
-        self.git(&["commit", "-q", "--allow-empty", "-m", message]);
-        self.git(&["rev-parse", "HEAD"])
-    }
-}
-
-impl Drop for Repo {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use support::{GitRepo, GraftControllers, TestNamespace, client, image, install_crds, wait_for};
 
 /// `graft sync` (the GitSync controller) for one namespace, killed when dropped.
 struct SyncProcess(std::process::Child);
@@ -126,7 +79,7 @@ async fn every_commit_gets_its_history_and_a_bad_commit_fails_alone() {
     let ns = TestNamespace::new(&client, "gitsync").await;
     let _controllers = GraftControllers::start(&ns.name);
     let _sync = SyncProcess::start(&ns.name);
-    let repo = Repo::new(&ns.name);
+    let repo = GitRepo::new(&ns.name);
     let gitsyncs: Api<GitSync> = ns.api();
     let cms: Api<ConfigMap> = ns.api();
     let minute = Duration::from_secs(60);
@@ -138,7 +91,7 @@ async fn every_commit_gets_its_history_and_a_bad_commit_fails_alone() {
     let gs: GitSync = serde_json::from_value(json!({
         "apiVersion": "graft.dev/v1alpha1", "kind": "GitSync",
         "metadata": {"name": "app"},
-        "spec": {"url": format!("file://{}", repo.dir.display()), "ref": {"branch": "main"},
+        "spec": {"url": repo.url(), "ref": {"branch": "main"},
                  "path": "deploy", "interval": "2s", "prune": true}
     }))
     .expect("GitSync literal");
@@ -290,7 +243,7 @@ async fn a_signed_push_webhook_syncs_at_once_and_a_bad_signature_does_nothing() 
         &ns.name,
         &["--webhook-addr", &addr, "--webhook-secret", "s3cret"],
     );
-    let repo = Repo::new(&ns.name);
+    let repo = GitRepo::new(&ns.name);
     let gitsyncs: Api<GitSync> = ns.api();
     let cms: Api<ConfigMap> = ns.api();
     let c1 = repo.commit("first", &[("settings.yaml", configmap())]);
@@ -424,7 +377,7 @@ async fn a_commit_to_a_local_repository_syncs_through_the_file_watch() {
     install_crds(&client).await;
     let ns = TestNamespace::new(&client, "gitsync-watch").await;
     let _sync = SyncProcess::start(&ns.name);
-    let repo = Repo::new(&ns.name);
+    let repo = GitRepo::new(&ns.name);
     let gitsyncs: Api<GitSync> = ns.api();
     let cms: Api<ConfigMap> = ns.api();
     let c1 = repo.commit("first", &[("settings.yaml", configmap())]);

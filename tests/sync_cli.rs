@@ -3,79 +3,13 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
-use support::{TestNamespace, client, image};
-
-/// A Git repository in a temporary directory, committed to with the `git` CLI.
-struct Repo {
-    dir: PathBuf,
-}
-
-impl Repo {
-    fn new(name: &str) -> Repo {
-        let dir = std::env::temp_dir().join(format!("graft-sync-test-{name}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("deploy")).expect("create repo dir");
-        let repo = Repo { dir };
-        repo.git(&["init", "-q", "-b", "main"]);
-        repo
-    }
-
-    fn git(&self, args: &[&str]) {
-        let out = Command::new("git")
-            .args([
-                "-c",
-                "user.email=test@graft.dev",
-                "-c",
-                "user.name=graft test",
-            ])
-            .args(args)
-            .current_dir(&self.dir)
-            .output()
-            .expect("run git");
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// Replace the manifests with `files` (path under deploy/, content) and commit.
-    fn commit(&self, message: &str, files: &[(&str, &str)]) {
-        let deploy = self.dir.join("deploy");
-        let _ = std::fs::remove_dir_all(&deploy);
-        std::fs::create_dir_all(&deploy).expect("deploy dir");
-        for (path, content) in files {
-            std::fs::write(deploy.join(path), content).expect("write manifest");
-        }
-        self.git(&["add", "-A"]);
-        self.git(&["commit", "-q", "--allow-empty", "-m", message]);
-    }
-
-    fn head(&self) -> String {
-        let out = Command::new("git")
-            .args(["rev-parse", "HEAD"])
-            .current_dir(&self.dir)
-            .output()
-            .expect("git rev-parse");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
-    fn url(&self) -> String {
-        format!("file://{}", self.dir.display())
-    }
-}
-
-impl Drop for Repo {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use support::{GitRepo, TestNamespace, client, image};
 
 fn graft_sync(repo_url: &str, ns: &str, cache: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_graft"))
@@ -142,7 +76,7 @@ async fn state_commit(ns: &TestNamespace) -> Option<String> {
 async fn sync_applies_changes_and_prunes_and_a_bad_commit_applies_nothing() {
     let client = client().await;
     let ns = TestNamespace::new(&client, "sync-cli").await;
-    let repo = Repo::new(&ns.name);
+    let repo = GitRepo::new(&ns.name);
     let cache = std::env::temp_dir().join(format!("graft-sync-cache-{}", ns.name));
     let cms: Api<ConfigMap> = ns.api();
     let deploys: Api<Deployment> = ns.api();
@@ -177,7 +111,7 @@ async fn sync_applies_changes_and_prunes_and_a_bad_commit_applies_nothing() {
             .and_then(|s| s.replicas),
         Some(1)
     );
-    let good = repo.head();
+    let good = repo.git(&["rev-parse", "HEAD"]);
     assert_eq!(state_commit(&ns).await.as_deref(), Some(good.as_str()));
 
     // Second commit: a change and a removal. The same commit again changes nothing.
@@ -218,7 +152,7 @@ async fn sync_applies_changes_and_prunes_and_a_bad_commit_applies_nothing() {
         text.contains("0 created, 0 configured, 2 unchanged, 0 pruned"),
         "{text}"
     );
-    let good = repo.head();
+    let good = repo.git(&["rev-parse", "HEAD"]);
 
     // Bad commits: each fails naming the problem, applies nothing and keeps the last good commit.
     let bad_commits: [BadCommit; 3] = [

@@ -410,6 +410,65 @@ impl Drop for GraftControllers {
     }
 }
 
+/// A Git repository in a temporary directory, committed to with the `git` CLI; removed on drop.
+pub struct GitRepo {
+    /// The work tree.
+    pub dir: std::path::PathBuf,
+}
+
+impl GitRepo {
+    /// A new repository `graft-test-repo-<name>` with a `main` branch.
+    pub fn new(name: &str) -> GitRepo {
+        let dir = std::env::temp_dir().join(format!("graft-test-repo-{name}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create repo dir");
+        let repo = GitRepo { dir };
+        repo.git(&["init", "-q", "-b", "main"]);
+        repo
+    }
+
+    /// Run git in the repository; returns its trimmed stdout, panics with stderr on failure.
+    pub fn git(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .args(["-c", "user.email=dev@graft.dev", "-c", "user.name=Dev"])
+            .args(args)
+            .current_dir(&self.dir)
+            .output()
+            .expect("run git");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Replace everything under `deploy/` with `files` (path, content) and commit; returns the
+    /// new commit's SHA.
+    pub fn commit(&self, message: &str, files: &[(&str, impl AsRef<str>)]) -> String {
+        let deploy = self.dir.join("deploy");
+        let _ = std::fs::remove_dir_all(&deploy);
+        std::fs::create_dir_all(&deploy).expect("deploy dir");
+        for (path, content) in files {
+            std::fs::write(deploy.join(path), content.as_ref()).expect("write manifest");
+        }
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "--allow-empty", "-m", message]);
+        self.git(&["rev-parse", "HEAD"])
+    }
+
+    /// `file://` URL of the repository.
+    pub fn url(&self) -> String {
+        format!("file://{}", self.dir.display())
+    }
+}
+
+impl Drop for GitRepo {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// A plain HTTP/1.0 request without extra dependencies.
 pub fn http(
     method: &str,
