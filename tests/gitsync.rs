@@ -301,6 +301,9 @@ async fn a_signed_push_webhook_syncs_at_once_and_a_bad_signature_does_nothing() 
     )
     .await;
 
+    // The controller looks once more right after its own status write; let that pass so the
+    // next commit can only come in through a webhook.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let c2 = repo.commit(
         "second",
         &[("settings.yaml", configmap().replace("blue", "green"))],
