@@ -5,7 +5,11 @@ export CARGO_TARGET_DIR ?= $(GRAFT_CACHE)/target
 CLUSTER := deploy/local/cluster
 CARGO ?= cargo
 
-.PHONY: build test test-unit test-integration test-cluster-down lint fmt crds cluster-up cluster-down
+.PHONY: demo build test test-unit test-integration test-cluster-down lint fmt crds cluster-up cluster-down
+
+## The README's first command: lands with issue 8 (graft run, chart, example repo, dashboard).
+demo:
+	@echo "make demo is not built yet (issue 8). Today: 'make test', or 'deploy/local/cluster up' then 'graft sync' / 'graft controllers'." >&2; exit 2
 
 build:
 	$(CARGO) build --workspace
