@@ -29,8 +29,35 @@ enum Command {
     /// Keep the cluster equal to Git: every GitSync object (default), or with `--repo` one
     /// repository path without a GitSync object.
     Sync(Box<SyncArgs>),
+    /// Run the node agent on this node: pre-pull images for its NodeImage (and restart containers
+    /// for ContainerRecreateRequests) through the container runtime's CRI socket.
+    Nodeagent(NodeagentArgs),
     /// Print graft's version and the Kubernetes API version it is built against.
     Version,
+}
+
+#[derive(clap::Args, Debug)]
+struct NodeagentArgs {
+    /// CRI socket (`unix:///path` or `/path`). Default: probe $GRAFT_CRI_SOCKET, then
+    /// containerd's and CRI-O's usual sockets.
+    #[arg(long, env = "GRAFT_NODEAGENT_CRI_SOCKET")]
+    cri_socket: Option<String>,
+    /// The Node this agent serves (from the downward API's spec.nodeName).
+    #[arg(long, env = "NODE_NAME")]
+    node_name: String,
+    /// Most image pulls at once on this node (0 = unlimited).
+    #[arg(long, env = "GRAFT_MAX_CONCURRENT_PULLS", default_value_t = 2)]
+    max_concurrent_pulls: usize,
+    /// Namespace the ImagePullJob controller copies pull secrets into (the agent reads only there).
+    #[arg(
+        long,
+        env = "GRAFT_PULL_SECRETS_NAMESPACE",
+        default_value = "graft-system"
+    )]
+    pull_secrets_namespace: String,
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "GRAFT_LOG_FORMAT", default_value = "text")]
+    log_format: String,
 }
 
 #[derive(clap::Args, Debug)]
@@ -108,6 +135,7 @@ fn main() -> anyhow::Result<()> {
         Command::Crds { out_dir } => crds(out_dir),
         Command::Controllers(args) => controllers(args),
         Command::Sync(args) => sync(*args),
+        Command::Nodeagent(args) => nodeagent(args),
         Command::Version => {
             println!("graft {}", env!("CARGO_PKG_VERSION"));
             println!("kubernetes api {KUBERNETES_API}");
@@ -149,6 +177,48 @@ fn controllers(args: ControllersArgs) -> anyhow::Result<()> {
         graft_controllers::runtime::run(client, opts)
             .await
             .context("running the controllers")
+    })
+}
+
+fn nodeagent(args: NodeagentArgs) -> anyhow::Result<()> {
+    init_tracing(&args.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let cri = graft_nodeagent::cri::CriClient::detect(
+            args.cri_socket.as_deref(),
+            graft_nodeagent::cri::Timeouts::default(),
+        )
+        .await
+        .context("connecting to the container runtime")?;
+        let version = cri
+            .version()
+            .await
+            .context("asking the runtime its version")?;
+        tracing::info!(
+            endpoint = %cri.endpoint(),
+            runtime = %version.runtime_name,
+            runtime_version = %version.runtime_version,
+            cri_api = %version.runtime_api_version,
+            "connected to the container runtime"
+        );
+        let client = kube::Client::try_default()
+            .await
+            .context("connecting to the cluster (KUBECONFIG or in-cluster config)")?;
+        let opts = graft_nodeagent::agent::Options {
+            node_name: args.node_name,
+            max_concurrent_pulls: args.max_concurrent_pulls,
+            pull_secrets_namespace: args.pull_secrets_namespace,
+        };
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutting down");
+        };
+        graft_nodeagent::agent::run(client, cri, opts, shutdown)
+            .await
+            .context("running the node agent")
     })
 }
 

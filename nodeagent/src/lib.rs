@@ -1,1 +1,5 @@
-//! Node agent: CRI client, NodeImage puller and ContainerRecreateRequest executor. Lands with its issue.
+//! graft's node agent: the CRI client, the NodeImage image puller and the ContainerRecreateRequest
+//! executor. One agent runs per node (`graft nodeagent`, NODE_NAME from the downward API).
+
+pub mod agent;
+pub mod cri;
