@@ -7,6 +7,7 @@
 //! [`expectations`] (not acting twice on a stale cache).
 
 pub mod cloneset;
+pub mod crr;
 pub mod events;
 pub mod expectations;
 pub mod inplace;

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use graft_api::apps::v1alpha1::CloneSet;
+use graft_api::apps::v1alpha1::{CloneSet, ContainerRecreateRequest};
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client};
 
 use crate::cloneset::controller as cloneset;
+use crate::crr::controller as crr;
 use crate::expectations::Expectations;
 use crate::metrics::Metrics;
 
@@ -91,15 +92,19 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
     let (pod_store, pod_writer) = reflector::store::<Pod>();
     let pods_api: Api<Pod> = scoped(&client, opts.namespace.as_deref());
     let (trigger_tx, trigger_rx) = futures::channel::mpsc::unbounded::<ObjectRef<CloneSet>>();
+    // Pods also wake the ContainerRecreateRequests that name them (looked up below in the CRR
+    // controller's own cache).
+    let (crr_pod_tx, crr_pod_rx) = futures::channel::mpsc::unbounded::<ObjectRef<Pod>>();
     let pod_reflector = watcher(pods_api, watcher::Config::default().any_semantic())
         .default_backoff()
         .reflect(pod_writer)
         .touched_objects()
         .for_each(move |pod| {
-            if let Ok(pod) = pod
-                && let Some(owner) = cloneset_owner(&pod)
-            {
-                let _ = trigger_tx.unbounded_send(owner);
+            if let Ok(pod) = pod {
+                if let Some(owner) = cloneset_owner(&pod) {
+                    let _ = trigger_tx.unbounded_send(owner);
+                }
+                let _ = crr_pod_tx.unbounded_send(ObjectRef::from_obj(&pod));
             }
             futures::future::ready(())
         });
@@ -129,10 +134,34 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
             futures::future::ready(())
         });
 
+    let crrs: Api<ContainerRecreateRequest> = scoped(&client, opts.namespace.as_deref());
+    let crr_controller = Controller::new(crrs, watcher::Config::default().any_semantic());
+    let crr_store = crr_controller.store();
+    let crr_triggers = crr_pod_rx.flat_map(move |pod| {
+        let refs: Vec<ObjectRef<ContainerRecreateRequest>> = crr_store
+            .state()
+            .iter()
+            .filter(|r| r.metadata.namespace == pod.namespace && r.spec.pod_name == pod.name)
+            .map(|r| ObjectRef::from_obj(r.as_ref()))
+            .collect();
+        futures::stream::iter(refs)
+    });
+    let crr_controller = crr_controller
+        .reconcile_on(crr_triggers)
+        .shutdown_on_signal()
+        .run(crr::reconcile, crr::error_policy, ctx.clone())
+        .for_each(|res| {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "containerrecreaterequest reconcile");
+            }
+            futures::future::ready(())
+        });
+
     let server = serve(opts.metrics_addr, metrics.clone(), pod_store.clone());
     tokio::select! {
         _ = pod_reflector => tracing::warn!("pod watch ended"),
         _ = cloneset_controller => tracing::info!("cloneset controller stopped"),
+        _ = crr_controller => tracing::info!("containerrecreaterequest controller stopped"),
         res = server => res?,
     }
     Ok(())

@@ -189,6 +189,27 @@ pub struct ContainerRecreateRequestContainerRecreateState {
     pub is_killed: Option<bool>,
 }
 
+/// One entry of the annotation `crr.apps.kruise.io/sync-container-statuses` (v1alpha1; v1beta1
+/// keeps it in `status.containerStatusSnapshot`): a container that started after the request was
+/// created, as the pod status shows it. Written by the manager while the request is Recreating.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerRecreateRequestSyncContainerStatus {
+    /// Container name.
+    pub name: String,
+    /// The container passed its readiness probe.
+    pub ready: bool,
+    /// Restart count.
+    pub restart_count: i32,
+    /// Runtime container id (`containerd://...`).
+    #[serde(
+        rename = "containerID",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub container_id: String,
+}
+
 impl ContainerRecreateRequestSpec {
     /// A copy with the webhook's defaults: failurePolicy `Fail`.
     pub fn defaulted(&self) -> Self {
