@@ -55,6 +55,10 @@ struct NodeagentArgs {
         default_value = "graft-system"
     )]
     pull_secrets_namespace: String,
+    /// Recreate containers only for ContainerRecreateRequests in this namespace (default: all).
+    /// For tests, where several agents share one node.
+    #[arg(long, env = "GRAFT_CRR_NAMESPACE")]
+    crr_namespace: Option<String>,
     /// Log format: `text` or `json`.
     #[arg(long, env = "GRAFT_LOG_FORMAT", default_value = "text")]
     log_format: String,
@@ -211,6 +215,7 @@ fn nodeagent(args: NodeagentArgs) -> anyhow::Result<()> {
             node_name: args.node_name,
             max_concurrent_pulls: args.max_concurrent_pulls,
             pull_secrets_namespace: args.pull_secrets_namespace,
+            crr_namespace: args.crr_namespace,
         };
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;

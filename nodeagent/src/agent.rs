@@ -14,6 +14,9 @@ pub struct Options {
     pub max_concurrent_pulls: usize,
     /// Namespace where the ImagePullJob controller copies pull secrets for the agent to read.
     pub pull_secrets_namespace: String,
+    /// Recreate containers only for ContainerRecreateRequests in this namespace (`None`: all).
+    /// For tests, where several agents share the one node.
+    pub crr_namespace: Option<String>,
 }
 
 /// Errors that stop the agent.
@@ -54,10 +57,21 @@ pub async fn run(
 
 /// The agent's tasks. Each gets its own clients; each runs until shutdown.
 fn tasks(client: kube::Client, cri: CriClient, opts: Options) -> Vec<AgentTask> {
-    let tasks: Vec<AgentTask> = Vec::new();
+    let mut tasks: Vec<AgentTask> = Vec::new();
     // Image puller for this node's NodeImage: lands next (issue 6).
-    // ContainerRecreateRequest executor: `tasks.push(Box::pin(crate::crr::run(...)))` here.
-    let _ = (client, cri, opts);
+    let crr = crate::crr::Options {
+        node_name: opts.node_name.clone(),
+        namespace: opts.crr_namespace.clone(),
+        workers: 32,
+    };
+    tasks.push(Box::pin(async move {
+        crate::crr::run(client, cri, crr).await;
+        Err(AgentError::Task {
+            task: "containerrecreaterequest",
+            reason: "the watch of ContainerRecreateRequests ended".to_string(),
+        })
+    }));
+    let _ = opts;
     tasks
 }
 
