@@ -15,7 +15,10 @@ use k8s_openapi::api::events::v1::Event;
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
 use serde_json::{Value, json};
-use support::{GraftControllers, TestNamespace, client, image, install_crds, node_name, wait_for};
+use support::{
+    GraftControllers, GraftNodeAgent, TestNamespace, client, image, install_crds, node_name,
+    wait_for,
+};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -261,4 +264,196 @@ async fn a_request_is_filled_from_its_pod_and_completes_when_the_pod_is_gone() {
         ev.iter().any(|ev| ev.reason.as_deref() == Some("PodGone")),
         "a PodGone event; events: {ev:?}"
     );
+}
+
+/// `kubectl exec` into a container (the cluster env puts kubectl on PATH); returns stdout.
+fn exec(ns: &str, pod: &str, container: &str, cmd: &[&str]) -> String {
+    let out = std::process::Command::new("kubectl")
+        .args(["exec", "-n", ns, pod, "-c", container, "--"])
+        .args(cmd)
+        .output()
+        .unwrap_or_else(|e| panic!("running kubectl exec: {e}"));
+    assert!(
+        out.status.success(),
+        "kubectl exec {pod}/{container} {cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+fn started_at(c: &ContainerStatus) -> Option<k8s_openapi::jiff::Timestamp> {
+    c.state
+        .as_ref()
+        .and_then(|s| s.running.as_ref())
+        .and_then(|r| r.started_at.as_ref())
+        .map(|t| t.0)
+}
+
+fn states(r: &ContainerRecreateRequest) -> Value {
+    serde_json::to_value(
+        r.status
+            .as_ref()
+            .and_then(|s| s.container_recreate_states.clone()),
+    )
+    .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_request_restarts_one_container_in_place_after_its_prestop_hook() {
+    let e = env("crr-restart").await;
+    let _agent = GraftNodeAgent::start_for_crr(&e.ns.name);
+    let before = two_container_pod(&e, "web").await;
+
+    create(&e, &crr("restart-app", "web", &["app"], json!({}))).await;
+    let done = wait_for(
+        &e.crrs,
+        "restart-app",
+        "phase Completed",
+        MINUTE * 2,
+        completed,
+    )
+    .await;
+    assert_eq!(message(&done), "", "a successful request has no message");
+    assert_eq!(
+        states(&done),
+        json!([{"name": "app", "phase": "Succeeded", "isKilled": true}])
+    );
+
+    let after = e.pods.get("web").await.expect("pod");
+    // The same pod: same UID, same IP.
+    assert_eq!(after.metadata.uid, before.metadata.uid);
+    let ip = |p: &Pod| p.status.as_ref().and_then(|s| s.pod_ip.clone());
+    assert_eq!(ip(&after), ip(&before));
+    assert!(ip(&after).is_some());
+    // app: a new container, one more restart, running and ready.
+    let (app0, app1) = (container(&before, "app"), container(&after, "app"));
+    assert_ne!(app1.container_id, app0.container_id);
+    assert_eq!(app1.restart_count, app0.restart_count + 1);
+    assert!(app1.ready);
+    // sidecar: untouched.
+    let (side0, side1) = (container(&before, "sidecar"), container(&after, "sidecar"));
+    assert_eq!(side1.container_id, side0.container_id);
+    assert_eq!(side1.restart_count, side0.restart_count);
+    assert_eq!(started_at(side1), started_at(side0));
+
+    // The preStop hook ran once, in the old container, before it stopped: its line is in the
+    // shared volume, as the sidecar sees it.
+    let log = exec(
+        &e.ns.name,
+        "web",
+        "sidecar",
+        &["cat", "/shared/prestop.log"],
+    );
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 1, "one preStop run; log: {log:?}");
+    let fields: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(fields[..2], ["prestop", "app"], "{log:?}");
+    let ran_at: i64 = fields[2].parse().expect("epoch seconds");
+    let finished = app1
+        .last_state
+        .as_ref()
+        .and_then(|s| s.terminated.as_ref())
+        .and_then(|t| t.finished_at.as_ref())
+        .map(|t| t.0.as_second())
+        .expect("app's last state is terminated");
+    assert!(
+        ran_at <= finished,
+        "preStop ran at {ran_at}, the old container ended at {finished}"
+    );
+
+    let ev = events_for(&e, "restart-app").await;
+    assert!(
+        ev.iter()
+            .any(|ev| ev.reason.as_deref() == Some("ContainerStopped")
+                && ev.reporting_controller.as_deref() == Some("graft-nodeagent")),
+        "a ContainerStopped event from the agent; events: {ev:?}"
+    );
+}
+
+#[tokio::test]
+async fn two_requests_for_one_pod_run_one_after_the_other() {
+    let e = env("crr-serial").await;
+    let _agent = GraftNodeAgent::start_for_crr(&e.ns.name);
+    let before = two_container_pod(&e, "web").await;
+
+    // r1 holds the pod for at least 3 s after its container restarts (minStartedSeconds).
+    create(
+        &e,
+        &crr(
+            "r1",
+            "web",
+            &["app"],
+            json!({"strategy": {"minStartedSeconds": 3}}),
+        ),
+    )
+    .await;
+    wait_for(&e.crrs, "r1", "phase Recreating", MINUTE, |r| {
+        phase(r) == Some(Phase::Recreating)
+    })
+    .await;
+    create(&e, &crr("r2", "web", &["sidecar"], json!({}))).await;
+
+    // Record both requests until both complete: never both recreating at once.
+    let mut seen: Vec<(Option<Phase>, Option<Phase>, String)> = Vec::new();
+    let start = std::time::Instant::now();
+    let (r1, r2) = loop {
+        let r1 = e.crrs.get("r1").await.expect("r1");
+        let r2 = e.crrs.get("r2").await.expect("r2");
+        let obs = (phase(&r1), phase(&r2), message(&r2));
+        if seen.last() != Some(&obs) {
+            seen.push(obs);
+        }
+        assert!(
+            !(phase(&r1) == Some(Phase::Recreating) && phase(&r2) == Some(Phase::Recreating)),
+            "both requests recreating at once; seen: {seen:?}"
+        );
+        if completed(&r1) && completed(&r2) {
+            break (r1, r2);
+        }
+        assert!(
+            start.elapsed() < MINUTE * 2,
+            "timed out waiting for both requests to complete; seen: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // r2 said what it waited for.
+    assert!(
+        seen.iter().any(|(_, p2, m)| *p2 == Some(Phase::Pending)
+            && m.starts_with("waiting for ContainerRecreateRequest r1 of the same pod to finish")),
+        "r2 Pending with a message naming r1; seen: {seen:?}"
+    );
+    assert_eq!(
+        states(&r1),
+        json!([{"name": "app", "phase": "Succeeded", "isKilled": true}])
+    );
+    assert_eq!(
+        states(&r2),
+        json!([{"name": "sidecar", "phase": "Succeeded", "isKilled": true}])
+    );
+    assert_eq!(message(&r2), "");
+
+    // The sidecar was stopped only after r1 had completed.
+    let after = e.pods.get("web").await.expect("pod");
+    let done1 = r1
+        .status
+        .as_ref()
+        .and_then(|s| s.completion_time.clone())
+        .expect("r1 completionTime")
+        .0;
+    let done2 = r2
+        .status
+        .as_ref()
+        .and_then(|s| s.completion_time.clone())
+        .expect("r2 completionTime")
+        .0;
+    let sidecar = container(&after, "sidecar");
+    let sidecar_started = started_at(sidecar).expect("sidecar running");
+    assert!(
+        sidecar_started.as_second() >= done1.as_second(),
+        "the new sidecar started at {sidecar_started}, before r1 completed at {done1}"
+    );
+    assert!(done2 >= done1);
+    assert_eq!(after.metadata.uid, before.metadata.uid);
+    assert_eq!(container(&after, "app").restart_count, 1);
+    assert_eq!(sidecar.restart_count, 1);
 }

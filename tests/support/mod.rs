@@ -410,6 +410,55 @@ impl Drop for GraftControllers {
     }
 }
 
+/// `graft nodeagent` on the host as a child process (this node's `NODE_NAME`, the local cluster's
+/// CRI socket), acting only on ContainerRecreateRequests of one namespace; killed when dropped.
+pub struct GraftNodeAgent {
+    child: std::process::Child,
+    /// Where its log goes.
+    pub log: std::path::PathBuf,
+}
+
+impl GraftNodeAgent {
+    /// Start `graft nodeagent --cri-socket $GRAFT_CRI_SOCKET --crr-namespace <ns>`.
+    pub fn start_for_crr(namespace: &str) -> GraftNodeAgent {
+        let dir = std::path::Path::new("/tmp/graft-test-logs");
+        let _ = std::fs::create_dir_all(dir);
+        let log = dir.join(format!("nodeagent-{namespace}.log"));
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap_or_else(|e| panic!("opening {}: {e}", log.display()));
+        let err = out
+            .try_clone()
+            .unwrap_or_else(|e| panic!("log handle: {e}"));
+        let socket = std::env::var("GRAFT_CRI_SOCKET")
+            .unwrap_or_else(|_| "/run/graft-local/containerd/containerd.sock".to_string());
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_graft"))
+            .args([
+                "nodeagent",
+                "--cri-socket",
+                &socket,
+                "--crr-namespace",
+                namespace,
+            ])
+            .env("NODE_NAME", node_name())
+            .env("RUST_LOG", "info,graft_nodeagent=debug")
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting graft nodeagent: {e}"));
+        GraftNodeAgent { child, log }
+    }
+}
+
+impl Drop for GraftNodeAgent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A Git repository in a temporary directory, committed to with the `git` CLI; removed on drop.
 pub struct GitRepo {
     /// The work tree.

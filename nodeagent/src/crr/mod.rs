@@ -109,9 +109,8 @@ pub async fn run(client: Client, cri: CriClient, opts: Options) {
     let config = watcher::Config::default()
         .labels(&selector(&opts.node_name))
         .any_semantic();
-    let controller = Controller::new(api, config).with_config(
-        kube::runtime::controller::Config::default().concurrency(opts.workers),
-    );
+    let controller = Controller::new(api, config)
+        .with_config(kube::runtime::controller::Config::default().concurrency(opts.workers));
     let ctx = Arc::new(Ctx {
         client,
         cri,
@@ -220,10 +219,16 @@ async fn sync_pod(ctx: &Ctx, ns: &str, pod_name: &str, key: &str) -> Result<Requ
                 let steps = match kill::kill(&ctx.cri, &kill).await {
                     Ok(report) => {
                         if let Some(err) = &report.pre_stop_error {
-                            publish(ctx, r, "Warning", "FailedPreStopHook", &format!(
-                                "preStop hook of container {} failed (stopped anyway): {err}",
-                                kill.container
-                            ))
+                            publish(
+                                ctx,
+                                r,
+                                "Warning",
+                                "FailedPreStopHook",
+                                &format!(
+                                    "preStop hook of container {} failed (stopped anyway): {err}",
+                                    kill.container
+                                ),
+                            )
                             .await;
                         }
                         publish(ctx, r, "Normal", "ContainerStopped", &format!(
@@ -239,10 +244,16 @@ async fn sync_pod(ctx: &Ctx, ns: &str, pod_name: &str, key: &str) -> Result<Requ
                         }]
                     }
                     Err(e) => {
-                        publish(ctx, r, "Warning", "FailedStopContainer", &format!(
-                            "stopping container {} of pod {pod_name}: {e}",
-                            kill.container
-                        ))
+                        publish(
+                            ctx,
+                            r,
+                            "Warning",
+                            "FailedStopContainer",
+                            &format!(
+                                "stopping container {} of pod {pod_name}: {e}",
+                                kill.container
+                            ),
+                        )
                         .await;
                         plan::after_kill_failure(r, &kill, &e.to_string())
                     }

@@ -71,7 +71,10 @@ pub async fn kill(cri: &CriClient, k: &Kill) -> Result<KillReport, CriError> {
             )),
         };
     }
-    report.stop_grace = k.grace.saturating_sub(started.elapsed()).max(MIN_STOP_GRACE);
+    report.stop_grace = k
+        .grace
+        .saturating_sub(started.elapsed())
+        .max(MIN_STOP_GRACE);
     cri.stop_container(&k.container_id, report.stop_grace)
         .await?;
     Ok(report)
@@ -111,7 +114,11 @@ async fn run_pre_stop(cri: &CriClient, k: &Kill, handler: &LifecycleHandler) -> 
             .or_else(|| k.pod_ip.clone())
             .ok_or("httpGet: the pod has no IP and the handler names no host")?;
         let port = resolve_port(&http.port, &k.ports)?;
-        let path = http.path.clone().filter(|p| !p.is_empty()).unwrap_or("/".into());
+        let path = http
+            .path
+            .clone()
+            .filter(|p| !p.is_empty())
+            .unwrap_or("/".into());
         let headers: Vec<(String, String)> = http
             .http_headers
             .iter()
@@ -147,7 +154,12 @@ fn resolve_port(port: &IntOrString, ports: &[ContainerPort]) -> Result<u16, Stri
 }
 
 /// A plain HTTP/1.1 GET; any 2xx or 3xx answer counts as success (as the kubelet's hook).
-async fn http_get(host: &str, port: u16, path: &str, headers: &[(String, String)]) -> Result<(), String> {
+async fn http_get(
+    host: &str,
+    port: u16,
+    path: &str,
+    headers: &[(String, String)],
+) -> Result<(), String> {
     let addr = if host.contains(':') {
         format!("[{host}]:{port}")
     } else {

@@ -100,12 +100,19 @@ async fn an_exec_prestop_runs_in_the_container_before_it_is_stopped_with_the_gra
     let fake = FakeCri::start().await.unwrap();
     add_container(&fake, "u1", "app", "c1", 0);
     let cri = connect(&fake).await;
-    let k = kill_spec("c1", json!({"exec": {"command": ["sh", "-c", "echo bye"]}}), 10);
+    let k = kill_spec(
+        "c1",
+        json!({"exec": {"command": ["sh", "-c", "echo bye"]}}),
+        10,
+    );
     let report = kill(&cri, &k).await.unwrap();
     assert_eq!(report.pre_stop_error, None);
     assert!(report.pre_stop_ran);
     let calls = methods(&fake);
-    assert_eq!(calls[0], ("ExecSync", "c1".to_string(), "sh -c echo bye".to_string()));
+    assert_eq!(
+        calls[0],
+        ("ExecSync", "c1".to_string(), "sh -c echo bye".to_string())
+    );
     assert_eq!(calls[1].0, "StopContainer");
     assert_eq!(calls[1].1, "c1");
     // The fake answers at once: all of the grace (rounded down to seconds) is left.
@@ -129,9 +136,12 @@ async fn a_failing_prestop_is_reported_and_the_container_is_stopped_anyway() {
         },
     );
     let cri = connect(&fake).await;
-    let report = kill(&cri, &kill_spec("c1", json!({"exec": {"command": ["false"]}}), 5))
-        .await
-        .unwrap();
+    let report = kill(
+        &cri,
+        &kill_spec("c1", json!({"exec": {"command": ["false"]}}), 5),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         report.pre_stop_error.as_deref(),
         Some("exec exited with code 3: no such file")
@@ -143,7 +153,9 @@ async fn a_failing_prestop_is_reported_and_the_container_is_stopped_anyway() {
 async fn stopping_a_container_the_runtime_does_not_know_is_an_error_naming_it() {
     let fake = FakeCri::start().await.unwrap();
     let cri = connect(&fake).await;
-    let err = kill(&cri, &kill_spec("gone", json!(null), 5)).await.unwrap_err();
+    let err = kill(&cri, &kill_spec("gone", json!(null), 5))
+        .await
+        .unwrap_err();
     assert!(err.is_not_found(), "{err:?}");
     assert!(err.to_string().contains("gone"), "{err}");
     // No handler: nothing runs before the stop.

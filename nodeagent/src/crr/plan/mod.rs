@@ -111,7 +111,7 @@ pub enum Step {
         /// Request name.
         request: String,
         /// What to kill.
-        kill: Kill,
+        kill: Box<Kill>,
     },
     /// Status phase `Completed`, `completionTime` now, `message`.
     Complete {
@@ -166,8 +166,12 @@ fn order_key(r: &ContainerRecreateRequest) -> (u8, Option<Timestamp>, String) {
 /// Decide the next steps for one pod.
 pub fn plan(s: &Snapshot) -> Plan {
     let mut plan = Plan::default();
-    let mut active: Vec<&ContainerRecreateRequest> =
-        s.requests.iter().copied().filter(|r| !finished(r)).collect();
+    let mut active: Vec<&ContainerRecreateRequest> = s
+        .requests
+        .iter()
+        .copied()
+        .filter(|r| !finished(r))
+        .collect();
     active.sort_by_key(|r| order_key(r));
     let Some((picked, waiting)) = active.split_first() else {
         return plan;
@@ -271,7 +275,7 @@ pub fn plan(s: &Snapshot) -> Plan {
         next[i].message = None;
         plan.steps.push(Step::Kill {
             request,
-            kill: Kill {
+            kill: Box::new(Kill {
                 container: name,
                 container_id: current.id.clone(),
                 pre_stop: spec.and_then(|c| c.pre_stop.clone()),
@@ -284,7 +288,7 @@ pub fn plan(s: &Snapshot) -> Plan {
                     .termination_grace_period_seconds
                     .map_or(DEFAULT_GRACE, |g| Duration::from_secs(g.max(0) as u64)),
                 states_after: next,
-            },
+            }),
         });
         return plan;
     }
@@ -425,7 +429,9 @@ fn current_states(r: &ContainerRecreateRequest, s: &Snapshot) -> Vec<State> {
             let recreated = rc.id != strip_runtime(&ctx.container_id)
                 || pod_status.is_some_and(|p| {
                     p.restart_count > ctx.restart_count
-                        || p.container_id.as_deref().is_some_and(|id| id != ctx.container_id)
+                        || p.container_id
+                            .as_deref()
+                            .is_some_and(|id| id != ctx.container_id)
                 });
             if !recreated {
                 return state(Phase::Pending, None, was_killed);

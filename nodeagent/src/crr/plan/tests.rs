@@ -21,7 +21,12 @@ fn rfc(offset: i64) -> String {
 }
 
 /// An initialized request `name` created at `created` (seconds after T0) for pod `web`.
-fn request(name: &str, created: i64, containers: &[&str], strategy: Value) -> ContainerRecreateRequest {
+fn request(
+    name: &str,
+    created: i64,
+    containers: &[&str],
+    strategy: Value,
+) -> ContainerRecreateRequest {
     serde_json::from_value(json!({
         "apiVersion": "apps.kruise.io/v1alpha1",
         "kind": "ContainerRecreateRequest",
@@ -47,7 +52,10 @@ fn with_status(mut r: ContainerRecreateRequest, status: Value) -> ContainerRecre
 }
 
 fn recreating(r: ContainerRecreateRequest, states: Value) -> ContainerRecreateRequest {
-    with_status(r, json!({"phase": "Recreating", "containerRecreateStates": states}))
+    with_status(
+        r,
+        json!({"phase": "Recreating", "containerRecreateStates": states}),
+    )
 }
 
 fn running(name: &str, attempt: u32) -> RuntimeContainer {
@@ -84,7 +92,12 @@ fn pod(containers: &[(&str, u32, bool, i64)]) -> Pod {
     .unwrap()
 }
 
-fn plan_for(requests: &[&ContainerRecreateRequest], p: &Pod, runtime: Vec<RuntimeContainer>, at: i64) -> Plan {
+fn plan_for(
+    requests: &[&ContainerRecreateRequest],
+    p: &Pod,
+    runtime: Vec<RuntimeContainer>,
+    at: i64,
+) -> Plan {
     plan(&Snapshot {
         requests: requests.to_vec(),
         pod: Some(p),
@@ -121,7 +134,10 @@ fn requests_for_one_pod_run_one_at_a_time_oldest_first_and_the_others_say_why_th
     );
     // A request already recreating keeps its turn over an older one that waits.
     let newer_running = recreating(request("b", 5, &["app"], json!({})), json!([]));
-    let older_pending = with_status(request("a", 0, &["app"], json!({})), json!({"phase": "Pending"}));
+    let older_pending = with_status(
+        request("a", 0, &["app"], json!({})),
+        json!({"phase": "Pending"}),
+    );
     let plan = plan_for(&[&older_pending, &newer_running], &p, rt.clone(), 6);
     assert_eq!(
         plan.steps[0],
@@ -132,7 +148,10 @@ fn requests_for_one_pod_run_one_at_a_time_oldest_first_and_the_others_say_why_th
         }
     );
     // Finished requests do not hold the pod.
-    let done = with_status(request("done", 0, &["app"], json!({})), json!({"phase": "Completed", "completionTime": rfc(1)}));
+    let done = with_status(
+        request("done", 0, &["app"], json!({})),
+        json!({"phase": "Completed", "completionTime": rfc(1)}),
+    );
     let plan = plan_for(&[&done, &new], &p, rt, 3);
     assert_eq!(
         plan.steps,
@@ -147,7 +166,12 @@ fn requests_for_one_pod_run_one_at_a_time_oldest_first_and_the_others_say_why_th
 #[test]
 fn a_recreating_request_records_states_then_kills_with_its_prestop_and_grace() {
     let r = recreating(
-        request("r", 0, &["app", "sidecar"], json!({"terminationGracePeriodSeconds": 7})),
+        request(
+            "r",
+            0,
+            &["app", "sidecar"],
+            json!({"terminationGracePeriodSeconds": 7}),
+        ),
         json!(null),
     );
     let p = pod(&[("app", 0, true, -50), ("sidecar", 0, true, -50)]);
@@ -157,10 +181,15 @@ fn a_recreating_request_records_states_then_kills_with_its_prestop_and_grace() {
         first.steps,
         vec![Step::SetStates {
             request: "r".into(),
-            states: states(json!([{"name": "app", "phase": "Pending"}, {"name": "sidecar", "phase": "Pending"}])),
+            states: states(
+                json!([{"name": "app", "phase": "Pending"}, {"name": "sidecar", "phase": "Pending"}])
+            ),
         }]
     );
-    let r = recreating(r, json!([{"name": "app", "phase": "Pending"}, {"name": "sidecar", "phase": "Pending"}]));
+    let r = recreating(
+        r,
+        json!([{"name": "app", "phase": "Pending"}, {"name": "sidecar", "phase": "Pending"}]),
+    );
     let second = plan_for(&[&r], &p, rt, 1);
     let [Step::Kill { request, kill }] = second.steps.as_slice() else {
         panic!("expected one kill: {:?}", second.steps)
@@ -176,7 +205,9 @@ fn a_recreating_request_records_states_then_kills_with_its_prestop_and_grace() {
     );
     assert_eq!(
         kill.states_after,
-        states(json!([{"name": "app", "phase": "Recreating", "isKilled": true}, {"name": "sidecar", "phase": "Pending"}]))
+        states(
+            json!([{"name": "app", "phase": "Recreating", "isKilled": true}, {"name": "sidecar", "phase": "Pending"}])
+        )
     );
 }
 
@@ -185,7 +216,10 @@ fn without_ordered_recreate_the_next_container_is_killed_while_the_first_restart
     let after_first = json!([{"name": "app", "phase": "Recreating", "isKilled": true}, {"name": "sidecar", "phase": "Pending"}]);
     let p = pod(&[("app", 0, true, -50), ("sidecar", 0, true, -50)]);
     let rt = vec![exited("app", 0), running("sidecar", 0)];
-    let unordered = recreating(request("r", 0, &["app", "sidecar"], json!({})), after_first.clone());
+    let unordered = recreating(
+        request("r", 0, &["app", "sidecar"], json!({})),
+        after_first.clone(),
+    );
     let plan = plan_for(&[&unordered], &p, rt.clone(), 2);
     assert!(
         matches!(&plan.steps[..], [Step::Kill { kill, .. }] if kill.container == "sidecar"),
@@ -193,7 +227,12 @@ fn without_ordered_recreate_the_next_container_is_killed_while_the_first_restart
         plan.steps
     );
     let ordered = recreating(
-        request("r", 0, &["app", "sidecar"], json!({"orderedRecreate": true})),
+        request(
+            "r",
+            0,
+            &["app", "sidecar"],
+            json!({"orderedRecreate": true}),
+        ),
         after_first,
     );
     let plan = plan_for(&[&ordered], &p, rt, 2);
@@ -244,7 +283,15 @@ fn a_failed_container_completes_the_request_unless_failures_are_ignored() {
     let failed = json!([{"name": "app", "phase": "Failed", "message": "kill container error: boom"}, {"name": "sidecar", "phase": "Pending"}]);
     let p = pod(&[("app", 0, true, -50), ("sidecar", 0, true, -50)]);
     let rt = vec![running("app", 0), running("sidecar", 0)];
-    let fail = recreating(request("r", 0, &["app", "sidecar"], json!({"failurePolicy": "Fail"})), failed.clone());
+    let fail = recreating(
+        request(
+            "r",
+            0,
+            &["app", "sidecar"],
+            json!({"failurePolicy": "Fail"}),
+        ),
+        failed.clone(),
+    );
     assert_eq!(
         plan_for(&[&fail], &p, rt.clone(), 1).steps,
         vec![Step::Complete {
@@ -252,7 +299,15 @@ fn a_failed_container_completes_the_request_unless_failures_are_ignored() {
             message: "container app failed: kill container error: boom".into()
         }]
     );
-    let ignore = recreating(request("r", 0, &["app", "sidecar"], json!({"failurePolicy": "Ignore"})), failed);
+    let ignore = recreating(
+        request(
+            "r",
+            0,
+            &["app", "sidecar"],
+            json!({"failurePolicy": "Ignore"}),
+        ),
+        failed,
+    );
     let plan = plan_for(&[&ignore], &p, rt, 1);
     assert!(
         matches!(&plan.steps[..], [Step::Kill { kill, .. }] if kill.container == "sidecar"),
@@ -278,7 +333,9 @@ fn a_failed_kill_marks_the_container_failed_and_completes_under_fail() {
         vec![
             Step::SetStates {
                 request: "r".into(),
-                states: states(json!([{"name": "app", "phase": "Failed", "message": "kill container error: rpc error: NotFound"}])),
+                states: states(
+                    json!([{"name": "app", "phase": "Failed", "message": "kill container error: rpc error: NotFound"}])
+                ),
             },
             Step::Complete {
                 request: "r".into(),
@@ -286,7 +343,10 @@ fn a_failed_kill_marks_the_container_failed_and_completes_under_fail() {
             },
         ]
     );
-    let ignore = recreating(request("r", 0, &["app"], json!({"failurePolicy": "Ignore"})), json!([]));
+    let ignore = recreating(
+        request("r", 0, &["app"], json!({"failurePolicy": "Ignore"})),
+        json!([]),
+    );
     assert_eq!(after_kill_failure(&ignore, kill, "x").len(), 1);
 }
 
@@ -303,7 +363,10 @@ fn force_recreate_kills_a_container_that_already_restarted_by_itself() {
             states: states(json!([{"name": "app", "phase": "Succeeded"}]))
         }]
     );
-    let forced = recreating(request("r", 0, &["app"], json!({"forceRecreate": true})), json!([{"name": "app", "phase": "Pending"}]));
+    let forced = recreating(
+        request("r", 0, &["app"], json!({"forceRecreate": true})),
+        json!([{"name": "app", "phase": "Pending"}]),
+    );
     let plan = plan_for(&[&forced], &p, rt, 1);
     assert!(
         matches!(&plan.steps[..], [Step::Kill { kill, .. }] if kill.container_id == "app-2"),
@@ -321,10 +384,15 @@ fn a_container_the_runtime_does_not_list_waits_with_kruises_message() {
         plan.steps,
         vec![Step::SetStates {
             request: "r".into(),
-            states: states(json!([{"name": "app", "phase": "Pending", "message": MSG_NOT_FOUND_ON_NODE}]))
+            states: states(
+                json!([{"name": "app", "phase": "Pending", "message": MSG_NOT_FOUND_ON_NODE}])
+            )
         }]
     );
-    let r = recreating(r, json!([{"name": "app", "phase": "Pending", "message": MSG_NOT_FOUND_ON_NODE}]));
+    let r = recreating(
+        r,
+        json!([{"name": "app", "phase": "Pending", "message": MSG_NOT_FOUND_ON_NODE}]),
+    );
     assert_eq!(plan_for(&[&r], &p, vec![], 1).steps, vec![]);
 }
 
@@ -346,7 +414,11 @@ fn unready_grace_waits_for_the_manager_then_for_the_grace_period() {
     assert_eq!(plan.steps, vec![]);
     assert_eq!(plan.requeue_after, Some(Duration::from_millis(3100)));
     let plan = plan_for(&[&acquired], &p, rt, 7);
-    assert!(matches!(&plan.steps[..], [Step::Kill { .. }]), "{:?}", plan.steps);
+    assert!(
+        matches!(&plan.steps[..], [Step::Kill { .. }]),
+        "{:?}",
+        plan.steps
+    );
     let mut bad = r;
     bad.metadata.annotations = Some(BTreeMap::from([(
         labels::CRR_UNREADY_ACQUIRED.to_string(),
