@@ -457,3 +457,226 @@ async fn two_requests_for_one_pod_run_one_after_the_other() {
     assert_eq!(container(&after, "app").restart_count, 1);
     assert_eq!(sidecar.restart_count, 1);
 }
+
+#[tokio::test]
+async fn ordered_recreate_restarts_the_next_container_only_after_the_previous_one_has_run() {
+    let e = env("crr-ordered").await;
+    let _agent = GraftNodeAgent::start_for_crr(&e.ns.name);
+    let before = two_container_pod(&e, "web").await;
+    create(
+        &e,
+        &crr(
+            "both",
+            "web",
+            &["app", "sidecar"],
+            json!({"strategy": {"orderedRecreate": true, "minStartedSeconds": 2}}),
+        ),
+    )
+    .await;
+    let done = wait_for(&e.crrs, "both", "phase Completed", MINUTE * 2, completed).await;
+    assert_eq!(
+        states(&done),
+        json!([
+            {"name": "app", "phase": "Succeeded", "isKilled": true},
+            {"name": "sidecar", "phase": "Succeeded", "isKilled": true}
+        ])
+    );
+    let after = e.pods.get("web").await.expect("pod");
+    let app = started_at(container(&after, "app")).expect("app running");
+    let sidecar = started_at(container(&after, "sidecar")).expect("sidecar running");
+    // The sidecar was stopped once the new app container had run minStartedSeconds.
+    assert!(
+        sidecar.as_second() >= app.as_second() + 2,
+        "app started at {app}, sidecar at {sidecar}: expected at least 2 s between them"
+    );
+    for c in ["app", "sidecar"] {
+        assert_eq!(
+            container(&after, c).restart_count,
+            container(&before, c).restart_count + 1
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_request_past_its_active_deadline_completes_without_restarting_anything() {
+    let e = env("crr-deadline").await;
+    let _agent = GraftNodeAgent::start_for_crr(&e.ns.name);
+    let before = two_container_pod(&e, "web").await;
+    // The unready grace outlasts the deadline, so the agent is still waiting when it passes.
+    create(
+        &e,
+        &crr(
+            "late",
+            "web",
+            &["app"],
+            json!({"activeDeadlineSeconds": 3, "strategy": {"unreadyGracePeriodSeconds": 600}}),
+        ),
+    )
+    .await;
+    let done = wait_for(&e.crrs, "late", "phase Completed", MINUTE, completed).await;
+    assert_eq!(
+        message(&done),
+        "recreating has exceeded the activeDeadlineSeconds"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = e.pods.get("web").await.expect("pod");
+    assert_eq!(
+        container(&after, "app").container_id,
+        container(&before, "app").container_id
+    );
+    assert_eq!(container(&after, "app").restart_count, 0);
+}
+
+#[tokio::test]
+async fn unready_grace_takes_a_gated_pod_out_of_service_before_the_restart_and_back_after() {
+    use kube::api::{Patch, PatchParams};
+    let e = env("crr-unready").await;
+    let _agent = GraftNodeAgent::start_for_crr(&e.ns.name);
+    // A pod with the KruisePodReady readiness gate, which this test holds True.
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {
+            "terminationGracePeriodSeconds": 5,
+            "readinessGates": [{"conditionType": "KruisePodReady"}],
+            "containers": [
+                {"name": "app", "image": image("app:v1"), "imagePullPolicy": "IfNotPresent",
+                 "readinessProbe": {"httpGet": {"path": "/readyz", "port": 8080}, "periodSeconds": 1}}
+            ]
+        }
+    }))
+    .expect("valid pod literal");
+    e.pods
+        .create(&PostParams::default(), &pod)
+        .await
+        .expect("creating pod");
+    wait_for(&e.pods, "web", "the pod Running", MINUTE, |p| {
+        p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+    })
+    .await;
+    let ready_gate = json!({"status": {"conditions": [
+        {"type": "KruisePodReady", "status": "True", "message": "[]"}
+    ]}});
+    e.pods
+        .patch_status(
+            "web",
+            &PatchParams::default(),
+            &Patch::Strategic(&ready_gate),
+        )
+        .await
+        .expect("setting KruisePodReady");
+    let ready = |p: &Pod| {
+        p.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .flatten()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        })
+    };
+    let before = wait_for(&e.pods, "web", "the pod Ready", MINUTE, ready).await;
+    let old_id = container(&before, "app").container_id.clone();
+
+    create(
+        &e,
+        &crr(
+            "drain",
+            "web",
+            &["app"],
+            json!({"strategy": {"unreadyGracePeriodSeconds": 3}}),
+        ),
+    )
+    .await;
+    // Watch the pod until the request completes: it must be seen not ready, with this
+    // request's reason, while the old container still runs.
+    let key = format!("{}/drain", e.ns.name);
+    let mut unready_with_old_container = false;
+    let start = std::time::Instant::now();
+    let done = loop {
+        let p = e.pods.get("web").await.expect("pod");
+        let gate = p
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .find(|c| c.type_ == "KruisePodReady");
+        if !ready(&p)
+            && container(&p, "app").container_id == old_id
+            && gate.as_ref().is_some_and(|g| {
+                g.status == "False"
+                    && g.message.as_deref().unwrap_or_default().contains(&format!(
+                        r#"{{"userAgent":"ContainerRecreateRequest","key":"{key}"}}"#
+                    ))
+            })
+        {
+            unready_with_old_container = true;
+        }
+        let r = e.crrs.get("drain").await.expect("crr");
+        if completed(&r) {
+            break r;
+        }
+        assert!(
+            start.elapsed() < MINUTE * 2,
+            "timed out; last request: {r:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        unready_with_old_container,
+        "the pod was never seen not ready (KruisePodReady=False with reason {key}) before its container was stopped"
+    );
+    assert_eq!(message(&done), "");
+    // The restart came at least unreadyGracePeriodSeconds after the pod was taken out.
+    let acquired: k8s_openapi::jiff::Timestamp = done
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(labels::CRR_UNREADY_ACQUIRED))
+        .expect("unready-acquired annotation")
+        .parse()
+        .expect("RFC 3339 time");
+    let after = e.pods.get("web").await.expect("pod");
+    let stopped = container(&after, "app")
+        .last_state
+        .as_ref()
+        .and_then(|s| s.terminated.as_ref())
+        .and_then(|t| t.finished_at.as_ref())
+        .expect("app's last state is terminated")
+        .0;
+    assert!(
+        stopped.as_second() >= acquired.as_second() + 3,
+        "stopped at {stopped}, only {}s after the pod was made not ready at {acquired}",
+        stopped.as_second() - acquired.as_second()
+    );
+    // Afterwards the reason is released, the finalizer removed, and the pod serves again.
+    wait_for(
+        &e.crrs,
+        "drain",
+        "the unready-acquired finalizer removed",
+        MINUTE,
+        |r| {
+            !r.metadata
+                .finalizers
+                .iter()
+                .flatten()
+                .any(|f| f == labels::CRR_UNREADY_ACQUIRED)
+        },
+    )
+    .await;
+    wait_for(
+        &e.pods,
+        "web",
+        "KruisePodReady=True and the pod Ready again",
+        MINUTE,
+        |p| {
+            ready(p)
+                && p.status.as_ref().is_some_and(|s| {
+                    s.conditions.iter().flatten().any(|c| {
+                        c.type_ == "KruisePodReady"
+                            && c.status == "True"
+                            && c.message.as_deref() == Some("[]")
+                    })
+                })
+        },
+    )
+    .await;
+}
