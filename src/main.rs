@@ -24,7 +24,8 @@ enum Command {
         #[arg(long, env = "GRAFT_CRDS_OUT_DIR")]
         out_dir: Option<PathBuf>,
     },
-    /// Run the workload controllers (CloneSet) against the cluster in the kubeconfig.
+    /// Run the workload controllers (CloneSet, ContainerRecreateRequest) against the cluster in the
+    /// kubeconfig.
     Controllers(ControllersArgs),
     /// Keep the cluster equal to Git: every GitSync object (default), or with `--repo` one
     /// repository path without a GitSync object.
