@@ -42,8 +42,8 @@ async fn env(prefix: &str) -> Env {
     }
 }
 
-/// A running pod with `app` (preStop appends a line to a shared emptyDir) and `sidecar`, both
-/// mounting `/shared`.
+/// A running pod with `app` (preStop appends a line to a shared emptyDir) and `sidecar` (preStop
+/// is an HTTP GET on its named port), both mounting `/shared`.
 async fn two_container_pod(e: &Env, name: &str) -> Pod {
     let pod: Pod = serde_json::from_value(json!({
         "metadata": {"name": name},
@@ -57,7 +57,9 @@ async fn two_container_pod(e: &Env, name: &str) -> Pod {
                  "lifecycle": {"preStop": {"exec": {"command": ["sh", "-c",
                      "echo \"prestop app $(date +%s) $(hostname)\" >> /shared/prestop.log"]}}}},
                 {"name": "sidecar", "image": image("sidecar:v1"), "imagePullPolicy": "IfNotPresent",
-                 "volumeMounts": [{"name": "shared", "mountPath": "/shared"}]}
+                 "ports": [{"name": "http", "containerPort": 9090}],
+                 "volumeMounts": [{"name": "shared", "mountPath": "/shared"}],
+                 "lifecycle": {"preStop": {"httpGet": {"path": "/version", "port": "http"}}}}
             ]
         }
     }))
@@ -456,6 +458,23 @@ async fn two_requests_for_one_pod_run_one_after_the_other() {
     assert_eq!(after.metadata.uid, before.metadata.uid);
     assert_eq!(container(&after, "app").restart_count, 1);
     assert_eq!(sidecar.restart_count, 1);
+    // The sidecar's httpGet preStop (named port, from the node to the pod IP) answered.
+    let ev = events_for(&e, "r2").await;
+    assert!(
+        ev.iter()
+            .any(|ev| {
+                ev.reason.as_deref() == Some("ContainerStopped")
+                    && ev.note.as_deref().is_some_and(|n| {
+                        n.contains("sidecar") && n.contains("after its preStop hook")
+                    })
+            }),
+        "a ContainerStopped event after the preStop hook; events: {ev:?}"
+    );
+    assert!(
+        !ev.iter()
+            .any(|ev| ev.reason.as_deref() == Some("FailedPreStopHook")),
+        "the httpGet preStop failed; events: {ev:?}"
+    );
 }
 
 #[tokio::test]
