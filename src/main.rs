@@ -60,6 +60,10 @@ struct NodeagentArgs {
     /// For tests, where several agents share one node.
     #[arg(long, env = "GRAFT_CRR_NAMESPACE")]
     crr_namespace: Option<String>,
+    /// Run only the ContainerRecreateRequest executor, no image puller. For tests, where several
+    /// agents share one node.
+    #[arg(long, env = "GRAFT_NODEAGENT_ONLY_CRR")]
+    only_crr: bool,
     /// Log format: `text` or `json`.
     #[arg(long, env = "GRAFT_LOG_FORMAT", default_value = "text")]
     log_format: String,
@@ -217,6 +221,7 @@ fn nodeagent(args: NodeagentArgs) -> anyhow::Result<()> {
             max_concurrent_pulls: args.max_concurrent_pulls,
             pull_secrets_namespace: args.pull_secrets_namespace,
             crr_namespace: args.crr_namespace,
+            only_crr: args.only_crr,
         };
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;

@@ -461,13 +461,13 @@ async fn two_requests_for_one_pod_run_one_after_the_other() {
     // The sidecar's httpGet preStop (named port, from the node to the pod IP) answered.
     let ev = events_for(&e, "r2").await;
     assert!(
-        ev.iter()
-            .any(|ev| {
-                ev.reason.as_deref() == Some("ContainerStopped")
-                    && ev.note.as_deref().is_some_and(|n| {
-                        n.contains("sidecar") && n.contains("after its preStop hook")
-                    })
-            }),
+        ev.iter().any(|ev| {
+            ev.reason.as_deref() == Some("ContainerStopped")
+                && ev
+                    .note
+                    .as_deref()
+                    .is_some_and(|n| n.contains("sidecar") && n.contains("after its preStop hook"))
+        }),
         "a ContainerStopped event after the preStop hook; events: {ev:?}"
     );
     assert!(

@@ -17,6 +17,9 @@ pub struct Options {
     /// Recreate containers only for ContainerRecreateRequests in this namespace (`None`: all).
     /// For tests, where several agents share the one node.
     pub crr_namespace: Option<String>,
+    /// Run only the ContainerRecreateRequest executor (no image puller). For tests, where several
+    /// agents share the one node and must not all pull for its one NodeImage.
+    pub only_crr: bool,
 }
 
 /// Errors that stop the agent.
@@ -58,7 +61,7 @@ pub async fn run(
 /// The agent's tasks. Each gets its own clients; each runs until shutdown.
 fn tasks(client: kube::Client, cri: CriClient, opts: Options) -> Vec<AgentTask> {
     let mut tasks: Vec<AgentTask> = Vec::new();
-    // Image puller for this node's NodeImage: lands next (issue 6).
+    // Image puller for this node's NodeImage: lands next (issue 6); not when `opts.only_crr`.
     let crr = crate::crr::Options {
         node_name: opts.node_name.clone(),
         namespace: opts.crr_namespace.clone(),

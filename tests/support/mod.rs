@@ -411,7 +411,9 @@ impl Drop for GraftControllers {
 }
 
 /// `graft nodeagent` on the host as a child process (this node's `NODE_NAME`, the local cluster's
-/// CRI socket), acting only on ContainerRecreateRequests of one namespace; killed when dropped.
+/// CRI socket), running only its ContainerRecreateRequest executor and only for one namespace (so
+/// parallel tests' agents never act on each other's requests nor pull for the node's NodeImage);
+/// killed when dropped.
 pub struct GraftNodeAgent {
     child: std::process::Child,
     /// Where its log goes.
@@ -419,7 +421,7 @@ pub struct GraftNodeAgent {
 }
 
 impl GraftNodeAgent {
-    /// Start `graft nodeagent --cri-socket $GRAFT_CRI_SOCKET --crr-namespace <ns>`.
+    /// Start `graft nodeagent --cri-socket $GRAFT_CRI_SOCKET --crr-namespace <ns> --only-crr`.
     pub fn start_for_crr(namespace: &str) -> GraftNodeAgent {
         let dir = std::path::Path::new("/tmp/graft-test-logs");
         let _ = std::fs::create_dir_all(dir);
@@ -441,6 +443,7 @@ impl GraftNodeAgent {
                 &socket,
                 "--crr-namespace",
                 namespace,
+                "--only-crr",
             ])
             .env("NODE_NAME", node_name())
             .env("RUST_LOG", "info,graft_nodeagent=debug")
