@@ -61,7 +61,14 @@ pub async fn run(
 /// The agent's tasks. Each gets its own clients; each runs until shutdown.
 fn tasks(client: kube::Client, cri: CriClient, opts: Options) -> Vec<AgentTask> {
     let mut tasks: Vec<AgentTask> = Vec::new();
-    // Image puller for this node's NodeImage: lands next (issue 6); not when `opts.only_crr`.
+    // Pre-pulls for this node's NodeImage; not when `opts.only_crr`.
+    if !opts.only_crr {
+        tasks.push(Box::pin(crate::imagepull::run(
+            client.clone(),
+            cri.clone(),
+            opts.clone(),
+        )));
+    }
     let crr = crate::crr::Options {
         node_name: opts.node_name.clone(),
         namespace: opts.crr_namespace.clone(),
@@ -74,7 +81,6 @@ fn tasks(client: kube::Client, cri: CriClient, opts: Options) -> Vec<AgentTask> 
             reason: "the watch of ContainerRecreateRequests ended".to_string(),
         })
     }));
-    let _ = opts;
     tasks
 }
 

@@ -4,3 +4,4 @@
 pub mod agent;
 pub mod cri;
 pub mod crr;
+pub mod imagepull;
