@@ -133,6 +133,30 @@ struct ControllersArgs {
     /// Watch and act in this namespace only (default: all namespaces).
     #[arg(long, env = "GRAFT_NAMESPACE")]
     namespace: Option<String>,
+    /// Run the cluster-wide NodeImage manager (default: on without --namespace, off with it).
+    #[arg(long, env = "GRAFT_NODEIMAGE_MANAGER")]
+    nodeimage_manager: Option<bool>,
+    /// Seconds a Node must be Ready before it gets a NodeImage.
+    #[arg(
+        long,
+        env = "GRAFT_NODEIMAGE_CREATION_DELAY_SECONDS",
+        default_value_t = 30
+    )]
+    nodeimage_creation_delay_seconds: u64,
+    /// Seconds the node agent has to report on a new NodeImage tag before it is marked failed.
+    #[arg(
+        long,
+        env = "GRAFT_NODEIMAGE_RESPONSE_TIMEOUT_SECONDS",
+        default_value_t = 600
+    )]
+    nodeimage_response_timeout_seconds: u64,
+    /// Namespace ImagePullJob pull secrets are copied into (the node agents read only there).
+    #[arg(
+        long,
+        env = "GRAFT_PULL_SECRETS_NAMESPACE",
+        default_value = "graft-system"
+    )]
+    pull_secrets_namespace: String,
     /// Log format: `text` or `json`.
     #[arg(long, env = "GRAFT_LOG_FORMAT", default_value = "text")]
     log_format: String,
@@ -181,7 +205,15 @@ fn controllers(args: ControllersArgs) -> anyhow::Result<()> {
             instance: std::env::var("POD_NAME")
                 .or_else(|_| std::env::var("HOSTNAME"))
                 .unwrap_or_else(|_| "graft".to_string()),
+            nodeimage_manager: args.nodeimage_manager.unwrap_or(args.namespace.is_none()),
             namespace: args.namespace,
+            nodeimage_creation_delay: std::time::Duration::from_secs(
+                args.nodeimage_creation_delay_seconds,
+            ),
+            nodeimage_response_timeout: std::time::Duration::from_secs(
+                args.nodeimage_response_timeout_seconds,
+            ),
+            pull_secrets_namespace: args.pull_secrets_namespace,
         };
         graft_controllers::runtime::run(client, opts)
             .await

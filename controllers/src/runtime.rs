@@ -30,6 +30,14 @@ pub struct Options {
     pub instance: String,
     /// Watch and act in this namespace only (`None`: all namespaces).
     pub namespace: Option<String>,
+    /// Run the cluster-wide NodeImage manager (one per cluster; off for namespaced test runs).
+    pub nodeimage_manager: bool,
+    /// How long a Node must be Ready before it gets a NodeImage.
+    pub nodeimage_creation_delay: Duration,
+    /// How long the node agent has to report on a new NodeImage tag before it is marked failed.
+    pub nodeimage_response_timeout: Duration,
+    /// Namespace ImagePullJob pull secrets are copied into for the node agents.
+    pub pull_secrets_namespace: String,
 }
 
 /// What every reconcile needs: the client, the shared caches, expectations, metrics, events.
@@ -157,8 +165,39 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
             futures::future::ready(())
         });
 
+    let imagepull_controller = crate::imagepull::controller::run(
+        client.clone(),
+        opts.namespace.clone(),
+        Arc::new(crate::imagepull::controller::Context {
+            client: client.clone(),
+            recorder: crate::events::Recorder::new(
+                client.clone(),
+                "graft-controllers",
+                &opts.instance,
+            ),
+            pull_secrets_namespace: opts.pull_secrets_namespace.clone(),
+        }),
+    );
+    let nodeimage_manager = async {
+        if opts.nodeimage_manager {
+            crate::nodeimage::controller::run(
+                client.clone(),
+                crate::nodeimage::controller::Options {
+                    creation_delay: opts.nodeimage_creation_delay,
+                    response_timeout: opts.nodeimage_response_timeout,
+                    pull_secrets_namespace: opts.pull_secrets_namespace.clone(),
+                },
+            )
+            .await;
+        } else {
+            futures::future::pending::<()>().await;
+        }
+    };
+
     let server = serve(opts.metrics_addr, metrics.clone(), pod_store.clone());
     tokio::select! {
+        _ = imagepull_controller => tracing::info!("imagepulljob controller stopped"),
+        _ = nodeimage_manager => tracing::warn!("NodeImage manager stopped"),
         _ = pod_reflector => tracing::warn!("pod watch ended"),
         _ = cloneset_controller => tracing::info!("cloneset controller stopped"),
         _ = crr_controller => tracing::info!("containerrecreaterequest controller stopped"),
