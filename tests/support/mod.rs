@@ -7,6 +7,8 @@
 //! - [`PodWatcher`]: records every pod state change during a test for invariant checks.
 #![allow(dead_code)]
 
+pub mod imagepull;
+
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::future::Future;

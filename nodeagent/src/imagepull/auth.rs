@@ -90,10 +90,11 @@ pub fn credentials_for(
         } else {
             (a.username, a.password)
         };
+        // No server_address: the host already matched, and containerd would parse a bare
+        // `host:port` as a URL and refuse it.
         out.push(AuthConfig {
             username,
             password,
-            server_address: host.to_string(),
             ..Default::default()
         });
     }

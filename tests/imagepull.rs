@@ -1,0 +1,697 @@
+//! ImagePullJob / NodeImage / node agent acceptance tests on the local cluster: `graft controllers`
+//! (with the NodeImage manager) and `graft nodeagent` run as children against the real API server
+//! and the real containerd. They share the node's NodeImage, so they take turns (ClusterLock).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use graft_api::apps::v1alpha1::nodeimage::ImagePullPhase;
+use graft_api::apps::v1alpha1::{ImagePullJob, NodeImage};
+use k8s_openapi::api::core::v1::{Event, Pod, Secret};
+use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+use support::imagepull::{
+    AuthRegistry, ChildProcess, ClusterLock, FakeNode, cri, start_agent, start_manager,
+};
+use support::{TestNamespace, image, node_name, wait_for};
+
+struct Fixture {
+    client: Client,
+    ns: TestNamespace,
+    manager: ChildProcess,
+    agent: Option<ChildProcess>,
+    _lock: ClusterLock,
+}
+
+impl Fixture {
+    /// Takes the lock, starts from a fresh NodeImage for the real node, runs the manager and an
+    /// agent for the real node with at most `max_pulls` pulls at once.
+    async fn new(prefix: &str, max_pulls: usize) -> Fixture {
+        let lock = ClusterLock::acquire();
+        let client = support::client().await;
+        support::install_crds(&client).await;
+        let ns = TestNamespace::new(&client, prefix).await;
+        let nis: Api<NodeImage> = Api::all(client.clone());
+        // Tags of earlier tests (their jobs may still be terminating) must not take pull slots.
+        let _ = nis.delete(&node_name(), &DeleteParams::default()).await;
+        support::eventually(
+            "the old NodeImage to be gone",
+            Duration::from_secs(30),
+            || {
+                let nis = nis.clone();
+                async move {
+                    match nis.get_opt(&node_name()).await {
+                        Ok(Some(ni))
+                            if ni.metadata.deletion_timestamp.is_none()
+                                && ni.spec.images.as_ref().is_none_or(|i| i.is_empty()) =>
+                        {
+                            Ok(())
+                        }
+                        Ok(None) => Ok(()),
+                        other => Err(format!("{other:?}")),
+                    }
+                }
+            },
+        )
+        .await;
+        let manager = start_manager(&ns.name, &ns.name);
+        wait_for(
+            &nis,
+            &node_name(),
+            "the manager to create the node's NodeImage",
+            Duration::from_secs(60),
+            |_| true,
+        )
+        .await;
+        let agent = Some(start_agent(&node_name(), &ns.name, max_pulls));
+        Fixture {
+            client,
+            ns,
+            manager,
+            agent,
+            _lock: lock,
+        }
+    }
+
+    fn jobs(&self) -> Api<ImagePullJob> {
+        self.ns.api()
+    }
+
+    async fn create_job(&self, name: &str, spec: serde_json::Value) -> ImagePullJob {
+        let job: ImagePullJob = serde_json::from_value(json!({
+            "apiVersion": "apps.kruise.io/v1alpha1", "kind": "ImagePullJob",
+            "metadata": {"name": name, "namespace": self.ns.name},
+            "spec": spec
+        }))
+        .unwrap();
+        self.jobs()
+            .create(&PostParams::default(), &job)
+            .await
+            .unwrap_or_else(|e| panic!("creating ImagePullJob {name}: {e}"))
+    }
+
+    async fn wait_job(
+        &self,
+        name: &str,
+        what: &str,
+        timeout: Duration,
+        f: impl Fn(&ImagePullJob) -> bool,
+    ) -> ImagePullJob {
+        let jobs = self.jobs();
+        let start = std::time::Instant::now();
+        loop {
+            let job = jobs.get_opt(name).await.ok().flatten();
+            if let Some(j) = &job
+                && f(j)
+            {
+                return j.clone();
+            }
+            if start.elapsed() > timeout {
+                panic!(
+                    "timed out waiting for ImagePullJob {name}: {what}; last seen: {}\nmanager log:\n{}\nagent log:\n{}",
+                    serde_json::to_string_pretty(&job).unwrap_or_default(),
+                    self.manager.log_tail(),
+                    self.agent
+                        .as_ref()
+                        .map(|a| a.log_tail())
+                        .unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    async fn job_events(&self, name: &str) -> Vec<String> {
+        let events: Api<k8s_openapi::api::events::v1::Event> = self.ns.api();
+        events
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+            .map(|e| {
+                format!(
+                    "{}: {}",
+                    e.reason.unwrap_or_default(),
+                    e.note.unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+}
+
+fn completed(j: &ImagePullJob) -> bool {
+    j.status
+        .as_ref()
+        .is_some_and(|s| s.completion_time.is_some())
+}
+
+/// The status of `tag` of `image_name` on NodeImage `ni`.
+fn tag_status(
+    ni: &NodeImage,
+    image_name: &str,
+    tag: &str,
+) -> Option<graft_api::apps::v1alpha1::nodeimage::ImageTagStatus> {
+    ni.status
+        .as_ref()?
+        .image_statuses
+        .as_ref()?
+        .get(image_name)?
+        .tags
+        .iter()
+        .find(|t| t.tag == tag)
+        .cloned()
+}
+
+fn split(image: &str) -> (String, String) {
+    let (n, t) = image.rsplit_once(':').unwrap();
+    (n.to_string(), t.to_string())
+}
+
+/// Records every NodeImage state while a test runs.
+struct NodeImageWatch {
+    seen: Arc<Mutex<Vec<NodeImage>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl NodeImageWatch {
+    fn start(client: &Client) -> NodeImageWatch {
+        let api: Api<NodeImage> = Api::all(client.clone());
+        let seen: Arc<Mutex<Vec<NodeImage>>> = Default::default();
+        let s = seen.clone();
+        let task = tokio::spawn(async move {
+            let mut stream = watcher(api, watcher::Config::default())
+                .applied_objects()
+                .boxed();
+            while let Some(ev) = stream.next().await {
+                if let Ok(ni) = ev {
+                    s.lock().unwrap().push(ni);
+                }
+            }
+        });
+        NodeImageWatch { seen, task }
+    }
+
+    fn history(&self) -> Vec<NodeImage> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for NodeImageWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_image_is_prepulled_and_a_pod_then_starts_without_pulling() {
+    let large = image("large:v1");
+    let cri = cri().await;
+    cri.remove_image(&large).await.unwrap();
+    assert!(
+        cri.image_status(&large).await.unwrap().is_none(),
+        "{large} still present after RemoveImage"
+    );
+
+    let fx = Fixture::new("ipj-large", 2).await;
+    fx.create_job(
+        "large",
+        json!({"image": large, "selector": {"names": [node_name()]},
+        "pullPolicy": {"timeoutSeconds": 300, "backoffLimit": 1}}),
+    )
+    .await;
+    let job = fx
+        .wait_job("large", "completed", Duration::from_secs(300), completed)
+        .await;
+    let st = job.status.unwrap();
+    assert_eq!(
+        (st.desired, st.succeeded, st.failed, st.active),
+        (1, 1, 0, 0),
+        "{st:?}"
+    );
+    assert_eq!(st.message.as_deref(), Some("job has completed"));
+
+    // Present in containerd, checked through CRI.
+    let present = cri
+        .image_status(&large)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{large} not in containerd"));
+
+    // The NodeImage says Succeeded with the imageID.
+    let nis: Api<NodeImage> = Api::all(fx.client.clone());
+    let ni = nis.get(&node_name()).await.unwrap();
+    let (name, tag) = split(&large);
+    let ts = tag_status(&ni, &name, &tag).unwrap();
+    assert_eq!(ts.phase, ImagePullPhase::Succeeded, "{ts:?}");
+    let image_id = ts.image_id.unwrap();
+    assert!(
+        image_id.starts_with(&format!("{name}@sha256:")),
+        "{image_id}"
+    );
+    assert!(
+        present.repo_digests.contains(&image_id),
+        "{image_id} not among {:?}",
+        present.repo_digests
+    );
+    assert_eq!(ts.progress, Some(100));
+
+    // A pod using it starts without pulling.
+    let pods: Api<Pod> = fx.ns.api();
+    let pod: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "uses-large"},
+        "spec": {"terminationGracePeriodSeconds": 0, "containers": [{"name": "app", "image": large, "imagePullPolicy": "IfNotPresent"}]}
+    })).unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    wait_for(
+        &pods,
+        "uses-large",
+        "Running",
+        Duration::from_secs(120),
+        |p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"),
+    )
+    .await;
+    let events: Api<Event> = fx.ns.api();
+    let msgs: Vec<String> = events
+        .list(&ListParams::default().fields("involvedObject.name=uses-large"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|e| {
+            format!(
+                "{}: {}",
+                e.reason.unwrap_or_default(),
+                e.message.unwrap_or_default()
+            )
+        })
+        .collect();
+    assert!(
+        msgs.iter()
+            .any(|m| m.starts_with("Pulled: ") && m.contains("already present on machine")),
+        "pod events: {msgs:?}"
+    );
+    assert!(
+        !msgs.iter().any(|m| m.starts_with("Pulling: ")),
+        "the pod pulled: {msgs:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_image_fails_after_its_backoff_with_the_registry_error() {
+    let fx = Fixture::new("ipj-missing", 2).await;
+    let watch = NodeImageWatch::start(&fx.client);
+    let missing = image("does-not-exist:v1");
+    fx.create_job(
+        "missing",
+        json!({"image": missing, "pullPolicy": {"timeoutSeconds": 30, "backoffLimit": 2},
+        "selector": {"names": [node_name()]}}),
+    )
+    .await;
+    let job = fx
+        .wait_job("missing", "completed", Duration::from_secs(120), completed)
+        .await;
+    let st = job.status.unwrap();
+    assert_eq!((st.desired, st.succeeded, st.failed), (1, 0, 1), "{st:?}");
+    assert_eq!(st.failed_nodes, Some(vec![node_name()]));
+    assert_eq!(st.message.as_deref(), Some("job has completed"));
+
+    let (name, tag) = split(&missing);
+    let nis: Api<NodeImage> = Api::all(fx.client.clone());
+    let ts = tag_status(&nis.get(&node_name()).await.unwrap(), &name, &tag).unwrap();
+    assert_eq!(ts.phase, ImagePullPhase::Failed);
+    let msg = ts.message.unwrap_or_default();
+    assert!(
+        msg.contains("not found") && msg.contains(&missing),
+        "the registry's error: {msg}"
+    );
+    // It tried 1 + backoffLimit times before failing.
+    let attempts: Vec<String> = watch
+        .history()
+        .iter()
+        .filter(|ni| ni.name_any() == node_name())
+        .filter_map(|ni| tag_status(ni, &name, &tag))
+        .filter_map(|t| t.message)
+        .filter(|m| m.starts_with("pulling, attempt"))
+        .collect();
+    assert!(
+        attempts.iter().any(|m| m == "pulling, attempt 3/3"),
+        "attempts seen: {attempts:?}"
+    );
+    let events = fx.job_events("missing").await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.starts_with("PullImageFailed") && e.contains("not found")),
+        "job events: {events:?}"
+    );
+}
+
+fn pull_secret(name: &str, config: &str) -> Secret {
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
+        "type": "kubernetes.io/dockerconfigjson",
+        "stringData": {".dockerconfigjson": config}
+    }))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_with_credentials_needs_the_right_pull_secret() {
+    let registry = AuthRegistry::start().await;
+    let private = format!("{}/graft-test/app:v2", registry.addr);
+    let cri = cri().await;
+    cri.remove_image(&private).await.unwrap();
+
+    let fx = Fixture::new("ipj-auth", 2).await;
+    let secrets: Api<Secret> = fx.ns.api();
+    secrets
+        .create(
+            &PostParams::default(),
+            &pull_secret("wrong", &registry.docker_config("not-the-password")),
+        )
+        .await
+        .unwrap();
+    secrets
+        .create(
+            &PostParams::default(),
+            &pull_secret("right", &registry.docker_config(AuthRegistry::PASSWORD)),
+        )
+        .await
+        .unwrap();
+
+    // Wrong credentials: Failed with the registry's refusal.
+    fx.create_job(
+        "wrong",
+        json!({"image": private, "pullSecrets": ["wrong"], "selector": {"names": [node_name()]},
+        "pullPolicy": {"timeoutSeconds": 30, "backoffLimit": 0}}),
+    )
+    .await;
+    let job = fx
+        .wait_job("wrong", "completed", Duration::from_secs(120), completed)
+        .await;
+    let st = job.status.unwrap();
+    assert_eq!((st.succeeded, st.failed), (0, 1), "{st:?}");
+    let (name, tag) = split(&private);
+    let nis: Api<NodeImage> = Api::all(fx.client.clone());
+    let ts = tag_status(&nis.get(&node_name()).await.unwrap(), &name, &tag).unwrap();
+    let msg = ts.message.unwrap_or_default();
+    assert!(
+        msg.contains("401") || msg.to_lowercase().contains("unauthorized"),
+        "{msg}"
+    );
+    assert!(cri.image_status(&private).await.unwrap().is_none());
+
+    // The right ones: Succeeded, and the image is in containerd.
+    fx.create_job(
+        "right",
+        json!({"image": private, "pullSecrets": ["right"], "selector": {"names": [node_name()]},
+        "pullPolicy": {"timeoutSeconds": 60, "backoffLimit": 1}}),
+    )
+    .await;
+    let job = fx
+        .wait_job("right", "completed", Duration::from_secs(120), completed)
+        .await;
+    let st = job.status.unwrap();
+    assert_eq!((st.succeeded, st.failed), (1, 0), "{st:?}");
+    assert!(
+        cri.image_status(&private).await.unwrap().is_some(),
+        "{private} not in containerd"
+    );
+
+    // The secret copies for the agent are released once their jobs are finished.
+    let copies: Api<Secret> = fx.ns.api();
+    support::eventually(
+        "the copied pull secrets to be released",
+        Duration::from_secs(60),
+        || {
+            let copies = copies.clone();
+            async move {
+                let left: Vec<String> = copies
+                    .list(&ListParams::default().labels("graft.dev/imagepulljob-secret=true"))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .items
+                    .iter()
+                    .map(|s| s.name_any())
+                    .collect();
+                if left.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!("copies left: {left:?}"))
+                }
+            }
+        },
+    )
+    .await;
+    cri.remove_image(&private).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallelism_and_the_node_pull_limit_hold() {
+    let large = image("large:v1");
+    let cri = cri().await;
+    cri.remove_image(&large).await.unwrap();
+    let fx = Fixture::new("ipj-limits", 1).await;
+    let watch = NodeImageWatch::start(&fx.client);
+
+    // Two fake nodes with their own agents (on the same containerd) and the real node: a job with
+    // parallelism 1 must never have two of them pulling at once.
+    let pool = format!("graft-test-{}", fx.ns.name);
+    let labels = BTreeMap::from([("graft.dev/test-pool".to_string(), pool.clone())]);
+    let fake_a = FakeNode::create(&fx.client, &format!("{}-a", fx.ns.name), labels.clone()).await;
+    let fake_b = FakeNode::create(&fx.client, &format!("{}-b", fx.ns.name), labels).await;
+    let _agents: Vec<ChildProcess> = [&fake_a, &fake_b]
+        .iter()
+        .map(|n| start_agent(&n.name, &fx.ns.name, 1))
+        .collect();
+    let targets = vec![node_name(), fake_a.name.clone(), fake_b.name.clone()];
+    let nis: Api<NodeImage> = Api::all(fx.client.clone());
+    for n in [&fake_a, &fake_b] {
+        wait_for(
+            &nis,
+            &n.name,
+            "the manager to create the fake node's NodeImage",
+            Duration::from_secs(60),
+            |_| true,
+        )
+        .await;
+    }
+    let job = fx
+        .create_job(
+            "one-at-a-time",
+            json!({"image": image("app:v3"), "parallelism": 1,
+        "imagePullPolicy": "Always", "selector": {"names": targets}}),
+        )
+        .await;
+
+    // On the real node (limit 1): large:v1 and two more images at once.
+    let others = [image("app:v2"), image("sidecar:v2")];
+    fx.create_job(
+        "large",
+        json!({"image": large, "selector": {"names": [node_name()]}}),
+    )
+    .await;
+    for (i, img) in others.iter().enumerate() {
+        fx.create_job(&format!("other-{i}"), json!({"image": img, "imagePullPolicy": "Always", "selector": {"names": [node_name()]}})).await;
+    }
+    for name in ["one-at-a-time", "large", "other-0", "other-1"] {
+        let j = fx
+            .wait_job(name, "completed", Duration::from_secs(300), completed)
+            .await;
+        let st = j.status.unwrap();
+        assert_eq!(st.failed, 0, "{name}: {st:?}");
+    }
+
+    let history = watch.history();
+    // Parallelism: replay the NodeImage states; count nodes with the job's tag not yet finished.
+    let uid = job.uid().unwrap();
+    let (app_name, app_tag) = split(&image("app:v3"));
+    let mut latest: BTreeMap<String, NodeImage> = BTreeMap::new();
+    let mut max_active = 0;
+    let mut nodes_pulled = std::collections::BTreeSet::new();
+    for ni in &history {
+        latest.insert(ni.name_any(), ni.clone());
+        let active = latest
+            .values()
+            .filter(|n| {
+                let spec_tag = n
+                    .spec
+                    .images
+                    .as_ref()
+                    .and_then(|m| m.get(&app_name))
+                    .and_then(|i| i.tags.iter().find(|t| t.tag == app_tag));
+                let Some(t) = spec_tag.filter(|t| {
+                    t.owner_references
+                        .iter()
+                        .flatten()
+                        .any(|o| o.uid.as_deref() == Some(&uid))
+                }) else {
+                    return false;
+                };
+                nodes_pulled.insert(n.name_any());
+                !tag_status(n, &app_name, &app_tag).is_some_and(|s| {
+                    s.version == t.version
+                        && matches!(s.phase, ImagePullPhase::Succeeded | ImagePullPhase::Failed)
+                })
+            })
+            .count();
+        max_active = max_active.max(active);
+    }
+    assert_eq!(max_active, 1, "parallelism 1 was exceeded");
+    assert_eq!(
+        nodes_pulled.len(),
+        3,
+        "every node got the tag: {nodes_pulled:?}"
+    );
+
+    // Node limit: on the real node, never two tags Pulling at once, and large:v1 did pull.
+    let mut saw_large_pulling = false;
+    for ni in history.iter().filter(|n| n.name_any() == node_name()) {
+        let pulling: Vec<String> = ni
+            .status
+            .iter()
+            .flat_map(|s| s.image_statuses.iter().flatten())
+            .flat_map(|(name, st)| {
+                st.tags
+                    .iter()
+                    .filter(|t| t.phase == ImagePullPhase::Pulling)
+                    .map(move |t| format!("{name}:{}", t.tag))
+            })
+            .collect();
+        assert!(
+            pulling.len() <= 1,
+            "more than one pull at once on a node limited to 1: {pulling:?}"
+        );
+        saw_large_pulling |= pulling.iter().any(|p| p == &large);
+    }
+    assert!(saw_large_pulling, "large:v1 was never seen Pulling");
+    drop((fake_a, fake_b));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_never_job_puts_its_image_on_new_nodes() {
+    let fx = Fixture::new("ipj-never", 2).await;
+    let pool = format!("graft-test-{}", fx.ns.name);
+    fx.create_job(
+        "forever",
+        json!({"image": image("app:v1"), "parallelism": 5,
+        "completionPolicy": {"type": "Never"},
+        "selector": {"matchLabels": {"graft.dev/test-pool": pool}}}),
+    )
+    .await;
+    let job = fx
+        .wait_job(
+            "forever",
+            "running with no nodes",
+            Duration::from_secs(30),
+            |j| {
+                j.status
+                    .as_ref()
+                    .is_some_and(|s| s.message.as_deref() == Some("job is running, no progress"))
+            },
+        )
+        .await;
+    let uid = job.uid().unwrap();
+    let labels = BTreeMap::from([("graft.dev/test-pool".to_string(), pool.clone())]);
+    let nis: Api<NodeImage> = Api::all(fx.client.clone());
+    let (name, tag) = split(&image("app:v1"));
+    for suffix in ["new-1", "new-2"] {
+        let node = FakeNode::create(
+            &fx.client,
+            &format!("{}-{suffix}", fx.ns.name),
+            labels.clone(),
+        )
+        .await;
+        let ni = wait_for(
+            &nis,
+            &node.name,
+            "the Never job's tag on the new node's NodeImage",
+            Duration::from_secs(60),
+            |ni| {
+                ni.labels().get("graft.dev/test-pool") == Some(&pool)
+                    && ni
+                        .spec
+                        .images
+                        .as_ref()
+                        .and_then(|m| m.get(&name))
+                        .is_some_and(|i| {
+                            i.tags.iter().any(|t| {
+                                t.tag == tag
+                                    && t.owner_references
+                                        .iter()
+                                        .flatten()
+                                        .any(|o| o.uid.as_deref() == Some(&uid))
+                            })
+                        })
+            },
+        )
+        .await;
+        let t = &ni.spec.images.unwrap()[&name].tags[0];
+        assert_eq!(
+            t.pull_policy.as_ref().unwrap().ttl_seconds_after_finished,
+            Some(86400)
+        );
+        // The fake node has no agent: the job stays running and never completes.
+        let j = fx.jobs().get("forever").await.unwrap();
+        assert!(!completed(&j));
+        drop(node);
+        // The NodeImage goes with its node.
+        support::eventually(
+            "the fake node's NodeImage to be deleted",
+            Duration::from_secs(30),
+            || {
+                let nis = nis.clone();
+                let n = format!("{}-{suffix}", fx.ns.name);
+                async move {
+                    match nis.get_opt(&n).await {
+                        Ok(None) => Ok(()),
+                        other => Err(format!("{other:?}")),
+                    }
+                }
+            },
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttl_removes_a_finished_job() {
+    let fx = Fixture::new("ipj-ttl", 2).await;
+    fx.create_job(
+        "short",
+        json!({"image": image("app:v1"), "selector": {"names": [node_name()]},
+        "completionPolicy": {"ttlSecondsAfterFinished": 3}}),
+    )
+    .await;
+    let job = fx
+        .wait_job("short", "completed", Duration::from_secs(60), completed)
+        .await;
+    assert_eq!(job.status.as_ref().unwrap().succeeded, 1);
+    support::eventually(
+        "the job to be deleted after its TTL",
+        Duration::from_secs(30),
+        || {
+            let jobs = fx.jobs();
+            async move {
+                match jobs.get_opt("short").await {
+                    Ok(None) => Ok(()),
+                    other => Err(format!("{:?}", other.map(|j| j.map(|j| j.status)))),
+                }
+            }
+        },
+    )
+    .await;
+    let events = fx.job_events("short").await;
+    assert!(
+        events.iter().any(|e| e.starts_with("Completed")),
+        "{events:?}"
+    );
+}
