@@ -212,6 +212,7 @@ impl Drop for NodeImageWatch {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_image_is_prepulled_and_a_pod_then_starts_without_pulling() {
+    let fx = Fixture::new("ipj-large", 2).await;
     let large = image("large:v1");
     let cri = cri().await;
     cri.remove_image(&large).await.unwrap();
@@ -220,7 +221,6 @@ async fn a_large_image_is_prepulled_and_a_pod_then_starts_without_pulling() {
         "{large} still present after RemoveImage"
     );
 
-    let fx = Fixture::new("ipj-large", 2).await;
     fx.create_job(
         "large",
         json!({"image": large, "selector": {"names": [node_name()]},
@@ -366,11 +366,11 @@ fn pull_secret(name: &str, config: &str) -> Secret {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registry_with_credentials_needs_the_right_pull_secret() {
     let registry = AuthRegistry::start().await;
+    let fx = Fixture::new("ipj-auth", 2).await;
     let private = format!("{}/graft-test/app:v2", registry.addr);
     let cri = cri().await;
     cri.remove_image(&private).await.unwrap();
 
-    let fx = Fixture::new("ipj-auth", 2).await;
     let secrets: Api<Secret> = fx.ns.api();
     secrets
         .create(
@@ -456,10 +456,10 @@ async fn a_registry_with_credentials_needs_the_right_pull_secret() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallelism_and_the_node_pull_limit_hold() {
+    let fx = Fixture::new("ipj-limits", 1).await;
     let large = image("large:v1");
     let cri = cri().await;
     cri.remove_image(&large).await.unwrap();
-    let fx = Fixture::new("ipj-limits", 1).await;
     let watch = NodeImageWatch::start(&fx.client);
 
     // Two fake nodes with their own agents (on the same containerd) and the real node: a job with
