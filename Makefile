@@ -52,3 +52,4 @@ crds:
 bench:
 	$(CARGO) build --release --bin graft
 	bench/rollout.sh
+	bench/prepull.sh
