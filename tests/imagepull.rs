@@ -17,7 +17,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use support::imagepull::{
-    AuthRegistry, ChildProcess, ClusterLock, FakeNode, cri, start_agent, start_manager,
+    AuthRegistry, ChildProcess, ClusterLock, FakeNode, cri, start_agent, start_manager_with,
 };
 use support::{TestNamespace, image, node_name, wait_for};
 
@@ -33,6 +33,11 @@ impl Fixture {
     /// Takes the lock, starts from a fresh NodeImage for the real node, runs the manager and an
     /// agent for the real node with at most `max_pulls` pulls at once.
     async fn new(prefix: &str, max_pulls: usize) -> Fixture {
+        Self::with_manager_flags(prefix, max_pulls, &[]).await
+    }
+
+    /// [`Fixture::new`] with extra `graft controllers` flags.
+    async fn with_manager_flags(prefix: &str, max_pulls: usize, flags: &[&str]) -> Fixture {
         let lock = ClusterLock::acquire();
         let client = support::client().await;
         support::install_crds(&client).await;
@@ -60,7 +65,7 @@ impl Fixture {
             },
         )
         .await;
-        let manager = start_manager(&ns.name, &ns.name);
+        let manager = start_manager_with(&ns.name, &ns.name, flags);
         wait_for(
             &nis,
             &node_name(),
@@ -693,5 +698,148 @@ async fn ttl_removes_a_finished_job() {
     assert!(
         events.iter().any(|e| e.starts_with("Completed")),
         "{events:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_selector_targets_the_nodes_running_its_pods() {
+    let fx = Fixture::new("ipj-podsel", 2).await;
+    let pods: Api<Pod> = fx.ns.api();
+    let pod: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "target", "labels": {"app": "target"}},
+        "spec": {"terminationGracePeriodSeconds": 0,
+                 "containers": [{"name": "pause", "image": format!("{}/pause:3.10", support::registry())}]}
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    wait_for(&pods, "target", "scheduled", Duration::from_secs(60), |p| {
+        p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some()
+    })
+    .await;
+    fx.create_job(
+        "by-pods",
+        json!({"image": image("app:v1"), "podSelector": {"matchLabels": {"app": "target"}}}),
+    )
+    .await;
+    fx.create_job(
+        "no-pods",
+        json!({"image": image("app:v1"), "podSelector": {"matchLabels": {"app": "nothing"}}}),
+    )
+    .await;
+    let job = fx
+        .wait_job("by-pods", "completed", Duration::from_secs(60), completed)
+        .await;
+    let st = job.status.unwrap();
+    assert_eq!((st.desired, st.succeeded), (1, 1), "{st:?}");
+    let job = fx
+        .wait_job(
+            "no-pods",
+            "running without targets",
+            Duration::from_secs(30),
+            |j| {
+                j.status
+                    .as_ref()
+                    .is_some_and(|s| s.message.as_deref() == Some("job is running, no progress"))
+            },
+        )
+        .await;
+    assert_eq!(job.status.unwrap().desired, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_job_is_reported_and_pulls_nothing() {
+    let fx = Fixture::new("ipj-invalid", 2).await;
+    // The API server's schema lets this through; the controller's validation does not.
+    fx.create_job(
+        "bad",
+        json!({"image": image("app:v1"),
+        "selector": {"names": [node_name()], "matchLabels": {"a": "b"}}}),
+    )
+    .await;
+    let job = fx
+        .wait_job(
+            "bad",
+            "an invalid-spec message",
+            Duration::from_secs(30),
+            |j| {
+                j.status
+                    .as_ref()
+                    .and_then(|s| s.message.as_deref())
+                    .is_some_and(|m| m.starts_with("invalid ImagePullJob"))
+            },
+        )
+        .await;
+    let msg = job.status.unwrap().message.unwrap();
+    assert!(
+        msg.contains(&format!("{}/bad", fx.ns.name)) && msg.contains("spec.selector"),
+        "{msg}"
+    );
+    let events = fx.job_events("bad").await;
+    assert!(
+        events.iter().any(|e| e.starts_with("InvalidSpec")),
+        "{events:?}"
+    );
+    let nis: Api<NodeImage> = Api::all(fx.client.clone());
+    let ni = nis.get(&node_name()).await.unwrap();
+    let owned = ni
+        .spec
+        .images
+        .iter()
+        .flatten()
+        .flat_map(|(_, i)| i.tags.iter())
+        .any(|t| {
+            t.owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.uid == job.metadata.uid)
+        });
+    assert!(!owned, "an invalid job wrote a tag: {:?}", ni.spec);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_no_agent_answers_is_marked_failed() {
+    let fx = Fixture::with_manager_flags(
+        "ipj-noagent",
+        2,
+        &["--nodeimage-response-timeout-seconds", "3"],
+    )
+    .await;
+    let silent = FakeNode::create(
+        &fx.client,
+        &format!("{}-silent", fx.ns.name),
+        BTreeMap::new(),
+    )
+    .await;
+    let nis: Api<NodeImage> = Api::all(fx.client.clone());
+    wait_for(
+        &nis,
+        &silent.name,
+        "the fake node's NodeImage",
+        Duration::from_secs(60),
+        |_| true,
+    )
+    .await;
+    fx.create_job(
+        "unanswered",
+        json!({"image": image("app:v1"), "selector": {"names": [silent.name]}}),
+    )
+    .await;
+    let job = fx
+        .wait_job(
+            "unanswered",
+            "completed",
+            Duration::from_secs(60),
+            completed,
+        )
+        .await;
+    let st = job.status.unwrap();
+    assert_eq!((st.desired, st.failed), (1, 1), "{st:?}");
+    assert_eq!(st.failed_nodes, Some(vec![silent.name.clone()]));
+    let (name, tag) = split(&image("app:v1"));
+    let ts = tag_status(&nis.get(&silent.name).await.unwrap(), &name, &tag).unwrap();
+    assert_eq!(ts.phase, ImagePullPhase::Failed);
+    assert_eq!(
+        ts.message.as_deref(),
+        Some("node has not responded for a long time")
     );
 }

@@ -95,6 +95,15 @@ impl Drop for ChildProcess {
 /// `graft controllers` for one namespace with the cluster-wide NodeImage manager, NodeImages
 /// created as soon as a node is Ready, and pull secrets copied into `secrets_namespace`.
 pub fn start_manager(namespace: &str, secrets_namespace: &str) -> ChildProcess {
+    start_manager_with(namespace, secrets_namespace, &[])
+}
+
+/// [`start_manager`] with extra flags.
+pub fn start_manager_with(
+    namespace: &str,
+    secrets_namespace: &str,
+    extra: &[&str],
+) -> ChildProcess {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_graft"));
     cmd.args([
         "controllers",
@@ -108,6 +117,7 @@ pub fn start_manager(namespace: &str, secrets_namespace: &str) -> ChildProcess {
         "--pull-secrets-namespace",
         secrets_namespace,
     ])
+    .args(extra)
     .env("RUST_LOG", "info,graft_controllers=debug");
     ChildProcess::spawn(cmd, &format!("manager-{namespace}.log"))
 }
