@@ -250,3 +250,55 @@ fn truncate(s: &str, max: usize) -> String {
     }
     s[..end].to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use graft_api::apps::v1alpha1::nodeimage::ImageStatus;
+    use serde_json::json;
+
+    #[test]
+    fn the_status_patch_drops_images_that_left_the_spec() {
+        let tag = |t: &str| ImageTagStatus {
+            tag: t.into(),
+            phase: ImagePullPhase::Succeeded,
+            version: Some(0),
+            ..Default::default()
+        };
+        let old = NodeImageStatus {
+            image_statuses: Some(BTreeMap::from([
+                (
+                    "gone".to_string(),
+                    ImageStatus {
+                        tags: vec![tag("v1")],
+                    },
+                ),
+                (
+                    "kept".to_string(),
+                    ImageStatus {
+                        tags: vec![tag("v1")],
+                    },
+                ),
+            ])),
+            ..Default::default()
+        };
+        let new = NodeImageStatus {
+            desired: 1,
+            succeeded: 1,
+            image_statuses: Some(BTreeMap::from([(
+                "kept".to_string(),
+                ImageStatus {
+                    tags: vec![tag("v2")],
+                },
+            )])),
+            ..Default::default()
+        };
+        let patch = status_patch(&new, &old);
+        assert_eq!(patch["status"]["imageStatuses"]["gone"], json!(null));
+        assert_eq!(
+            patch["status"]["imageStatuses"]["kept"]["tags"][0]["tag"],
+            "v2"
+        );
+        assert_eq!(patch["status"]["desired"], 1);
+    }
+}
