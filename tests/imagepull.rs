@@ -267,6 +267,37 @@ async fn a_large_image_is_prepulled_and_a_pod_then_starts_without_pulling() {
         present.repo_digests
     );
     assert_eq!(ts.progress, Some(100));
+    // The agent's Event on the NodeImage (cluster-scoped objects' Events go to `default`).
+    let node_events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(fx.client.clone(), "default");
+    support::eventually(
+        "a PullImageSucceed event on the NodeImage",
+        Duration::from_secs(30),
+        || {
+            let node_events = node_events.clone();
+            let large = large.clone();
+            async move {
+                let found = node_events
+                    .list(&ListParams::default())
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .items
+                    .into_iter()
+                    .any(|e| {
+                        e.reason.as_deref() == Some("PullImageSucceed")
+                            && e.regarding.as_ref().and_then(|r| r.kind.as_deref())
+                                == Some("NodeImage")
+                            && e.note.as_deref().is_some_and(|n| n.contains(&large))
+                    });
+                if found {
+                    Ok(())
+                } else {
+                    Err("no such event".to_string())
+                }
+            }
+        },
+    )
+    .await;
 
     // A pod using it starts without pulling.
     let pods: Api<Pod> = fx.ns.api();
@@ -699,6 +730,23 @@ async fn ttl_removes_a_finished_job() {
         events.iter().any(|e| e.starts_with("Completed")),
         "{events:?}"
     );
+    // With its only owner gone, the manager removes the tag from the node's NodeImage.
+    let nis: Api<NodeImage> = Api::all(fx.client.clone());
+    let (name, tag) = split(&image("app:v1"));
+    wait_for(
+        &nis,
+        &node_name(),
+        "the deleted job's tag to be garbage-collected",
+        Duration::from_secs(30),
+        |ni| {
+            !ni.spec
+                .images
+                .as_ref()
+                .and_then(|m| m.get(&name))
+                .is_some_and(|i| i.tags.iter().any(|t| t.tag == tag))
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
