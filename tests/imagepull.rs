@@ -891,3 +891,48 @@ async fn a_tag_no_agent_answers_is_marked_failed() {
         Some("node has not responded for a long time")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_active_deadline_ends_a_job_whose_nodes_do_not_finish() {
+    let fx = Fixture::new("ipj-deadline", 2).await;
+    let silent = FakeNode::create(
+        &fx.client,
+        &format!("{}-silent", fx.ns.name),
+        BTreeMap::new(),
+    )
+    .await;
+    let nis: Api<NodeImage> = Api::all(fx.client.clone());
+    wait_for(
+        &nis,
+        &silent.name,
+        "the fake node's NodeImage",
+        Duration::from_secs(60),
+        |_| true,
+    )
+    .await;
+    fx.create_job(
+        "deadline",
+        json!({"image": image("app:v1"), "selector": {"names": [silent.name]},
+        "pullPolicy": {"timeoutSeconds": 1}, "completionPolicy": {"activeDeadlineSeconds": 3}}),
+    )
+    .await;
+    let job = fx
+        .wait_job("deadline", "completed", Duration::from_secs(60), completed)
+        .await;
+    let st = job.status.unwrap();
+    assert_eq!(
+        st.message.as_deref(),
+        Some("job exceeds activeDeadlineSeconds"),
+        "{st:?}"
+    );
+    assert_eq!(
+        (st.desired, st.succeeded, st.failed, st.active),
+        (1, 0, 1, 0),
+        "{st:?}"
+    );
+    let events = fx.job_events("deadline").await;
+    assert!(
+        events.iter().any(|e| e.starts_with("DeadlineExceeded")),
+        "{events:?}"
+    );
+}
