@@ -123,7 +123,9 @@ pub fn start_manager_with(
 }
 
 /// `graft nodeagent` for `node` on the real containerd, reading pull secrets from
-/// `secrets_namespace`, with at most `max_pulls` pulls at once.
+/// `secrets_namespace`, with at most `max_pulls` pulls at once. Its ContainerRecreateRequest
+/// executor is limited to `secrets_namespace` (the test's own, holding no requests), so it never
+/// acts on the requests of `tests/crr.rs` running on the same node.
 pub fn start_agent(node: &str, secrets_namespace: &str, max_pulls: usize) -> ChildProcess {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_graft"));
     cmd.args([
@@ -132,6 +134,8 @@ pub fn start_agent(node: &str, secrets_namespace: &str, max_pulls: usize) -> Chi
         secrets_namespace,
         "--max-concurrent-pulls",
         &max_pulls.to_string(),
+        "--crr-namespace",
+        secrets_namespace,
     ])
     .env("NODE_NAME", node)
     .env("RUST_LOG", "info,graft_nodeagent=debug");
