@@ -480,3 +480,66 @@ pub fn selector_string(sel: &LabelSelector) -> String {
     }
     parts.join(",")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ni(v: serde_json::Value) -> NodeImage {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn selectors_render_in_the_api_server_syntax() {
+        let sel: LabelSelector = serde_json::from_value(json!({
+            "matchLabels": {"app": "web"},
+            "matchExpressions": [
+                {"key": "tier", "operator": "In", "values": ["a", "b"]},
+                {"key": "zone", "operator": "NotIn", "values": ["x"]},
+                {"key": "gpu", "operator": "Exists"},
+                {"key": "spot", "operator": "DoesNotExist"}
+            ]
+        }))
+        .unwrap();
+        assert_eq!(
+            selector_string(&sel),
+            "app=web,tier in (a,b),zone notin (x),gpu,!spot"
+        );
+    }
+
+    #[test]
+    fn node_images_map_to_the_jobs_owning_their_tags() {
+        let n = ni(
+            json!({"metadata": {"name": "n1"}, "spec": {"images": {"reg/app": {"tags": [
+                {"tag": "v1", "ownerReferences": [
+                    {"kind": "ImagePullJob", "namespace": "a", "name": "j1", "uid": "u1"},
+                    {"kind": "ImagePullJob", "namespace": "b", "name": "j2", "uid": "u2"}]},
+                {"tag": "v2", "ownerReferences": [{"kind": "Other", "namespace": "a", "name": "x"}]}
+            ]}}}}),
+        );
+        let all: Vec<String> = owner_jobs(&n, None).iter().map(|r| r.to_string()).collect();
+        assert_eq!(all.len(), 2, "{all:?}");
+        assert_eq!(owner_jobs(&n, Some("b")).len(), 1);
+    }
+
+    #[test]
+    fn a_node_tag_view_says_whether_the_job_owns_it() {
+        let n = ni(json!({"metadata": {"name": "n1", "labels": {"z": "1"}},
+            "spec": {"images": {"reg/app": {"tags": [
+                {"tag": "v1", "version": 2, "ownerReferences": [{"uid": "u1"}]}]}}},
+            "status": {"imageStatuses": {"reg/app": {"tags": [
+                {"tag": "v1", "version": 2, "phase": "Failed", "message": "boom"}]}}}}));
+        let mine = node_tag(&n, "reg/app", "v1", "u1");
+        assert_eq!(mine.spec, Some((2, true)));
+        assert_eq!(
+            mine.status,
+            Some((
+                graft_api::apps::v1alpha1::nodeimage::ImagePullPhase::Failed,
+                2,
+                Some("boom".to_string())
+            ))
+        );
+        assert_eq!(node_tag(&n, "reg/app", "v1", "u9").spec, Some((2, false)));
+        assert_eq!(node_tag(&n, "reg/app", "v2", "u1").spec, None);
+    }
+}
