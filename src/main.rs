@@ -33,6 +33,8 @@ enum Command {
     /// Run the node agent on this node: pre-pull images for its NodeImage (and restart containers
     /// for ContainerRecreateRequests) through the container runtime's CRI socket.
     Nodeagent(NodeagentArgs),
+    /// Serve the dashboard: per-commit rollout progress of every GitSync, live (read-only).
+    Web(WebArgs),
     /// Print graft's version and the Kubernetes API version it is built against.
     Version,
 }
@@ -120,6 +122,25 @@ struct SyncArgs {
 }
 
 #[derive(clap::Args, Debug)]
+struct WebArgs {
+    /// Where to listen. The default serves this machine only; pass e.g. 0.0.0.0:8080 to open it.
+    #[arg(long, env = "GRAFT_WEB_ADDR", default_value = "127.0.0.1:8080")]
+    addr: std::net::SocketAddr,
+    /// Bearer token every request must carry (browsers: open /?token=<token> once). Never logged.
+    #[arg(long, env = "GRAFT_WEB_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Show (and watch) only this namespace (default: all namespaces).
+    #[arg(long, env = "GRAFT_WEB_NAMESPACE")]
+    namespace: Option<String>,
+    /// The Git cache of `graft sync`, read (never written) for the manifest diffs of commits.
+    #[arg(long, env = "GRAFT_GIT_CACHE", default_value = "/var/cache/graft/git")]
+    git_cache: PathBuf,
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "GRAFT_LOG_FORMAT", default_value = "text")]
+    log_format: String,
+}
+
+#[derive(clap::Args, Debug)]
 struct ControllersArgs {
     /// Address of the `/healthz`, `/readyz` and `/metrics` endpoints.
     #[arg(long, env = "GRAFT_METRICS_ADDR", default_value = "127.0.0.1:8080")]
@@ -169,6 +190,7 @@ fn main() -> anyhow::Result<()> {
         Command::Controllers(args) => controllers(args),
         Command::Sync(args) => sync(*args),
         Command::Nodeagent(args) => nodeagent(args),
+        Command::Web(args) => web(args),
         Command::Version => {
             println!("graft {}", env!("CARGO_PKG_VERSION"));
             println!("kubernetes api {KUBERNETES_API}");
@@ -354,6 +376,28 @@ fn sync(args: SyncArgs) -> anyhow::Result<()> {
             };
             tokio::time::sleep(wait).await;
         }
+    })
+}
+
+fn web(args: WebArgs) -> anyhow::Result<()> {
+    init_tracing(&args.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let client = kube::Client::try_default()
+            .await
+            .context("connecting to the cluster (KUBECONFIG or in-cluster config)")?;
+        let opts = graft_web::Options {
+            addr: args.addr,
+            token: args.token.filter(|t| !t.is_empty()),
+            namespace: args.namespace,
+            git_cache: Some(args.git_cache),
+        };
+        graft_web::serve(client, opts)
+            .await
+            .with_context(|| format!("serving the dashboard on {}", args.addr))
     })
 }
 

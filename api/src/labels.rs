@@ -181,3 +181,5 @@ pub const GRAFT_FIELD_MANAGER: &str = "graft";
 pub const GRAFT_GITSYNC: &str = "graft.dev/gitsync";
 /// Annotation graft sets on objects it applied from Git: the commit SHA.
 pub const GRAFT_COMMIT: &str = "graft.dev/commit";
+/// ImagePullJob label: the GitSync `<namespace>.<name>` whose commit the job pre-pulls.
+pub const GRAFT_SYNC: &str = "graft.dev/sync";
