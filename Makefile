@@ -5,7 +5,7 @@ export CARGO_TARGET_DIR ?= $(GRAFT_CACHE)/target
 CLUSTER := deploy/local/cluster
 CARGO ?= cargo
 
-.PHONY: demo build test test-unit test-integration test-cluster-down lint fmt crds cluster-up cluster-down
+.PHONY: demo build test test-unit test-integration test-cluster-down lint fmt crds cluster-up cluster-down browser
 
 ## The README's first command: lands with issue 8 (graft run, chart, example repo, dashboard).
 demo:
@@ -25,11 +25,15 @@ test: test-unit cluster-up test-integration test-cluster-down
 cluster-up:
 	$(CLUSTER) up
 
+## Headless Chromium + chromedriver for the dashboard's browser test (Debian packages).
+browser:
+	deploy/local/browser install
+
 cluster-down:
 	$(CLUSTER) down
 
-test-integration:
-	@eval "$$($(CLUSTER) env)" && $(CARGO) test --features cluster-tests --test local_cluster --test crds_on_cluster --test cloneset --test sync_apply --test sync_cli --test gitsync --test nodeagent_cri --test crr --test imagepull --test nodeagent_rbac -- --test-threads=4 \
+test-integration: browser
+	@eval "$$($(CLUSTER) env)" && eval "$$(deploy/local/browser env)" && $(CARGO) test --features cluster-tests --test local_cluster --test crds_on_cluster --test cloneset --test sync_apply --test sync_cli --test gitsync --test nodeagent_cri --test crr --test imagepull --test nodeagent_rbac --test web -- --test-threads=4 \
 	  || { echo "integration tests failed; component logs: /var/log/graft-local/"; exit 1; }
 
 test-cluster-down:
@@ -47,9 +51,14 @@ crds:
 	$(CARGO) run -q -- crds --out-dir deploy/crds
 
 ## Whole-system rollout figures on the local cluster (printed, not asserted): CloneSet in-place,
-## CloneSet ReCreate and a Deployment, 30 pods each; see bench/rollout.sh.
-.PHONY: bench
+## CloneSet ReCreate and a Deployment, 30 pods each; see bench/rollout.sh. Then the dashboard's
+## render time, SSE latency and memory per client (bench/web.sh, no cluster needed).
+.PHONY: bench bench-web
 bench:
 	$(CARGO) build --release --bin graft
 	bench/rollout.sh
 	bench/prepull.sh
+	bench/web.sh
+
+bench-web:
+	bench/web.sh

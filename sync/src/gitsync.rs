@@ -53,6 +53,14 @@ pub enum Error {
         /// What happened.
         message: String,
     },
+    /// Reading the current status failed.
+    #[error("{key}: reading status: {source}")]
+    ReadStatus {
+        /// `namespace/name` of the GitSync.
+        key: String,
+        /// The cause.
+        source: kube::Error,
+    },
     /// Writing the status failed.
     #[error("{key}: writing status: {source}")]
     Status {
@@ -198,7 +206,18 @@ async fn sync_gitsync(gs: Arc<GitSync>, ctx: Arc<Ctx>) -> Result<Requeue, Error>
         return Ok(Requeue::await_change());
     }
     let interval = spec.interval().unwrap_or(Duration::from_secs(60));
-    let mut status = gs.status.clone().unwrap_or_default();
+    // The controller's cached object can predate this controller's own last status write (a
+    // file-watch or webhook trigger can arrive before the watch event of that write): with the
+    // stale status, a commit would be recorded as new a second time and lose its phases and
+    // workloads. Read the status fresh.
+    let fresh = Api::<GitSync>::namespaced(ctx.client.clone(), &ns)
+        .get_status(&name)
+        .await
+        .map_err(|source| Error::ReadStatus {
+            key: key.clone(),
+            source,
+        })?;
+    let mut status = fresh.status.unwrap_or_default();
     status.observed_generation = gs.metadata.generation.unwrap_or(0);
     let owner = Owner {
         namespace: ns.clone(),

@@ -135,9 +135,12 @@ where
     <K as Lookup>::DynamicType: Eq + Hash + Clone + Send + Sync,
     S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
 {
-    let stream = reflector(writer, stream.default_backoff().modify(|o: &mut K| {
-        o.meta_mut().managed_fields = None;
-    }));
+    let stream = reflector(
+        writer,
+        stream.default_backoff().modify(|o: &mut K| {
+            o.meta_mut().managed_fields = None;
+        }),
+    );
     async move {
         let mut stream = std::pin::pin!(stream);
         let mut warned = false;
@@ -160,7 +163,11 @@ use kube::runtime::reflector::reflector;
 impl Cache {
     /// Starts the watches (all namespaces, or one) on the current tokio runtime and waits up
     /// to `ready_timeout` for their first lists.
-    pub async fn start(client: Client, namespace: Option<String>, ready_timeout: Duration) -> Cache {
+    pub async fn start(
+        client: Client,
+        namespace: Option<String>,
+        ready_timeout: Duration,
+    ) -> Cache {
         let ns = namespace.as_deref();
         let (tx, _) = watch::channel(0u64);
         let changes = Arc::new(tx);
@@ -186,7 +193,12 @@ impl Cache {
             api::<GitSync>(&client, ns),
             watcher::Config::default()
         );
-        let pods = typed!(Pod, "Pod", api::<Pod>(&client, ns), watcher::Config::default());
+        let pods = typed!(
+            Pod,
+            "Pod",
+            api::<Pod>(&client, ns),
+            watcher::Config::default()
+        );
         let events = typed!(
             Event,
             "Event",
@@ -214,7 +226,10 @@ impl Cache {
                 Some(n) => Api::namespaced_with(client.clone(), n, &ar),
                 None => Api::all_with(client.clone(), &ar),
             };
-            let stream = watcher(api, watcher::Config::default().labels(labels::GRAFT_GITSYNC));
+            let stream = watcher(
+                api,
+                watcher::Config::default().labels(labels::GRAFT_GITSYNC),
+            );
             tokio::spawn(run(kind.kind, writer, stream, changes.clone()));
             workloads.push((kind, reader));
         }

@@ -95,7 +95,10 @@ pub fn manifests(files: &[render::SourceFile]) -> Result<Manifests, String> {
     for mut o in objects {
         hide_secrets(&mut o.object);
         let text = serde_saphyr::to_string(&o.object).map_err(|e| e.to_string())?;
-        out.insert(o.reference.id().to_string(), (o.location.file.clone(), text));
+        out.insert(
+            o.reference.id().to_string(),
+            (o.location.file.clone(), text),
+        );
     }
     Ok(out)
 }
@@ -214,7 +217,9 @@ pub fn from_git_cache(
             Ok(m) => (m, None),
             Err(e) => (
                 Manifests::new(),
-                Some(format!("previous commit {o} unreadable ({e}); showing everything as added")),
+                Some(format!(
+                    "previous commit {o} unreadable ({e}); showing everything as added"
+                )),
             ),
         },
         None => (Manifests::new(), None),
@@ -263,12 +268,27 @@ mod tests {
             .collect();
         assert_eq!(
             changes,
-            vec![("changed", "a.yaml"), ("added", "b.yaml"), ("removed", "gone.yaml")]
+            vec![
+                ("changed", "a.yaml"),
+                ("added", "b.yaml"),
+                ("removed", "gone.yaml")
+            ]
         );
-        assert_eq!(d.unchanged, 1, "the Secret's values are hidden, so it shows as unchanged");
+        assert_eq!(
+            d.unchanged, 1,
+            "the Secret's values are hidden, so it shows as unchanged"
+        );
         let a = &d.objects[0];
-        assert!(a.lines.iter().any(|l| l.kind == "del" && l.text.contains("one")));
-        assert!(a.lines.iter().any(|l| l.kind == "add" && l.text.contains("two")));
+        assert!(
+            a.lines
+                .iter()
+                .any(|l| l.kind == "del" && l.text.contains("one"))
+        );
+        assert!(
+            a.lines
+                .iter()
+                .any(|l| l.kind == "add" && l.text.contains("two"))
+        );
         let all = serde_json::to_string(&d).expect("json");
         assert!(!all.contains("hunter2") && !all.contains("s3cret"));
     }

@@ -18,8 +18,21 @@ fn at(base: Timestamp, secs: i64) -> String {
 
 /// A commit record in `phase`, detected at `base + offset` seconds, each phase 2 s after the
 /// previous one, with one CloneSet `web` in `ns`.
-pub fn commit(sha: &str, message: &str, phase: &str, base: Timestamp, offset: i64, ns: &str) -> Value {
-    let order = ["detected", "validated", "applying", "rollingOut", phase_key(phase)];
+pub fn commit(
+    sha: &str,
+    message: &str,
+    phase: &str,
+    base: Timestamp,
+    offset: i64,
+    ns: &str,
+) -> Value {
+    let order = [
+        "detected",
+        "validated",
+        "applying",
+        "rollingOut",
+        phase_key(phase),
+    ];
     let mut times = serde_json::Map::new();
     for (i, k) in order.iter().enumerate() {
         times.insert((*k).into(), json!(at(base, offset + 2 * i as i64)));
@@ -75,7 +88,14 @@ pub fn gitsync(ns: &str, name: &str, history: Vec<Value>, ready: bool) -> Arc<Gi
 }
 
 /// A CloneSet `ns/name` owned by GitSync `owner`, selecting `app: <name>`.
-pub fn cloneset(ns: &str, name: &str, owner: &str, replicas: i32, updated: i32, rev: &str) -> LiveWorkload {
+pub fn cloneset(
+    ns: &str,
+    name: &str,
+    owner: &str,
+    replicas: i32,
+    updated: i32,
+    rev: &str,
+) -> LiveWorkload {
     LiveWorkload {
         kind: WorkloadKind::find("apps.kruise.io", "CloneSet").expect("kind"),
         object: Arc::new(
@@ -96,12 +116,22 @@ pub fn cloneset(ns: &str, name: &str, owner: &str, replicas: i32, updated: i32, 
 
 /// A ready pod of workload `app` at revision `rev`, created at `created`, optionally updated in
 /// place at `in_place_at`.
-pub fn pod(ns: &str, name: &str, app: &str, rev: &str, created: &str, in_place_at: Option<&str>) -> Arc<Pod> {
+pub fn pod(
+    ns: &str,
+    name: &str,
+    app: &str,
+    rev: &str,
+    created: &str,
+    in_place_at: Option<&str>,
+) -> Arc<Pod> {
     let mut annotations = serde_json::Map::new();
     if let Some(t) = in_place_at {
         annotations.insert(
             "apps.kruise.io/inplace-update-state".into(),
-            json!(json!({"revision": rev, "updateTimestamp": t, "lastContainerStatuses": {}}).to_string()),
+            json!(
+                json!({"revision": rev, "updateTimestamp": t, "lastContainerStatuses": {}})
+                    .to_string()
+            ),
         );
     }
     Arc::new(
@@ -120,7 +150,14 @@ pub fn pod(ns: &str, name: &str, app: &str, rev: &str, created: &str, in_place_a
 }
 
 /// An event about `kind/name` in `ns`.
-pub fn event(ns: &str, kind: &str, name: &str, reason: &str, message: &str, at: &str) -> Arc<Event> {
+pub fn event(
+    ns: &str,
+    kind: &str,
+    name: &str,
+    reason: &str,
+    message: &str,
+    at: &str,
+) -> Arc<Event> {
     Arc::new(
         serde_json::from_value(json!({
             "metadata": {"name": format!("{name}.{reason}"), "namespace": ns},
@@ -133,7 +170,13 @@ pub fn event(ns: &str, kind: &str, name: &str, reason: &str, message: &str, at: 
 }
 
 /// An ImagePullJob of GitSync `owner` for commit `sha`, and the NodeImage of `node` pulling it.
-pub fn pre_pull(ns: &str, owner: &str, sha: &str, node: &str, phase: &str) -> (Arc<ImagePullJob>, Arc<NodeImage>) {
+pub fn pre_pull(
+    ns: &str,
+    owner: &str,
+    sha: &str,
+    node: &str,
+    phase: &str,
+) -> (Arc<ImagePullJob>, Arc<NodeImage>) {
     let job: ImagePullJob = serde_json::from_value(json!({
         "apiVersion": "apps.kruise.io/v1alpha1", "kind": "ImagePullJob",
         "metadata": {"name": format!("pull-{}", &sha[..sha.len().min(8)]), "namespace": ns, "uid": "job-uid",
@@ -169,7 +212,14 @@ pub fn scene(commits: usize, pods: usize, text: &str, now: Timestamp) -> Snapsho
             _ if i % 7 == 3 => "Failed",
             _ => "Healthy",
         };
-        history.push(commit(&sha, &format!("commit {i}: {text}"), phase, base, 60 * i as i64, ns));
+        history.push(commit(
+            &sha,
+            &format!("commit {i}: {text}"),
+            phase,
+            base,
+            60 * i as i64,
+            ns,
+        ));
     }
     let newest_applying = history
         .first()
@@ -183,17 +233,37 @@ pub fn scene(commits: usize, pods: usize, text: &str, now: Timestamp) -> Snapsho
         .to_string();
     let mut snap = Snapshot::empty(now);
     snap.gitsyncs.push(gitsync(ns, "app", history, true));
-    snap.workloads
-        .push(cloneset(ns, "web", "team.app", pods as i32, pods as i32, "web-2"));
+    snap.workloads.push(cloneset(
+        ns,
+        "web",
+        "team.app",
+        pods as i32,
+        pods as i32,
+        "web-2",
+    ));
     let created = (base - SignedDuration::from_secs(600)).to_string();
     let updated = (now - SignedDuration::from_secs(30)).to_string();
     for i in 0..pods {
         let name = format!("web-{i:04}");
-        snap.pods
-            .push(pod(ns, &name, "web", "web-2", &created, Some(updated.as_str())));
+        snap.pods.push(pod(
+            ns,
+            &name,
+            "web",
+            "web-2",
+            &created,
+            Some(updated.as_str()),
+        ));
     }
-    snap.events.push(event(ns, "CloneSet", "web", "SuccessfulUpdatePodInPlace", &format!("updated pod in place: {text}"), &updated));
-    snap.events.push(event(ns, "Pod", "web-0000", "Pulled", text, &updated));
+    snap.events.push(event(
+        ns,
+        "CloneSet",
+        "web",
+        "SuccessfulUpdatePodInPlace",
+        &format!("updated pod in place: {text}"),
+        &updated,
+    ));
+    snap.events
+        .push(event(ns, "Pod", "web-0000", "Pulled", text, &updated));
     if !newest_sha.is_empty() && !newest_applying.is_empty() {
         let (job, ni) = pre_pull(ns, "team.app", &newest_sha, "node-1", "Pulling");
         snap.image_pull_jobs.push(job);

@@ -37,6 +37,30 @@ pub fn short_sha(sha: &str) -> String {
     sha.chars().take(8).collect()
 }
 
+/// Shortens every full commit SHA (40 hex digits) in `text` to its first 8 characters.
+pub fn shorten_shas(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.len() == 40 {
+            out.push_str(&run[..8]);
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_hexdigit() {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
 /// `rollingOut` / `RollingOut` / `PrePulling` → `rolling out` / `pre-pulling`: a phase name as
 /// words, for any phase (new ones need no code here). `PrePulling` keeps its hyphen as people
 /// write it.
@@ -103,6 +127,15 @@ mod tests {
         assert_eq!(phase_label("WaitingForApproval"), "waiting for approval");
         assert_eq!(phase_state("Healthy"), "ok");
         assert_eq!(phase_state("SomethingNew"), "progress");
+    }
+
+    #[test]
+    fn full_shas_are_shortened_in_messages() {
+        let sha = "181fd9c702fd3abbc5d8161750fa2c0712b7febf";
+        assert_eq!(
+            shorten_shas(&format!("Applied revision {sha}: 0 created, deadbeef")),
+            "Applied revision 181fd9c7: 0 created, deadbeef"
+        );
     }
 
     #[test]

@@ -186,7 +186,10 @@ mod tests {
         if let Some((r, at)) = inplace {
             annotations.insert(
                 "apps.kruise.io/inplace-update-state".into(),
-                json!(json!({"revision": r, "updateTimestamp": at, "lastContainerStatuses": {}}).to_string()),
+                json!(
+                    json!({"revision": r, "updateTimestamp": at, "lastContainerStatuses": {}})
+                        .to_string()
+                ),
             );
         }
         serde_json::from_value(json!({
@@ -207,11 +210,21 @@ mod tests {
     #[test]
     fn counts_in_place_recreated_and_untouched_within_the_commit_window() {
         let pods = [
-            pod("a", "2026-01-01T00:00:00Z", "web-2", Some(("web-2", "2026-01-01T01:00:10Z"))),
+            pod(
+                "a",
+                "2026-01-01T00:00:00Z",
+                "web-2",
+                Some(("web-2", "2026-01-01T01:00:10Z")),
+            ),
             pod("b", "2026-01-01T01:00:20Z", "web-2", None),
             pod("c", "2026-01-01T00:00:00Z", "web-1", None),
             // Updated in place by a later commit: not counted for this one.
-            pod("d", "2026-01-01T00:00:00Z", "web-3", Some(("web-3", "2026-01-01T02:00:00Z"))),
+            pod(
+                "d",
+                "2026-01-01T00:00:00Z",
+                "web-3",
+                Some(("web-3", "2026-01-01T02:00:00Z")),
+            ),
         ];
         let c = update_counts(
             &pods,
@@ -230,7 +243,12 @@ mod tests {
 
     #[test]
     fn pod_row_reads_node_revision_restarts_and_in_place_state() {
-        let p = pod("a", "2026-01-01T00:00:00Z", "web-2", Some(("web-2", "2026-01-01T01:00:10Z")));
+        let p = pod(
+            "a",
+            "2026-01-01T00:00:00Z",
+            "web-2",
+            Some(("web-2", "2026-01-01T01:00:10Z")),
+        );
         let r = row(&p, Some("web-2"), t("2026-01-01T02:00:00Z"));
         assert_eq!(r.node, "n1");
         assert!(r.updated && r.ready);

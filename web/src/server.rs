@@ -9,13 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use askama::Template;
+use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::get;
-use axum::Router;
 use futures::Stream;
 use serde::Serialize;
 use subtle::ConstantTimeEq;
@@ -121,7 +121,10 @@ async fn security_headers(req: Request, next: Next) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
@@ -300,7 +303,10 @@ async fn overview_json(State(st): State<Shared>) -> Response {
     Json(view::overview(&st.source.snapshot())).into_response()
 }
 
-async fn timeline_page(State(st): State<Shared>, Path((ns, name)): Path<(String, String)>) -> Response {
+async fn timeline_page(
+    State(st): State<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Response {
     match view::timeline(&st.source.snapshot(), &ns, &name) {
         Some(v) => html(&TimelinePage {
             title: format!("{ns}/{name}"),
@@ -310,7 +316,10 @@ async fn timeline_page(State(st): State<Shared>, Path((ns, name)): Path<(String,
     }
 }
 
-async fn timeline_json(State(st): State<Shared>, Path((ns, name)): Path<(String, String)>) -> Response {
+async fn timeline_json(
+    State(st): State<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Response {
     json_or_404(
         view::timeline(&st.source.snapshot(), &ns, &name),
         format!("GitSync {ns}/{name}"),

@@ -211,7 +211,7 @@ pub fn gitsync_row(gs: &GitSync, now: Timestamp) -> GitSyncRow {
         commit,
         health,
         last_sync: ready
-            .map(|c| format!("{}: {}", c.reason, c.message))
+            .map(|c| format::shorten_shas(&format!("{}: {}", c.reason, c.message)))
             .unwrap_or_else(|| "no sync yet".into()),
         last_sync_age: ready
             .map(|c| format::age(c.last_transition_time.0, now))
@@ -260,7 +260,8 @@ pub fn workload_row(snap: &Snapshot, live: &LiveWorkload) -> WorkloadRow {
         .any(|w| !w.starts_with("maxUnavailable") && !w.starts_with("partition"))
     {
         State::new("fail", "Blocked")
-    } else if info.partition.is_some() && info.updated >= info.replicas - info.partition.unwrap_or(0)
+    } else if info.partition.is_some()
+        && info.updated >= info.replicas - info.partition.unwrap_or(0)
     {
         State::new("muted", "Held by partition")
     } else {
@@ -390,11 +391,10 @@ pub fn phase_steps(times: &PhaseTimes, current: &str, now: Timestamp) -> Vec<Pha
         .map(|(i, (t, _, k))| {
             let is_current = i + 1 == n && *k == current_key;
             let is_final = matches!(k.as_str(), "healthy" | "failed" | "superseded");
-            let end = entered.get(i + 1).map(|e| e.0).or(if is_final {
-                None
-            } else {
-                Some(now)
-            });
+            let end = entered
+                .get(i + 1)
+                .map(|e| e.0)
+                .or(if is_final { None } else { Some(now) });
             let seconds = end.map(|e| format::seconds_between(*t, e)).unwrap_or(0.0);
             PhaseStep {
                 label: format::phase_label(k),
@@ -624,7 +624,12 @@ fn pre_pulls(snap: &Snapshot, owner: &str, sha: &str) -> Vec<PrePull> {
         .image_pull_jobs
         .iter()
         .filter(|j| j.labels().get(labels::GRAFT_SYNC).map(String::as_str) == Some(owner))
-        .filter(|j| j.annotations().get(labels::GRAFT_COMMIT).map(String::as_str) == Some(sha))
+        .filter(|j| {
+            j.annotations()
+                .get(labels::GRAFT_COMMIT)
+                .map(String::as_str)
+                == Some(sha)
+        })
         .map(|j| {
             let st = j.status.clone().unwrap_or_default();
             let uid = j.uid().unwrap_or_default();
@@ -849,7 +854,7 @@ pub fn workload_detail(
             )
         })
         .collect();
-    events.sort_by(|a, b| b.0.cmp(&a.0));
+    events.sort_by_key(|e| std::cmp::Reverse(e.0));
     events.truncate(MAX_EVENTS);
     let rev = row.info.update_revision.clone();
     Some(WorkloadDetail {

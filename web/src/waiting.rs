@@ -76,7 +76,11 @@ pub fn reasons(w: &WorkloadInfo, pods: &[&Pod]) -> Vec<String> {
         let blocking = (BLOCKING_TRUE.contains(&c.type_.as_str()) && c.status == "True")
             || (c.type_ == "Progressing" && c.status == "False");
         if blocking {
-            out.push(format!("{}: {} {}", c.type_, c.reason, c.message).trim().to_string());
+            out.push(
+                format!("{}: {} {}", c.type_, c.reason, c.message)
+                    .trim()
+                    .to_string(),
+            );
         }
     }
     out

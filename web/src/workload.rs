@@ -110,8 +110,13 @@ impl WorkloadInfo {
         let partition = partition_v
             .map(|p| int_or_percent(Some(p), replicas, "0", true))
             .filter(|p| *p > 0);
-        let max_unavailable =
-            int_or_percent(max_unavailable_v, replicas, default_max_unavailable, round_up).max(1);
+        let max_unavailable = int_or_percent(
+            max_unavailable_v,
+            replicas,
+            default_max_unavailable,
+            round_up,
+        )
+        .max(1);
         let generation = obj.metadata.generation.unwrap_or(0);
         let observed = int(data, "/status/observedGeneration").unwrap_or(0);
         let conditions = data
@@ -242,7 +247,11 @@ pub fn selector_matches(sel: &Value, labels: Option<&BTreeMap<String, String>>) 
             .map(|v| v.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
         let have = labels.get(key).map(String::as_str);
-        let ok = match e.get("operator").and_then(Value::as_str).unwrap_or_default() {
+        let ok = match e
+            .get("operator")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+        {
             "In" => have.is_some_and(|h| values.contains(&h)),
             "NotIn" => have.is_none_or(|h| !values.contains(&h)),
             "Exists" => have.is_some(),
@@ -282,10 +291,7 @@ mod tests {
                 "status": {"observedGeneration": 2, "updatedReplicas": 7, "readyReplicas": 9,
                            "availableReplicas": 8, "updateRevision": "web-abc"}}),
         ));
-        assert_eq!(
-            (w.replicas, w.updated, w.ready, w.available),
-            (10, 7, 9, 8)
-        );
+        assert_eq!((w.replicas, w.updated, w.ready, w.available), (10, 7, 9, 8));
         assert_eq!(w.partition, Some(3), "percent partitions round up");
         assert_eq!(w.max_unavailable, 3);
         assert!(w.paused);
@@ -329,12 +335,18 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect::<BTreeMap<_, _>>()
         };
-        assert!(selector_matches(&sel, Some(&l(&[("a", "1"), ("tier", "web")]))));
+        assert!(selector_matches(
+            &sel,
+            Some(&l(&[("a", "1"), ("tier", "web")]))
+        ));
         assert!(!selector_matches(
             &sel,
             Some(&l(&[("a", "1"), ("tier", "web"), ("canary", "x")]))
         ));
-        assert!(!selector_matches(&sel, Some(&l(&[("a", "1"), ("tier", "db")]))));
+        assert!(!selector_matches(
+            &sel,
+            Some(&l(&[("a", "1"), ("tier", "db")]))
+        ));
         assert!(selector_matches(&json!({}), None));
     }
 }

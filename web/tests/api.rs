@@ -139,7 +139,13 @@ async fn a_new_phase_shows_without_code_changes() {
         .collect();
     assert_eq!(
         labels,
-        ["detected", "pre-pulling", "validated", "applying", "rolling out"]
+        [
+            "detected",
+            "pre-pulling",
+            "validated",
+            "applying",
+            "rolling out"
+        ]
     );
 }
 
@@ -310,7 +316,11 @@ async fn sse_says_hello_then_announces_each_change() {
     let source = Arc::new(FixedSource::new(fixtures::scene(1, 1, "x", now())));
     let app = graft_web::router(source.clone(), None, None);
     let res = app
-        .oneshot(Request::get("/events").body(Body::empty()).expect("request"))
+        .oneshot(
+            Request::get("/events")
+                .body(Body::empty())
+                .expect("request"),
+        )
         .await
         .expect("response");
     assert_eq!(res.status(), StatusCode::OK);
@@ -394,7 +404,10 @@ fn assert_escaped(uri: &str, body: &str) {
         "{uri} shows the script tag as text"
     );
     assert!(body.contains("&#60;/textarea&#62;"), "{uri}");
-    assert!(body.contains("&#34;&#39;&#62;"), "{uri}: quotes are escaped");
+    assert!(
+        body.contains("&#34;&#39;&#62;"),
+        "{uri}: quotes are escaped"
+    );
     assert!(body.contains("&#38;amp;"), "{uri}: & is escaped");
 }
 
