@@ -114,7 +114,7 @@ remove_large
 "$GRAFT" controllers --namespace "$NS" --metrics-addr 127.0.0.1:0 --nodeimage-manager=true \
   --nodeimage-creation-delay-seconds 0 --pull-secrets-namespace "$NS" >"$LOGDIR/controllers.log" 2>&1 &
 PIDS+=($!)
-NODE_NAME="$GRAFT_NODE_NAME" "$GRAFT" nodeagent --pull-secrets-namespace "$NS" >"$LOGDIR/nodeagent.log" 2>&1 &
+NODE_NAME="$GRAFT_NODE_NAME" "$GRAFT" nodeagent --pull-secrets-namespace "$NS" --crr-namespace "$NS" >"$LOGDIR/nodeagent.log" 2>&1 &
 PIDS+=($!)
 until kubectl get nodeimage "$GRAFT_NODE_NAME" >/dev/null 2>&1; do sleep 0.2; done
 sleep 1 # let both processes' watches start
