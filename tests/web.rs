@@ -181,8 +181,15 @@ impl Scene {
     ) -> Value {
         let start = Instant::now();
         loop {
-            let v = self.json(path);
-            match check(&v) {
+            // Not there yet (404) counts as not yet.
+            let (code, body) = self.get(path);
+            let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            let checked = if code == 200 {
+                check(&v)
+            } else {
+                Err(format!("HTTP {code}"))
+            };
+            match checked {
                 Ok(()) => return v,
                 Err(e) if start.elapsed() > 2 * MINUTE => {
                     panic!("timed out waiting for {path}: expected {expected}; {e}; last: {v:#}")
@@ -335,6 +342,39 @@ async fn json_api_follows_a_real_rollout_with_token_and_namespace_scope() {
         "image line changed: {cs:?}"
     );
 
+    // Pre-pull: an ImagePullJob labelled with the GitSync and annotated with the commit shows on
+    // that commit's page (aimed at no node, so it pulls nothing on the shared node).
+    let job: graft_api::apps::v1alpha1::ImagePullJob = serde_json::from_value(json!({
+        "apiVersion": "apps.kruise.io/v1alpha1", "kind": "ImagePullJob",
+        "metadata": {"name": "prepull-c2",
+                     "labels": {(graft_api::labels::GRAFT_SYNC): format!("{ns}.app")},
+                     "annotations": {(graft_api::labels::GRAFT_COMMIT): c2.as_str()}},
+        "spec": {"image": image("app:v2"), "selector": {"names": ["no-such-node"]},
+                 "completionPolicy": {"type": "Never"}}
+    }))
+    .expect("ImagePullJob literal");
+    s.ns.api::<graft_api::apps::v1alpha1::ImagePullJob>()
+        .create(&PostParams::default(), &job)
+        .await
+        .expect("create ImagePullJob");
+    let cd = s
+        .json_until(
+            &format!("/api/gitsyncs/{ns}/app/commits/{c2}"),
+            "the commit's ImagePullJob",
+            |v| {
+                (v["pre_pulls"][0]["name"] == "prepull-c2")
+                    .then_some(())
+                    .ok_or_else(|| format!("pre_pulls: {}", v["pre_pulls"]))
+            },
+        )
+        .await;
+    assert_eq!(cd["pre_pulls"][0]["image"], image("app:v2").as_str());
+    let c1_detail = s.json(&format!("/api/gitsyncs/{ns}/app/commits/{c1}"));
+    assert!(
+        c1_detail["pre_pulls"].as_array().is_some_and(Vec::is_empty),
+        "only on its own commit"
+    );
+
     // Workload detail: the pods with node, revision, in-place state; events.
     let wd = s.json(&format!("/api/workloads/apps.kruise.io/CloneSet/{ns}/web"));
     let pods = wd["pods"].as_array().expect("pods");
@@ -380,6 +420,31 @@ async fn json_api_follows_a_real_rollout_with_token_and_namespace_scope() {
     let (code, body) = s.get(&format!("/gitsyncs/{ns}/app"));
     assert_eq!(code, 200);
     assert!(body.contains("broken.yaml") && body.contains("ValidationFailed"));
+
+    // An image that does not exist: the commit page says which pod's pull fails.
+    let c4 = s.repo.commit(
+        "fourth: missing image",
+        &[("settings.yaml", configmap("green")), ("web.yaml", cloneset("v404"))],
+    );
+    let cd = s
+        .json_until(
+            &format!("/api/gitsyncs/{ns}/app/commits/{c4}"),
+            "why the rollout waits: the failing image pull",
+            |v| {
+                let w = &v["workloads"][0]["waiting"];
+                w.as_array()
+                    .is_some_and(|r| {
+                        r.iter().any(|x| {
+                            x.as_str()
+                                .is_some_and(|x| x.starts_with("image pull failing on pod web-"))
+                        })
+                    })
+                    .then_some(())
+                    .ok_or_else(|| format!("waiting: {w}"))
+            },
+        )
+        .await;
+    assert_eq!(cd["workloads"][0]["status"]["label"], "Blocked", "{}", cd["workloads"][0]);
 }
 
 // ---- browser ------------------------------------------------------------------------------------
