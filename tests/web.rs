@@ -424,7 +424,10 @@ async fn json_api_follows_a_real_rollout_with_token_and_namespace_scope() {
     // An image that does not exist: the commit page says which pod's pull fails.
     let c4 = s.repo.commit(
         "fourth: missing image",
-        &[("settings.yaml", configmap("green")), ("web.yaml", cloneset("v404"))],
+        &[
+            ("settings.yaml", configmap("green")),
+            ("web.yaml", cloneset("v404")),
+        ],
     );
     let cd = s
         .json_until(
@@ -444,7 +447,11 @@ async fn json_api_follows_a_real_rollout_with_token_and_namespace_scope() {
             },
         )
         .await;
-    assert_eq!(cd["workloads"][0]["status"]["label"], "Blocked", "{}", cd["workloads"][0]);
+    assert_eq!(
+        cd["workloads"][0]["status"]["label"], "Blocked",
+        "{}",
+        cd["workloads"][0]
+    );
 }
 
 // ---- browser ------------------------------------------------------------------------------------
