@@ -658,6 +658,9 @@ async fn browser_shows_a_rollout_live_in_chromium() {
         "return document.querySelector('.n-updated')?.textContent",
     )
     .await;
+    // The page while the rollout runs (an artifact; what it shows depends on timing).
+    let png = detail.screenshot().await.expect("screenshot");
+    std::fs::write(artifacts().join("commit-rolling.png"), png).expect("write screenshot");
     browser_until(
         &detail,
         "the progress bar at 3/3 and every pod counted as updated in place",
