@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client as Browser, ClientBuilder, Locator};
 use graft_api::graft::gitsync::{CommitPhase, GitSync};
+use kube::Api;
 use kube::api::PostParams;
 use serde_json::{Value, json};
 use support::{
@@ -72,13 +73,117 @@ struct Scene {
     token: Option<String>,
     _procs: Vec<Proc>,
     _controllers: GraftControllers,
+    _rbac: Option<Applied>,
+}
+
+/// `kubectl` with `stdin`; (success, stdout+stderr).
+fn kubectl(args: &[&str], stdin: Option<&str>) -> (bool, String) {
+    use std::io::Write;
+    let mut child = Command::new("kubectl")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running kubectl {args:?}: {e} (is the cluster env loaded?)"));
+    if let (Some(input), Some(mut w)) = (stdin, child.stdin.take()) {
+        w.write_all(input.as_bytes()).expect("kubectl stdin");
+    }
+    let out = child.wait_with_output().expect("kubectl");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// An applied manifest, deleted (cluster-scoped objects too) on drop.
+struct Applied(String);
+
+impl Drop for Applied {
+    fn drop(&mut self) {
+        let _ = kubectl(
+            &["delete", "--ignore-not-found", "--wait=false", "-f", "-"],
+            Some(&self.0),
+        );
+    }
+}
+
+/// Applies `deploy/rbac/web.yaml` with its names made unique to namespace `ns`, checks that its
+/// ServiceAccount may read what the dashboard shows and nothing else, and writes a kubeconfig
+/// with a token of that ServiceAccount.
+async fn dashboard_service_account(ns: &str) -> (PathBuf, Applied) {
+    use k8s_openapi::api::authentication::v1::TokenRequest;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let name = format!("graft-web-{ns}");
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/rbac/web.yaml"))
+            .expect("reading deploy/rbac/web.yaml")
+            .replace("graft-system", ns)
+            .replace("graft-web", &name);
+    let (ok, out) = kubectl(&["apply", "-f", "-"], Some(&text));
+    assert!(ok, "applying deploy/rbac/web.yaml: {out}");
+    let applied = Applied(text);
+    let who = format!("system:serviceaccount:{ns}:{name}");
+    for (verb, what, allowed) in [
+        ("watch", "gitsyncs.graft.dev", true),
+        ("watch", "clonesets.apps.kruise.io", true),
+        ("watch", "pods", true),
+        ("watch", "events", true),
+        ("watch", "nodeimages.apps.kruise.io", true),
+        ("get", "secrets", false),
+        ("list", "secrets", false),
+        ("patch", "clonesets.apps.kruise.io", false),
+        ("create", "pods", false),
+        ("delete", "gitsyncs.graft.dev", false),
+        ("update", "gitsyncs.graft.dev/status", false),
+    ] {
+        let (_, out) = kubectl(&["auth", "can-i", verb, what, "--as", &who, "-A"], None);
+        let answer = out.trim().starts_with("yes");
+        assert_eq!(answer, allowed, "{who} {verb} {what}: {out}");
+    }
+    let client = client().await;
+    let sas: Api<ServiceAccount> = Api::namespaced(client, ns);
+    let request: TokenRequest = serde_json::from_value(json!({
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+        "spec": {"audiences": [], "expirationSeconds": 3600}
+    }))
+    .expect("TokenRequest literal");
+    let token: TokenRequest = sas
+        .create_subresource("token", &name, &PostParams::default(), &request)
+        .await
+        .unwrap_or_else(|e| panic!("TokenRequest for {name}: {e}"));
+    let token = token.status.map(|s| s.token).expect("token");
+    let admin = std::env::var("KUBECONFIG")
+        .unwrap_or_else(|_| "/var/lib/graft-local/admin.kubeconfig".into());
+    let mut kc = kube::config::Kubeconfig::read_from(&admin).expect("admin kubeconfig");
+    for a in &mut kc.auth_infos {
+        a.auth_info = Some(kube::config::AuthInfo {
+            token: Some(token.clone().into()),
+            ..Default::default()
+        });
+    }
+    let path = std::env::temp_dir().join(format!("graft-web-{ns}.kubeconfig"));
+    std::fs::write(&path, serde_json::to_vec(&kc).expect("kubeconfig json"))
+        .expect("write kubeconfig");
+    (path, applied)
 }
 
 impl Scene {
-    async fn start(prefix: &str, token: Option<&str>) -> Scene {
+    /// With `least_privilege`, `graft web` runs as the ServiceAccount of `deploy/rbac/web.yaml`.
+    async fn start(prefix: &str, token: Option<&str>, least_privilege: bool) -> Scene {
         let client = client().await;
         install_crds(&client).await;
         let ns = TestNamespace::new(&client, prefix).await;
+        let (kubeconfig, rbac) = if least_privilege {
+            let (path, applied) = dashboard_service_account(&ns.name).await;
+            (Some(path), Some(applied))
+        } else {
+            (None, None)
+        };
         let controllers = GraftControllers::start(&ns.name);
         let cache = std::env::temp_dir().join(format!("graft-web-cache-{}", ns.name));
         let sync = Proc::start(
@@ -101,6 +206,9 @@ impl Scene {
         if let Some(t) = token {
             cmd.env("GRAFT_WEB_TOKEN", t);
         }
+        if let Some(k) = &kubeconfig {
+            cmd.env("KUBECONFIG", k);
+        }
         let web = Proc::start(&format!("web-{}", ns.name), &mut cmd);
         let a = addr.clone();
         eventually("graft web to answer /healthz", MINUTE, || {
@@ -121,6 +229,7 @@ impl Scene {
             token: token.map(str::to_string),
             _procs: vec![sync, web],
             _controllers: controllers,
+            _rbac: rbac,
         }
     }
 
@@ -201,8 +310,9 @@ impl Scene {
 }
 
 #[tokio::test]
-async fn json_api_follows_a_real_rollout_with_token_and_namespace_scope() {
-    let s = Scene::start("web-api", Some("tok-3n7")).await;
+async fn json_api_follows_a_real_rollout_with_token_namespace_scope_and_least_privilege() {
+    // The dashboard runs with the least privilege of deploy/rbac/web.yaml.
+    let s = Scene::start("web-api", Some("tok-3n7"), true).await;
     let ns = s.ns.name.clone();
 
     // Safe by default: nothing without the token.
@@ -590,7 +700,7 @@ return true;
 
 #[tokio::test]
 async fn browser_shows_a_rollout_live_in_chromium() {
-    let s = Scene::start("web-browser", Some("tok-b7")).await;
+    let s = Scene::start("web-browser", Some("tok-b7"), false).await;
     let ns = s.ns.name.clone();
     let driver = Driver::start().await;
     let base = format!("http://{}", s.addr);

@@ -160,6 +160,31 @@ where
 
 use kube::runtime::reflector::reflector;
 
+/// Waits until `store` has its first list, or warns after `timeout` (the watch keeps retrying:
+/// the kind's objects show once it succeeds).
+fn ready<K>(
+    what: &'static str,
+    store: Store<K>,
+    timeout: Duration,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+where
+    K: Lookup + Clone + Send + Sync + 'static,
+    <K as Lookup>::DynamicType: Eq + Hash + Clone + Send + Sync,
+{
+    Box::pin(async move {
+        if tokio::time::timeout(timeout, store.wait_until_ready())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                kind = what,
+                "not listed yet (CRD not installed, or no permission to list and watch it); \
+                 serving without it until its watch succeeds"
+            );
+        }
+    })
+}
+
 impl Cache {
     /// Starts the watches (all namespaces, or one) on the current tokio runtime and waits up
     /// to `ready_timeout` for their first lists.
@@ -179,10 +204,7 @@ impl Cache {
                 let (reader, writer) = reflector::store::<$ty>();
                 let stream = watcher($api, $cfg);
                 tokio::spawn(run($what, writer, stream, changes.clone()));
-                let r = reader.clone();
-                waits.push(Box::pin(async move {
-                    let _ = r.wait_until_ready().await;
-                }));
+                waits.push(ready($what, reader.clone(), ready_timeout));
                 reader
             }};
         }
@@ -215,6 +237,7 @@ impl Cache {
             let (reader, writer) = reflector::store::<NodeImage>();
             let stream = watcher(Api::<NodeImage>::all(client.clone()), Default::default());
             tokio::spawn(run("NodeImage", writer, stream, changes.clone()));
+            waits.push(ready("NodeImage", reader.clone(), ready_timeout));
             reader
         };
         let mut workloads = Vec::new();
@@ -231,10 +254,11 @@ impl Cache {
                 watcher::Config::default().labels(labels::GRAFT_GITSYNC),
             );
             tokio::spawn(run(kind.kind, writer, stream, changes.clone()));
+            waits.push(ready(kind.kind, reader.clone(), ready_timeout));
             workloads.push((kind, reader));
         }
         // Missing CRDs (or RBAC) must not keep the dashboard from starting.
-        let _ = tokio::time::timeout(ready_timeout, futures::future::join_all(waits)).await;
+        futures::future::join_all(waits).await;
         Cache {
             gitsyncs,
             workloads,
