@@ -903,6 +903,24 @@ async fn browser_shows_a_rollout_live_in_chromium() {
     .await;
     assert_eq!(overflow, true, "no sideways scrolling on a phone");
     screenshot(&phone, "timeline-phone.png").await;
+    // Ages tick on between updates (a window without a server update proves it is the page).
+    let age = "return [document.querySelector('.commit [data-age]').textContent, \
+               document.body.getAttribute('data-refreshes')]";
+    let mut ticked = false;
+    for _ in 0..5 {
+        let before = js(&phone, age).await;
+        tokio::time::sleep(Duration::from_millis(2200)).await;
+        let after = js(&phone, age).await;
+        if before[1] == after[1] {
+            assert_ne!(
+                before[0], after[0],
+                "the commit's age moves on without an update"
+            );
+            ticked = true;
+            break;
+        }
+    }
+    assert!(ticked, "found no 2 s window without a server update");
 
     for b in [timeline, detail, phone] {
         let _ = b.close().await;

@@ -97,6 +97,8 @@ pub struct GitSyncRow {
     pub last_sync: String,
     /// When the Ready condition last changed.
     pub last_sync_age: String,
+    /// The same in seconds (pages tick it on).
+    pub last_sync_seconds: Option<f64>,
     /// The newest commit seen.
     pub head: Option<CommitRow>,
     /// Syncing is suspended.
@@ -216,6 +218,8 @@ pub fn gitsync_row(gs: &GitSync, now: Timestamp) -> GitSyncRow {
         last_sync_age: ready
             .map(|c| format::age(c.last_transition_time.0, now))
             .unwrap_or_default(),
+        last_sync_seconds: ready
+            .map(|c| format::seconds_between(c.last_transition_time.0, now).floor()),
         head,
         suspended,
         namespace: ns,
@@ -319,6 +323,8 @@ pub struct CommitRow {
     pub time: Option<String>,
     /// Age of the commit.
     pub age: String,
+    /// The same in seconds (pages tick it on).
+    pub age_seconds: Option<f64>,
     /// Current phase as the API names it (`RollingOut`).
     pub phase: String,
     /// The phase in words (`rolling out`).
@@ -456,6 +462,10 @@ pub fn commit_row(
             .as_ref()
             .map(|t| format::age(t.0, now))
             .unwrap_or_default(),
+        age_seconds: h
+            .time
+            .as_ref()
+            .map(|t| format::seconds_between(t.0, now).floor()),
         phase_label: format::phase_label(&phase),
         state: format::phase_state(&phase).into(),
         phase,

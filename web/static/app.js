@@ -42,6 +42,37 @@
     for (i = tc.length; i < fc.length; i++) from.removeChild(fc[i]);
   }
 
+  // Ages and the running phase's duration tick on between updates: each element carries its
+  // value in seconds as rendered, and the time since the page (or its last update) was rendered
+  // is added, so the browser's clock never matters.
+  var renderedAt = Date.now();
+  function pad(n) { return (n < 10 ? '0' : '') + n; }
+  function dur(s) {
+    s = Math.max(0, s);
+    if (s < 10) return s.toFixed(1) + 's';
+    s = Math.round(s);
+    if (s < 60) return s + 's';
+    if (s < 3600) return Math.floor(s / 60) + 'm ' + pad(s % 60) + 's';
+    if (s < 86400) return Math.floor(s / 3600) + 'h ' + pad(Math.floor((s % 3600) / 60)) + 'm';
+    return Math.floor(s / 86400) + 'd ' + Math.floor((s % 86400) / 3600) + 'h';
+  }
+  function tick() {
+    var dt = (Date.now() - renderedAt) / 1000;
+    var i, el, v, text;
+    var ages = document.querySelectorAll('[data-age]');
+    for (i = 0; i < ages.length; i++) {
+      el = ages[i]; v = parseFloat(el.getAttribute('data-age')) + Math.floor(dt);
+      text = v < 1 ? 'just now' : dur(Math.floor(v)) + ' ago';
+      if (el.textContent !== text) el.textContent = text;
+    }
+    var durs = document.querySelectorAll('[data-dur]');
+    for (i = 0; i < durs.length; i++) {
+      el = durs[i]; text = dur(parseFloat(el.getAttribute('data-dur')) + dt);
+      if (el.textContent !== text) el.textContent = text;
+    }
+  }
+  setInterval(tick, 1000);
+
   var timer = null, busy = false, again = false;
   function refresh() {
     if (busy) { again = true; return; }
@@ -52,6 +83,7 @@
         var doc = new DOMParser().parseFromString(html, 'text/html');
         var next = doc.getElementById('main'), cur = document.getElementById('main');
         if (next && cur) morph(cur, next);
+        renderedAt = Date.now();
         if (doc.title && doc.title !== document.title) document.title = doc.title;
         refreshes++;
         document.body.setAttribute('data-refreshes', String(refreshes));
