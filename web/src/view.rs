@@ -876,3 +876,78 @@ pub fn workload_detail(
         workload: row,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures;
+    use serde_json::json;
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().expect("time")
+    }
+
+    #[test]
+    fn phases_in_time_order_with_known_order_for_ties_and_the_current_one_running() {
+        let times: PhaseTimes = serde_json::from_value(json!({
+            "applying": "2026-01-01T00:00:00Z",
+            "detected": "2026-01-01T00:00:00Z",
+            "validated": "2026-01-01T00:00:00Z",
+            "rollingOut": "2026-01-01T00:00:05Z",
+        }))
+        .expect("times");
+        let steps = phase_steps(&times, "RollingOut", t("2026-01-01T00:01:05Z"));
+        let keys: Vec<&str> = steps.iter().map(|s| s.key.as_str()).collect();
+        assert_eq!(keys, ["detected", "validated", "applying", "rollingOut"]);
+        assert_eq!(steps[2].duration, "5.0s");
+        assert!(steps[3].current);
+        assert_eq!(
+            steps[3].duration, "1m 00s",
+            "the running phase lasts until now"
+        );
+        assert_eq!(steps[3].state, "progress");
+        assert_eq!(steps[0].state, "done");
+    }
+
+    #[test]
+    fn final_phases_have_no_duration_and_their_own_state() {
+        let times: PhaseTimes = serde_json::from_value(json!({
+            "detected": "2026-01-01T00:00:00Z",
+            "superseded": "2026-01-01T00:00:09Z",
+        }))
+        .expect("times");
+        let steps = phase_steps(&times, "Superseded", t("2026-01-02T00:00:00Z"));
+        assert_eq!(steps[0].duration, "9.0s");
+        assert_eq!(steps[1].duration, "");
+        assert_eq!(steps[1].state, "muted");
+        assert_eq!(steps[1].label, "superseded");
+    }
+
+    #[test]
+    fn gitsync_health_reads_ready_suspend_and_the_newest_commit() {
+        let now = t("2026-01-01T01:00:00Z");
+        let base = t("2026-01-01T00:00:00Z");
+        let healthy = fixtures::commit("a", "m", "Healthy", base, 0, "ns");
+        let rolling = fixtures::commit("b", "m", "RollingOut", base, 10, "ns");
+        let row =
+            |history, ready| gitsync_row(&fixtures::gitsync("ns", "app", history, ready), now);
+        assert_eq!(row(vec![healthy.clone()], true).health.label, "Healthy");
+        assert_eq!(
+            row(vec![rolling.clone(), healthy.clone()], true)
+                .health
+                .label,
+            "rolling out …"
+        );
+        assert_eq!(row(vec![rolling], false).health.label, "Sync failing");
+        assert_eq!(row(vec![], true).health.state, "muted");
+        let mut gs = (*fixtures::gitsync("ns", "app", vec![healthy], true)).clone();
+        gs.spec.suspend = Some(true);
+        assert_eq!(gitsync_row(&gs, now).health.label, "Suspended");
+    }
+
+    #[test]
+    fn hrefs_percent_encode_names() {
+        assert_eq!(seg("a b/<c>"), "a%20b%2F%3Cc%3E");
+        assert_eq!(seg("web-1.x_y"), "web-1.x_y");
+    }
+}
