@@ -318,6 +318,22 @@ async fn json_api_follows_a_real_rollout_with_token_namespace_scope_and_least_pr
     // Safe by default: nothing without the token.
     let (code, _, _) = http("GET", &s.addr, "/api/overview", &[]).expect("http");
     assert_eq!(code, 401, "no token, no data");
+    // Bound to loopback: a request naming another host (DNS rebinding) is refused.
+    let status_line = {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(&s.addr).expect("connect");
+        c.write_all(
+            b"GET /api/overview HTTP/1.0\r\nHost: evil.example\r\nAuthorization: Bearer tok-3n7\r\n\r\n",
+        )
+        .expect("request");
+        let mut out = String::new();
+        let _ = c.read_to_string(&mut out);
+        out.lines().next().unwrap_or_default().to_string()
+    };
+    assert!(
+        status_line.contains(" 421 "),
+        "foreign Host refused: {status_line}"
+    );
 
     let c1 = s.repo.commit(
         "first: app v1",
@@ -338,7 +354,12 @@ async fn json_api_follows_a_real_rollout_with_token_namespace_scope_and_least_pr
             .set_read_timeout(Some(Duration::from_secs(60)))
             .expect("timeout");
         stream
-            .write_all(b"GET /events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-3n7\r\n\r\n")
+            .write_all(
+                format!(
+                    "GET /events HTTP/1.1\r\nHost: {sse_addr}\r\nAuthorization: Bearer tok-3n7\r\n\r\n"
+                )
+                .as_bytes(),
+            )
             .expect("request");
         let mut seen = String::new();
         let mut buf = [0u8; 4096];

@@ -92,10 +92,14 @@ pub fn router(
         .with_state(state)
 }
 
-/// Watch the cluster and serve the dashboard until the process stops.
+/// Watch the cluster and serve the dashboard until the process stops. On a loopback address,
+/// requests must name a loopback host (see [`loopback_hosts_only`]).
 pub async fn serve(client: kube::Client, opts: Options) -> std::io::Result<()> {
     let cache = Cache::start(client, opts.namespace.clone(), Duration::from_secs(15)).await;
-    let app = router(Arc::new(cache), opts.token.clone(), opts.git_cache.clone());
+    let mut app = router(Arc::new(cache), opts.token.clone(), opts.git_cache.clone());
+    if opts.addr.ip().is_loopback() {
+        app = loopback_hosts_only(app);
+    }
     let listener = tokio::net::TcpListener::bind(opts.addr).await?;
     tracing::info!(
         addr = %listener.local_addr()?,
@@ -108,6 +112,32 @@ pub async fn serve(client: kube::Client, opts: Options) -> std::io::Result<()> {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await
+}
+
+/// Refuses (421) requests whose `Host` is not `localhost`, `127.0.0.1` or `[::1]` (any port): a
+/// web page on another site cannot then reach a dashboard bound to loopback through DNS
+/// rebinding, token or not.
+pub fn loopback_hosts_only(app: Router) -> Router {
+    app.layer(middleware::from_fn(|req: Request, next: Next| async move {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default();
+        let name = match host.strip_prefix('[') {
+            Some(rest) => rest.split(']').next().unwrap_or_default(),
+            None => host.split(':').next().unwrap_or_default(),
+        };
+        if matches!(name, "localhost" | "127.0.0.1" | "::1") {
+            next.run(req).await
+        } else {
+            (
+                StatusCode::MISDIRECTED_REQUEST,
+                "421: this dashboard answers only to localhost, 127.0.0.1 or [::1]\n",
+            )
+                .into_response()
+        }
+    }))
 }
 
 async fn security_headers(req: Request, next: Next) -> Response {

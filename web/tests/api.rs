@@ -451,3 +451,26 @@ async fn hostile_commit_messages_and_object_names_render_as_text() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(!body.contains("<script>alert") && body.contains("&#60;script&#62;"));
 }
+
+#[tokio::test]
+async fn on_loopback_only_loopback_host_names_are_answered() {
+    let app = graft_web::server::loopback_hosts_only(app());
+    for host in [
+        "127.0.0.1:8080",
+        "localhost:8080",
+        "[::1]:8080",
+        "localhost",
+    ] {
+        let (status, _, _) = get(&app, "/api/overview", &[("host", host)]).await;
+        assert_eq!(status, StatusCode::OK, "{host}");
+    }
+    for host in [
+        "evil.example:8080",
+        "127.0.0.1.evil.example",
+        "localhost.evil",
+        "",
+    ] {
+        let (status, _, _) = get(&app, "/api/overview", &[("host", host)]).await;
+        assert_eq!(status, StatusCode::MISDIRECTED_REQUEST, "{host:?}");
+    }
+}
