@@ -924,6 +924,32 @@ async fn browser_shows_a_rollout_live_in_chromium() {
     .await;
     assert_eq!(overflow, true, "no sideways scrolling on a phone");
     screenshot(&phone, "timeline-phone.png").await;
+    for (page, name) in [
+        (
+            format!("/gitsyncs/{ns}/app/commits/{c2}"),
+            "commit-phone.png",
+        ),
+        (
+            format!("/workloads/apps.kruise.io/CloneSet/{ns}/web"),
+            "workload-phone.png",
+        ),
+    ] {
+        phone
+            .goto(&format!("{base}{page}"))
+            .await
+            .expect("phone page");
+        let fits = js(
+            &phone,
+            "return document.documentElement.scrollWidth <= window.innerWidth",
+        )
+        .await;
+        assert_eq!(fits, true, "{page}: no sideways scrolling on a phone");
+        screenshot(&phone, name).await;
+    }
+    phone
+        .goto(&format!("{base}/gitsyncs/{ns}/app"))
+        .await
+        .expect("phone timeline");
     // Ages tick on between updates (a window without a server update proves it is the page).
     let age = "return [document.querySelector('.commit [data-age]').textContent, \
                document.body.getAttribute('data-refreshes')]";
