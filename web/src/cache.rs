@@ -160,6 +160,35 @@ where
 
 use kube::runtime::reflector::reflector;
 
+/// Drops what the pages never read from a pod before it is stored (the pod store is the biggest
+/// by far): container specs except name and image, volumes, scheduling constraints, and every
+/// annotation but the in-place update state. Node, labels, status and times stay.
+pub fn slim_pod(pod: &mut Pod) {
+    if let Some(a) = pod.metadata.annotations.as_mut() {
+        a.retain(|k, _| {
+            k == graft_api::labels::INPLACE_UPDATE_STATE
+                || k == graft_api::labels::INPLACE_UPDATE_STATE_LEGACY
+        });
+    }
+    if let Some(spec) = pod.spec.as_mut() {
+        let slim = |c: &mut k8s_openapi::api::core::v1::Container| {
+            *c = k8s_openapi::api::core::v1::Container {
+                name: std::mem::take(&mut c.name),
+                image: c.image.take(),
+                ..Default::default()
+            };
+        };
+        spec.containers.iter_mut().for_each(slim);
+        spec.init_containers.iter_mut().flatten().for_each(slim);
+        spec.ephemeral_containers = None;
+        spec.volumes = None;
+        spec.affinity = None;
+        spec.tolerations = None;
+        spec.topology_spread_constraints = None;
+        spec.readiness_gates = None;
+    }
+}
+
 /// Waits until `store` has its first list, or warns after `timeout` (the watch keeps retrying:
 /// the kind's objects show once it succeeds).
 fn ready<K>(
@@ -215,12 +244,14 @@ impl Cache {
             api::<GitSync>(&client, ns),
             watcher::Config::default()
         );
-        let pods = typed!(
-            Pod,
-            "Pod",
-            api::<Pod>(&client, ns),
-            watcher::Config::default()
-        );
+        let pods = {
+            let (reader, writer) = reflector::store::<Pod>();
+            let stream =
+                watcher(api::<Pod>(&client, ns), watcher::Config::default()).modify(slim_pod);
+            tokio::spawn(run("Pod", writer, stream, changes.clone()));
+            waits.push(ready("Pod", reader.clone(), ready_timeout));
+            reader
+        };
         let events = typed!(
             Event,
             "Event",
@@ -268,5 +299,39 @@ impl Cache {
             node_images,
             changes,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slim_pod_keeps_what_the_pages_read() {
+        let mut pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-1", "namespace": "ns", "labels": {"app": "web"},
+                         "creationTimestamp": "2026-01-01T00:00:00Z",
+                         "annotations": {"apps.kruise.io/inplace-update-state": "{\"revision\":\"r\"}",
+                                         "kubectl.kubernetes.io/last-applied-configuration": "{...}"}},
+            "spec": {"nodeName": "n1", "volumes": [{"name": "v", "emptyDir": {}}],
+                     "containers": [{"name": "app", "image": "app:v2", "env": [{"name": "PASSWORD", "value": "x"}]}]},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+        }))
+        .expect("pod");
+        slim_pod(&mut pod);
+        let a = pod.metadata.annotations.clone().unwrap_or_default();
+        assert_eq!(
+            a.keys().collect::<Vec<_>>(),
+            ["apps.kruise.io/inplace-update-state"]
+        );
+        let spec = pod.spec.clone().unwrap_or_default();
+        assert_eq!(spec.node_name.as_deref(), Some("n1"));
+        assert_eq!(spec.containers[0].image.as_deref(), Some("app:v2"));
+        assert!(spec.containers[0].env.is_none() && spec.volumes.is_none());
+        assert!(crate::pods::is_ready(&pod));
+        assert_eq!(
+            crate::pods::in_place_state(&pod).map(|s| s.revision),
+            Some("r".to_string())
+        );
     }
 }
