@@ -324,15 +324,30 @@ async fn drift_by_another_manager_is_reverted() {
         .patch(
             "web",
             &edit,
-            &Patch::Merge(json!({"spec": {"replicas": 3}})),
+            &Patch::Merge(json!({
+                "metadata": {"labels": {"debug": "on"}},
+                "spec": {"replicas": 3},
+            })),
         )
         .await
         .unwrap_or_else(|e| panic!("edit web: {e}"));
+    // A field another controller owns (not a kubectl manager) is left alone.
+    ns.api::<Deployment>()
+        .patch(
+            "web",
+            &PatchParams {
+                field_manager: Some("autoscaler".into()),
+                ..Default::default()
+            },
+            &Patch::Merge(json!({"metadata": {"annotations": {"autoscaler/seen": "yes"}}})),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("annotate web: {e}"));
     ns.api::<ConfigMap>()
         .patch(
             "settings",
             &edit,
-            &Patch::Merge(json!({"data": {"value": "edited"}})),
+            &Patch::Merge(json!({"data": {"value": "edited", "extra": "added"}})),
         )
         .await
         .unwrap_or_else(|e| panic!("edit settings: {e}"));
@@ -358,20 +373,54 @@ async fn drift_by_another_manager_is_reverted() {
         .await
         .unwrap_or_else(|e| panic!("get web: {e}"));
     assert_eq!(
-        dep.spec.and_then(|s| s.replicas),
+        dep.spec.as_ref().and_then(|s| s.replicas),
         Some(1),
         "replicas reverted"
     );
+    assert_eq!(
+        dep.metadata.labels.as_ref().and_then(|l| l.get("debug")),
+        None,
+        "a label graft never set, added by kubectl edit, is removed"
+    );
+    assert_eq!(
+        dep.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("autoscaler/seen"))
+            .map(String::as_str),
+        Some("yes"),
+        "another controller's field stays"
+    );
+    let managers: Vec<String> = dep
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|m| m.manager.clone())
+        .collect();
+    assert!(
+        !managers.iter().any(|m| m == "kubectl-edit"),
+        "graft took over kubectl-edit's fields: {managers:?}"
+    );
+    let reverted: Vec<_> = report
+        .objects
+        .iter()
+        .filter(|o| o.reverted == ["kubectl-edit"])
+        .map(|o| o.reference.name.as_str())
+        .collect();
+    assert_eq!(reverted, ["settings", "web"], "{report:?}");
     let cm = ns
         .api::<ConfigMap>()
         .get("settings")
         .await
         .unwrap_or_else(|e| panic!("get settings: {e}"));
+    let data = cm.data.unwrap_or_default();
     assert_eq!(
-        cm.data.unwrap_or_default().get("value").map(String::as_str),
+        data.get("value").map(String::as_str),
         Some("git"),
         "data reverted"
     );
+    assert_eq!(data.get("extra"), None, "added data key removed");
 
     // Reverted and owned again: the next interval has nothing to do.
     let next = apply(&applier, &p).await;

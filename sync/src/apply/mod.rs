@@ -29,7 +29,10 @@ use kube::core::GroupVersionKind;
 use kube::discovery::{Discovery, Scope};
 use serde_json::Value;
 
-pub use drift::{applied_by, comparable, established, needs_apply};
+pub use drift::{
+    applied_by, comparable, established, foreign_editors, is_override_manager, needs_apply,
+    take_over,
+};
 pub use error::Error;
 pub use report::{Action, ApplyReport, ObjectError, ObjectOutcome, PruneReport};
 
@@ -53,6 +56,7 @@ pub struct Applier {
     field_manager: String,
     concurrency: usize,
     crd_timeout: Duration,
+    override_managers: Arc<Vec<String>>,
     resources: Arc<Resources>,
 }
 
@@ -61,6 +65,14 @@ struct Checked<'a> {
     object: &'a PlannedObject,
     resource: Resource,
     action: Action,
+    /// Foreign editors to revert, and the managed fields that make graft own their changes.
+    take_over: Option<(Vec<String>, TakeOver)>,
+}
+
+/// What is written to the live object's `metadata.managedFields` before the apply.
+struct TakeOver {
+    resource_version: String,
+    managed_fields: Value,
 }
 
 impl Applier {
@@ -72,6 +84,7 @@ impl Applier {
             field_manager: FIELD_MANAGER.to_string(),
             concurrency: DEFAULT_CONCURRENCY,
             crd_timeout: DEFAULT_CRD_TIMEOUT,
+            override_managers: Arc::default(),
             resources: Arc::default(),
         }
     }
@@ -85,6 +98,13 @@ impl Applier {
     /// Waits at most `timeout` for each CustomResourceDefinition to be `Established`.
     pub fn with_crd_timeout(mut self, timeout: Duration) -> Self {
         self.crd_timeout = timeout;
+        self
+    }
+
+    /// Also reverts the changes of these field managers (besides `kubectl*` and
+    /// `before-first-apply`, see [`is_override_manager`]).
+    pub fn with_override_managers(mut self, managers: Vec<String>) -> Self {
+        self.override_managers = Arc::new(managers);
         self
     }
 
@@ -207,13 +227,30 @@ impl Applier {
                 .map(|c| {
                     let (requests, writes) = (&requests, &writes);
                     async move {
-                        let outcome = ObjectOutcome {
+                        let mut outcome = ObjectOutcome {
                             reference: c.object.reference.clone(),
                             location: c.object.location.clone(),
                             action: c.action,
+                            reverted: Vec::new(),
                         };
                         if c.action == Action::Unchanged {
                             return Ok(outcome);
+                        }
+                        if let Some((editors, take)) = &c.take_over {
+                            writes.fetch_add(1, Ordering::Relaxed);
+                            self.take_over_fields(c.object, &c.resource, take, requests)
+                                .await
+                                .map_err(|e| {
+                                    object_error(
+                                        c.object,
+                                        format!(
+                                            "take over the fields of {}: {}",
+                                            editors.join(", "),
+                                            reason(&e)
+                                        ),
+                                    )
+                                })?;
+                            outcome.reverted = editors.clone();
                         }
                         writes.fetch_add(1, Ordering::Relaxed);
                         self.server_side_apply(c.object, &c.resource, false, requests)
@@ -377,14 +414,26 @@ impl Applier {
             .server_side_apply(o, &resource, true, requests)
             .await
             .map_err(|e| object_error(o, reason(&e)))?;
-        let action = match live {
-            None => Action::Created,
+        let (action, take_over) = match live {
+            None => (Action::Created, None),
             Some(live) => {
                 let live = to_value(&live).map_err(|e| object_error(o, e))?;
-                if needs_apply(&dry_run, &live, &self.field_manager) {
-                    Action::Configured
+                let editors = foreign_editors(&live, &self.field_manager, &self.override_managers);
+                let take = (!editors.is_empty()).then(|| {
+                    let take = TakeOver {
+                        resource_version: live
+                            .pointer("/metadata/resourceVersion")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
+                        managed_fields: drift::take_over(&live, &self.field_manager, &editors),
+                    };
+                    (editors, take)
+                });
+                if take.is_some() || needs_apply(&dry_run, &live, &self.field_manager) {
+                    (Action::Configured, take)
                 } else {
-                    Action::Unchanged
+                    (Action::Unchanged, None)
                 }
             }
         };
@@ -392,6 +441,7 @@ impl Applier {
             object: o,
             resource,
             action,
+            take_over,
         })
     }
 
@@ -416,6 +466,31 @@ impl Applier {
             .patch(&o.reference.name, &params, &Patch::Apply(&o.object))
             .await?;
         serde_json::to_value(applied).map_err(kube::Error::SerdeError)
+    }
+
+    /// Makes graft the owner of what other managers changed: replaces the live object's
+    /// managed fields (only if it is still at the version that was read).
+    async fn take_over_fields(
+        &self,
+        o: &PlannedObject,
+        resource: &Resource,
+        take: &TakeOver,
+        requests: &AtomicUsize,
+    ) -> Result<(), kube::Error> {
+        // A merge patch replaces the list whole; its resourceVersion is a precondition.
+        let patch = serde_json::json!({"metadata": {
+            "resourceVersion": take.resource_version,
+            "managedFields": take.managed_fields,
+        }});
+        requests.fetch_add(1, Ordering::Relaxed);
+        self.api(&o.reference, resource)
+            .patch(
+                &o.reference.name,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+            .map(|_| ())
     }
 
     /// Deletes one object: `Ok(true)` when deleted, `Ok(false)` when already gone.

@@ -25,6 +25,8 @@ pub struct ObjectOutcome {
     pub location: Location,
     /// What was done.
     pub action: Action,
+    /// Field managers (`kubectl-edit`, ...) whose changes to the live object were reverted.
+    pub reverted: Vec<String>,
 }
 
 /// What [`Applier::apply`](super::Applier::apply) did, in apply order.
