@@ -110,6 +110,9 @@ struct SyncArgs {
     /// How often to fetch and correct drift, e.g. 30s, 1m, 1h.
     #[arg(long, env = "GRAFT_INTERVAL", default_value = "1m")]
     interval: String,
+    /// Apply a rewritten history (force-push) whose new tip starts with this commit SHA.
+    #[arg(long, env = "GRAFT_ACCEPT_REWRITE")]
+    accept_rewrite: Option<String>,
     /// Sync once and exit (non-zero, with the reason, when nothing could be applied).
     #[arg(long)]
     once: bool,
@@ -339,7 +342,8 @@ fn sync(args: SyncArgs) -> anyhow::Result<()> {
         let client = kube::Client::try_default()
             .await
             .context("connecting to the cluster (KUBECONFIG or in-cluster config)")?;
-        let syncer = graft_sync::run::Syncer::new(client, args.cache_dir, source);
+        let syncer = graft_sync::run::Syncer::new(client, args.cache_dir, source)
+            .accept_rewrite(args.accept_rewrite);
         let mut failures = 0u32;
         loop {
             match syncer.sync_once().await {
@@ -352,11 +356,17 @@ fn sync(args: SyncArgs) -> anyhow::Result<()> {
                     for f in &o.prune_failures {
                         tracing::warn!(failure = %f, "could not prune");
                     }
+                    for d in &o.drift {
+                        tracing::info!(object = %d, "drift corrected");
+                    }
                     if args.once {
                         println!(
-                            "synced {}: {} created, {} configured, {} unchanged, {} pruned",
-                            o.commit, o.created, o.configured, o.unchanged, o.pruned
+                            "synced {}: {} created, {} configured, {} unchanged, {} pruned; {} API requests, {} writes",
+                            o.commit, o.created, o.configured, o.unchanged, o.pruned, o.requests, o.writes
                         );
+                        for d in &o.drift {
+                            println!("drift corrected: {d}");
+                        }
                         return Ok(());
                     }
                 }

@@ -12,7 +12,9 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;
-use support::{GitRepo, GraftControllers, TestNamespace, client, image, install_crds, wait_for};
+use support::{
+    GitRepo, GraftControllers, TestNamespace, client, eventually, image, install_crds, wait_for,
+};
 
 /// `graft sync` (the GitSync controller) for one namespace, killed when dropped.
 struct SyncProcess(std::process::Child);
@@ -442,4 +444,377 @@ async fn a_commit_to_a_local_repository_syncs_through_the_file_watch() {
             .map(String::as_str),
         Some("green")
     );
+}
+
+fn settings(mode: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: {mode}\n")
+}
+
+async fn mode_of(cms: &Api<ConfigMap>) -> Option<String> {
+    cms.get("settings")
+        .await
+        .expect("settings")
+        .data
+        .and_then(|d| d.get("mode").cloned())
+}
+
+fn ready(gs: &GitSync) -> Option<(String, String, String)> {
+    gs.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+/// The notes of the Events of `reason` about the object `kind/name` in `ns`.
+async fn event_notes(ns: &TestNamespace, kind: &str, name: &str, reason: &str) -> Vec<String> {
+    let events: Api<k8s_openapi::api::events::v1::Event> = ns.api();
+    events
+        .list(&Default::default())
+        .await
+        .expect("list events")
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.reason.as_deref() == Some(reason)
+                && e.regarding.as_ref().is_some_and(|r| {
+                    r.kind.as_deref() == Some(kind) && r.name.as_deref() == Some(name)
+                })
+        })
+        .filter_map(|e| e.note)
+        .collect()
+}
+
+#[tokio::test]
+async fn bad_sources_fail_in_status_and_keep_the_last_good_commit() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "gitsync-bad").await;
+    let _sync = SyncProcess::start(&ns.name);
+    let repo = GitRepo::new(&ns.name);
+    let gitsyncs: Api<GitSync> = ns.api();
+    let cms: Api<ConfigMap> = ns.api();
+    let minute = Duration::from_secs(60);
+
+    // The repository lives on a real smart-HTTP server (git http-backend) asking for a password.
+    let root = std::env::temp_dir().join(format!("graft-test-http-{}", ns.name));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("server root");
+    let c1 = repo.commit("good: blue", &[("settings.yaml", settings("blue"))]);
+    let bare = root.join("app.git");
+    repo.git(&[
+        "clone",
+        "-q",
+        "--bare",
+        ".",
+        bare.to_str().expect("utf-8 path"),
+    ]);
+    repo.git(&[
+        "remote",
+        "add",
+        "origin",
+        bare.to_str().expect("utf-8 path"),
+    ]);
+    let push = |force: bool| {
+        if force {
+            repo.git(&["push", "-q", "--force", "origin", "main"]);
+        } else {
+            repo.git(&["push", "-q", "origin", "main"]);
+        }
+    };
+    let server = support::git_http::GitHttpServer::start(&root, "dev", "s3cret-pw");
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = ns.api();
+    for (name, password) in [("git-auth", "s3cret-pw"), ("git-wrong", "wr0ng-pw")] {
+        let secret = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
+            "stringData": {"username": "dev", "password": password}
+        }))
+        .expect("Secret literal");
+        secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .expect("create Secret");
+    }
+    let gs: GitSync = serde_json::from_value(json!({
+        "apiVersion": "graft.dev/v1alpha1", "kind": "GitSync",
+        "metadata": {"name": "app"},
+        "spec": {"url": server.url("app"), "ref": {"branch": "main"}, "path": "deploy",
+                 "interval": "2s", "prune": true, "secretRef": {"name": "git-auth"}}
+    }))
+    .expect("GitSync literal");
+    gitsyncs
+        .create(&PostParams::default(), &gs)
+        .await
+        .expect("create GitSync");
+    wait_for(&gitsyncs, "app", "the first commit Healthy", minute, |g| {
+        phase_is(g, &c1, CommitPhase::Healthy)
+    })
+    .await;
+    assert_eq!(mode_of(&cms).await.as_deref(), Some("blue"));
+
+    // Each bad commit fails alone, says why in its history entry, and applies nothing.
+    let big = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big\ndata:\n  blob: \"{}\"\n",
+        "x".repeat(20 * 1024 * 1024)
+    );
+    let c2 = repo.commit(
+        "bad: a 20 MB file",
+        &[("settings.yaml", settings("red")), ("big.yaml", big)],
+    );
+    push(false);
+    let g = wait_for(&gitsyncs, "app", "the 20 MB commit Failed", minute, |g| {
+        phase_is(g, &c2, CommitPhase::Failed)
+    })
+    .await;
+    let e = entry(&g, &c2).expect("entry");
+    let message = e.status_message.clone().unwrap_or_default();
+    assert!(
+        message.contains("deploy/big.yaml") && message.contains("limit"),
+        "names the file and the limit: {message}"
+    );
+    assert_eq!(e.message.as_deref(), Some("bad: a 20 MB file"));
+
+    let c3 = repo.commit("bad: no deploy directory", &[] as &[(&str, String)]);
+    push(false);
+    let g = wait_for(
+        &gitsyncs,
+        "app",
+        "the pathless commit Failed",
+        minute,
+        |g| phase_is(g, &c3, CommitPhase::Failed),
+    )
+    .await;
+    let message = entry(&g, &c3)
+        .and_then(|e| e.status_message.clone())
+        .unwrap_or_default();
+    assert!(message.contains("deploy"), "names the path: {message}");
+    assert_eq!(mode_of(&cms).await.as_deref(), Some("blue"));
+    assert_eq!(
+        g.status.and_then(|s| s.last_applied_commit).as_deref(),
+        Some(c1.as_str())
+    );
+
+    let c4 = repo.commit("good: green", &[("settings.yaml", settings("green"))]);
+    push(false);
+    wait_for(&gitsyncs, "app", "the green commit Healthy", minute, |g| {
+        phase_is(g, &c4, CommitPhase::Healthy)
+    })
+    .await;
+    assert_eq!(mode_of(&cms).await.as_deref(), Some("green"));
+
+    // A force-push that rewrites history back past the applied commit is refused ...
+    repo.git(&["reset", "-q", "--hard", &c1]);
+    let c5 = repo.commit("rewritten: red", &[("settings.yaml", settings("red"))]);
+    push(true);
+    let g = wait_for(
+        &gitsyncs,
+        "app",
+        "the rewritten commit Failed",
+        minute,
+        |g| phase_is(g, &c5, CommitPhase::Failed),
+    )
+    .await;
+    let e = entry(&g, &c5).expect("entry");
+    assert_eq!(e.reason.as_deref(), Some("HistoryRewritten"), "{e:?}");
+    assert!(
+        e.status_message
+            .as_deref()
+            .is_some_and(|m| m.contains(&c4) && m.contains("accept-rewrite")),
+        "names the applied commit and the way out: {e:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(mode_of(&cms).await.as_deref(), Some("green"));
+    // ... until the owner accepts that exact rewrite.
+    gitsyncs
+        .patch(
+            "app",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                json!({"metadata": {"annotations": {"graft.dev/accept-rewrite": c5}}}),
+            ),
+        )
+        .await
+        .expect("annotate");
+    eventually("the rewrite applied once accepted", minute, || async {
+        let mode = mode_of(&cms).await;
+        if mode.as_deref() == Some("red") {
+            Ok(())
+        } else {
+            Err(format!("mode {mode:?}"))
+        }
+    })
+    .await;
+
+    // Wrong credentials: the fetch fails with an authentication error, the secret unseen.
+    gitsyncs
+        .patch(
+            "app",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"secretRef": {"name": "git-wrong"}}})),
+        )
+        .await
+        .expect("switch secret");
+    let refused_before = server.refused();
+    repo.commit(
+        "good but unreachable: blue",
+        &[("settings.yaml", settings("blue"))],
+    );
+    push(false);
+    let g = wait_for(
+        &gitsyncs,
+        "app",
+        "Ready=False for wrong credentials",
+        minute,
+        |g| {
+            ready(g).is_some_and(|(s, r, m)| {
+                s == "False" && r == "FetchFailed" && m.to_lowercase().contains("authenticate")
+            })
+        },
+    )
+    .await;
+    let (_, _, message) = ready(&g).expect("Ready");
+    assert!(
+        !message.contains("wr0ng-pw"),
+        "no secret in status: {message}"
+    );
+    assert!(
+        server.refused() > refused_before,
+        "the server refused the credentials"
+    );
+    assert_eq!(mode_of(&cms).await.as_deref(), Some("red"));
+    let notes = event_notes(&ns, "GitSync", "app", "FetchFailed").await;
+    assert!(!notes.is_empty(), "a FetchFailed event");
+    assert!(notes.iter().all(|n| !n.contains("wr0ng-pw")), "{notes:?}");
+
+    // An unreachable remote.
+    gitsyncs
+        .patch(
+            "app",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"url": "git://127.0.0.1:1/app.git"}})),
+        )
+        .await
+        .expect("switch url");
+    wait_for(
+        &gitsyncs,
+        "app",
+        "Ready=False for an unreachable remote",
+        minute,
+        |g| {
+            ready(g).is_some_and(|(s, r, m)| {
+                s == "False" && r == "FetchFailed" && m.contains("127.0.0.1:1")
+            })
+        },
+    )
+    .await;
+    assert_eq!(mode_of(&cms).await.as_deref(), Some("red"));
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[tokio::test]
+async fn a_kubectl_edit_is_reverted_on_the_next_interval_with_an_event() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "gitsync-edit").await;
+    let _sync = SyncProcess::start(&ns.name);
+    let repo = GitRepo::new(&ns.name);
+    let gitsyncs: Api<GitSync> = ns.api();
+    let cms: Api<ConfigMap> = ns.api();
+    let minute = Duration::from_secs(60);
+    let c1 = repo.commit("settings", &[("settings.yaml", settings("blue"))]);
+    let gs: GitSync = serde_json::from_value(json!({
+        "apiVersion": "graft.dev/v1alpha1", "kind": "GitSync",
+        "metadata": {"name": "app"},
+        "spec": {"url": repo.url(), "ref": {"branch": "main"}, "path": "deploy", "interval": "5s"}
+    }))
+    .expect("GitSync literal");
+    gitsyncs
+        .create(&PostParams::default(), &gs)
+        .await
+        .expect("create GitSync");
+    wait_for(&gitsyncs, "app", "the commit Healthy", minute, |g| {
+        phase_is(g, &c1, CommitPhase::Healthy)
+    })
+    .await;
+
+    // A real `kubectl edit`: the "editor" changes a value graft set and adds a key and a label
+    // graft never set.
+    let editor = std::env::temp_dir().join(format!("graft-test-editor-{}.sh", ns.name));
+    std::fs::write(
+        &editor,
+        "#!/bin/sh\nsed -i -e 's/mode: blue/mode: edited/' -e 's/^data:$/data:\\n  extra: added/' -e 's/^  name: settings$/  name: settings\\n  labels:\\n    debug: \"on\"/' \"$1\"\n",
+    )
+    .expect("write editor");
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod editor");
+    let out = Command::new("kubectl")
+        .args(["edit", "configmap", "settings", "-n", &ns.name])
+        .env("KUBE_EDITOR", &editor)
+        .output()
+        .expect("run kubectl edit");
+    assert!(
+        out.status.success(),
+        "kubectl edit: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let edited = cms.get("settings").await.expect("settings");
+    let data = edited.data.clone().unwrap_or_default();
+    assert_eq!(
+        data.get("mode").map(String::as_str),
+        Some("edited"),
+        "the edit landed"
+    );
+    assert_eq!(data.get("extra").map(String::as_str), Some("added"));
+
+    let reverted = eventually("the edit reverted", minute, || async {
+        let cm = cms.get("settings").await.expect("settings");
+        let data = cm.data.clone().unwrap_or_default();
+        let labels = cm.metadata.labels.clone().unwrap_or_default();
+        if data.get("mode").map(String::as_str) == Some("blue")
+            && !data.contains_key("extra")
+            && !labels.contains_key("debug")
+        {
+            Ok(cm)
+        } else {
+            Err(format!("data {data:?}, labels {labels:?}"))
+        }
+    })
+    .await;
+    assert_eq!(
+        reverted
+            .metadata
+            .labels
+            .unwrap_or_default()
+            .get("graft.dev/gitsync")
+            .map(String::as_str),
+        Some(format!("{}.app", ns.name).as_str()),
+        "graft's own label stays"
+    );
+    let on_object = eventually(
+        "a DriftCorrected event on the ConfigMap",
+        minute,
+        || async {
+            let notes = event_notes(&ns, "ConfigMap", "settings", "DriftCorrected").await;
+            if notes.is_empty() {
+                Err("no event yet".to_string())
+            } else {
+                Ok(notes)
+            }
+        },
+    )
+    .await;
+    assert!(
+        on_object[0].contains("kubectl-edit") && on_object[0].contains(&c1[..7]),
+        "says who and to which commit: {on_object:?}"
+    );
+    let on_sync = event_notes(&ns, "GitSync", "app", "DriftCorrected").await;
+    assert!(
+        on_sync
+            .iter()
+            .any(|n| n.contains("ConfigMap") && n.contains("settings")),
+        "the GitSync's event lists the object: {on_sync:?}"
+    );
+    let _ = std::fs::remove_file(&editor);
 }

@@ -124,7 +124,7 @@ pub enum Error {
     },
     /// The new tip is not a descendant of the last applied commit: someone rewrote history.
     #[error(
-        "history rewritten: {new} is not a descendant of the last applied commit {last_applied}"
+        "history rewritten: {new} is not a descendant of the last applied commit {last_applied}; nothing applied (to apply it anyway: annotate the GitSync graft.dev/accept-rewrite={new}, or run graft sync with --accept-rewrite {new})"
     )]
     HistoryRewritten {
         /// The last applied commit.

@@ -40,6 +40,7 @@ const ROLLOUT_POLL: Duration = Duration::from_secs(2);
 struct Ctx {
     client: Client,
     engine: Engine,
+    recorder: graft_events::Recorder,
 }
 
 /// Errors of one GitSync reconcile that are retried (sync failures are written to the status).
@@ -93,8 +94,12 @@ pub async fn run(
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
+    let instance = std::env::var("POD_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "graft".into());
     let ctx = Arc::new(Ctx {
         engine: Engine::new(client.clone(), cache_dir),
+        recorder: graft_events::Recorder::new(client.clone(), "graft-sync", &instance),
         client,
     });
     let controller = Controller::new(api, watcher::Config::default().any_semantic());
@@ -227,6 +232,7 @@ async fn sync_gitsync(gs: Arc<GitSync>, ctx: Arc<Ctx>) -> Result<Requeue, Error>
     let auth = match read_auth(&ctx.client, &ns, &spec).await {
         Ok(a) => a,
         Err(message) => {
+            event(&ctx, &gs, Warning, "CredentialsFailed", &message).await;
             set_ready(&mut status, false, "CredentialsFailed", &message);
             write_status(&ctx.client, &ns, &name, &status).await?;
             return Ok(Requeue::requeue(interval));
@@ -241,13 +247,46 @@ async fn sync_gitsync(gs: Arc<GitSync>, ctx: Arc<Ctx>) -> Result<Requeue, Error>
         auth,
     };
 
+    let accept_rewrite = gs
+        .annotations()
+        .get(graft_api::graft::gitsync::ACCEPT_REWRITE_ANNOTATION)
+        .cloned();
     let fetched = match ctx
         .engine
-        .fetch(&source, status.last_applied_commit.as_deref())
+        .fetch(
+            &source,
+            status.last_applied_commit.as_deref(),
+            accept_rewrite.as_deref(),
+        )
         .await
     {
         Ok(f) => f,
+        Err(SyncError::Unusable {
+            commit,
+            info,
+            source,
+        }) => {
+            // A commit that was fetched but cannot be used gets its own failed history entry.
+            let e = SyncError::Unusable {
+                commit: commit.clone(),
+                info: info.clone(),
+                source,
+            };
+            if status.last_attempted_commit.as_deref() != Some(commit.as_str()) {
+                let mut record = info.record();
+                record.phase = CommitPhase::Detected;
+                status.record_commit(record, &now());
+                status.last_attempted_commit = Some(commit.clone());
+                let reason = fail(&mut status, &commit, &e);
+                event(&ctx, &gs, Warning, reason, &e.to_string()).await;
+            } else {
+                fail(&mut status, &commit, &e);
+            }
+            write_status(&ctx.client, &ns, &name, &status).await?;
+            return Ok(Requeue::requeue(interval));
+        }
         Err(e) => {
+            event(&ctx, &gs, Warning, "FetchFailed", &e.to_string()).await;
             set_ready(&mut status, false, "FetchFailed", &e.to_string());
             write_status(&ctx.client, &ns, &name, &status).await?;
             return Ok(Requeue::requeue(interval.min(Duration::from_secs(30))));
@@ -261,6 +300,25 @@ async fn sync_gitsync(gs: Arc<GitSync>, ctx: Arc<Ctx>) -> Result<Requeue, Error>
         status.record_commit(record, &now());
         status.last_attempted_commit = Some(commit.clone());
     }
+    // A commit refused as a history rewrite that fetched fine now was accepted (annotation):
+    // it starts over as if it were new.
+    let mut accepted_rewrite = false;
+    if let Some(h) = status
+        .history
+        .iter_mut()
+        .flatten()
+        .find(|h| h.sha == commit)
+        && !new_commit
+        && h.phase == CommitPhase::Failed
+        && h.reason.as_deref() == Some("HistoryRewritten")
+    {
+        h.reason = None;
+        h.status_message = None;
+        h.phase = CommitPhase::Detected;
+        *h.phase_times.slot_mut(CommitPhase::Failed) = None;
+        accepted_rewrite = true;
+    }
+    let new_commit = new_commit || accepted_rewrite;
     let phase = status
         .history
         .iter()
@@ -277,7 +335,8 @@ async fn sync_gitsync(gs: Arc<GitSync>, ctx: Arc<Ctx>) -> Result<Requeue, Error>
     let plan = match ctx.engine.prepare(&fetched, &owner, &ns).await {
         Ok(p) => p,
         Err(e) => {
-            fail(&mut status, &commit, &e);
+            let reason = fail(&mut status, &commit, &e);
+            event(&ctx, &gs, Warning, reason, &e.to_string()).await;
             write_status(&ctx.client, &ns, &name, &status).await?;
             return Ok(Requeue::requeue(interval));
         }
@@ -294,15 +353,49 @@ async fn sync_gitsync(gs: Arc<GitSync>, ctx: Arc<Ctx>) -> Result<Requeue, Error>
     {
         Ok(r) => r,
         Err(e) => {
-            fail(&mut status, &commit, &e);
+            let reason = fail(&mut status, &commit, &e);
+            event(&ctx, &gs, Warning, reason, &e.to_string()).await;
             write_status(&ctx.client, &ns, &name, &status).await?;
             return Ok(Requeue::requeue(interval.min(Duration::from_secs(30))));
         }
     };
     status.inventory = Some(inventory);
     status.last_applied_commit = Some(commit.clone());
-    if !new_commit && outcome.configured > 0 {
-        tracing::info!(gitsync = %key, configured = outcome.configured, "drift corrected");
+    let short = crate::run::short_sha(&commit);
+    if new_commit {
+        let message = &fetched.info.summary;
+        let note = format!(
+            "Applied commit {short} ({message:?}): {} created, {} configured, {} unchanged",
+            outcome.created, outcome.configured, outcome.unchanged
+        );
+        event(&ctx, &gs, Normal, "CommitApplied", &note).await;
+    } else {
+        let drift = crate::run::drift(&report);
+        if !drift.is_empty() {
+            let list: Vec<String> = drift.iter().map(ToString::to_string).collect();
+            tracing::info!(gitsync = %key, objects = ?list, "drift corrected");
+            let note = format!(
+                "Reverted drift from commit {short} on {} object(s): {}",
+                list.len(),
+                list.join("; ")
+            );
+            event(&ctx, &gs, Normal, "DriftCorrected", &note).await;
+            let sync = format!("GitSync {key}");
+            for d in &drift {
+                crate::run::publish_drift_event(&ctx.recorder, d, &commit, &sync).await;
+            }
+        }
+    }
+    if !outcome.pruned_objects.is_empty() {
+        let note = format!(
+            "Pruned {} object(s) that left the repository at commit {short}: {}",
+            outcome.pruned_objects.len(),
+            outcome.pruned_objects.join("; ")
+        );
+        event(&ctx, &gs, Normal, "Pruned", &note).await;
+    }
+    for f in &outcome.prune_failures {
+        event(&ctx, &gs, Warning, "PruneFailed", f).await;
     }
 
     // The commit's workloads: those it created or changed (remembered in its record).
@@ -387,6 +480,17 @@ async fn sync_gitsync(gs: Arc<GitSync>, ctx: Arc<Ctx>) -> Result<Requeue, Error>
         };
         if current_phase != Some(next) {
             status.set_phase(&commit, next, &now());
+            match next {
+                CommitPhase::Healthy => {
+                    let note = format!("Commit {short} is healthy: {}", overall.message);
+                    event(&ctx, &gs, Normal, "RolloutHealthy", &note).await;
+                }
+                CommitPhase::Failed => {
+                    let note = format!("Commit {short} failed: {}", overall.message);
+                    event(&ctx, &gs, Warning, "RolloutFailed", &note).await;
+                }
+                _ => {}
+            }
         }
     }
     set_ready(
@@ -412,26 +516,51 @@ async fn sync_gitsync(gs: Arc<GitSync>, ctx: Arc<Ctx>) -> Result<Requeue, Error>
     }))
 }
 
-fn fail(status: &mut GitSyncStatus, commit: &str, e: &SyncError) {
+/// Marks the commit failed with `e`; returns the reason (`ValidationFailed`, `FetchFailed`,
+/// `ApplyFailed`).
+fn fail(status: &mut GitSyncStatus, commit: &str, e: &SyncError) -> &'static str {
     let t = now();
     status.set_phase(commit, CommitPhase::Failed, &t);
+    let reason = match e {
+        SyncError::Invalid { .. } => "ValidationFailed",
+        SyncError::Unusable {
+            source: crate::Error::HistoryRewritten { .. },
+            ..
+        } => "HistoryRewritten",
+        SyncError::Unusable { .. } => "ValidationFailed",
+        SyncError::Source(_) => "FetchFailed",
+        _ => "ApplyFailed",
+    };
     if let Some(h) = status
         .history
         .iter_mut()
         .flatten()
         .find(|h| h.sha == commit)
     {
-        h.reason = Some(
-            match e {
-                SyncError::Invalid { .. } => "ValidationFailed",
-                SyncError::Source(_) => "FetchFailed",
-                _ => "ApplyFailed",
-            }
-            .into(),
-        );
+        h.reason = Some(reason.into());
         h.status_message = Some(e.to_string());
     }
     set_ready(status, false, "SyncFailed", &e.to_string());
+    reason
+}
+
+use graft_events::EventType::{Normal, Warning};
+
+/// An Event about the GitSync (a failure to publish it is logged, not fatal).
+async fn event(ctx: &Ctx, gs: &GitSync, type_: graft_events::EventType, reason: &str, note: &str) {
+    let regarding = k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some("graft.dev/v1alpha1".into()),
+        kind: Some("GitSync".into()),
+        name: gs.metadata.name.clone(),
+        namespace: gs.metadata.namespace.clone(),
+        uid: gs.metadata.uid.clone(),
+        ..Default::default()
+    };
+    // Events are capped at 1 KiB of note by the API server.
+    let note: String = note.chars().take(1000).collect();
+    if let Err(e) = ctx.recorder.publish(type_, reason, &note, &regarding).await {
+        tracing::warn!(gitsync = %gs.name_any(), error = %e, "could not publish an event");
+    }
 }
 
 fn set_ready(status: &mut GitSyncStatus, ok: bool, reason: &str, message: &str) {

@@ -54,6 +54,92 @@ pub struct Outcome {
     pub pruned: usize,
     /// Objects that could not be pruned, with why (kept in the inventory to retry).
     pub prune_failures: Vec<String>,
+    /// The objects pruned (`Kind.group namespace/name`).
+    pub pruned_objects: Vec<String>,
+    /// Objects that had drifted from the commit already applied, now reverted.
+    pub drift: Vec<Drift>,
+    /// Requests the apply sent to the API server (reads, dry-runs, writes).
+    pub requests: usize,
+    /// Writes among them.
+    pub writes: usize,
+}
+
+/// An object whose live state had drifted from a commit already applied, and was reverted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Drift {
+    /// The object.
+    pub object: ObjectRef,
+    /// Who changed it, when the managed fields tell (`kubectl-edit`, ...).
+    pub editors: Vec<String>,
+}
+
+impl std::fmt::Display for Drift {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.object)?;
+        if !self.editors.is_empty() {
+            write!(f, " (changed by {})", self.editors.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// The objects an apply of an already-applied commit had to write: drift it reverted.
+pub fn drift(report: &crate::apply::ApplyReport) -> Vec<Drift> {
+    report
+        .objects
+        .iter()
+        .filter(|o| o.action == Action::Configured)
+        .map(|o| Drift {
+            object: o.reference.clone(),
+            editors: o.reverted.clone(),
+        })
+        .collect()
+}
+
+/// An Event about `drift` on the object that drifted: what was reverted and to which commit.
+pub async fn publish_drift_event(
+    recorder: &graft_events::Recorder,
+    drift: &Drift,
+    commit: &str,
+    sync: &str,
+) {
+    let r = &drift.object;
+    let who = if drift.editors.is_empty() {
+        "changes made outside Git".to_string()
+    } else {
+        format!("changes made by {}", drift.editors.join(", "))
+    };
+    let note = format!(
+        "{sync} reverted {who} to match commit {}",
+        short_sha(commit)
+    );
+    let regarding = k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some(if r.group.is_empty() {
+            r.version.clone()
+        } else {
+            format!("{}/{}", r.group, r.version)
+        }),
+        kind: Some(r.kind.clone()),
+        name: Some(r.name.clone()),
+        namespace: r.namespace.clone(),
+        ..Default::default()
+    };
+    if let Err(e) = recorder
+        .publish(
+            graft_events::EventType::Normal,
+            "DriftCorrected",
+            &note,
+            &regarding,
+        )
+        .await
+    {
+        tracing::warn!(object = %r, error = %e, "could not publish the drift event");
+    }
+}
+
+/// The first 7 characters of a commit SHA.
+pub fn short_sha(commit: &str) -> &str {
+    commit.get(..7).unwrap_or(commit)
 }
 
 /// Why a sync applied nothing (or stopped part way, for [`SyncError::Apply`]).
@@ -63,6 +149,17 @@ pub enum SyncError {
     /// path, a file over the size limit, history rewritten).
     #[error("{0}")]
     Source(crate::Error),
+    /// The commit was fetched but cannot be used: it rewrites the history of the last applied
+    /// commit (a force-push), its path is missing, or a file is over the size limit.
+    #[error("commit {commit}: {source}")]
+    Unusable {
+        /// The commit.
+        commit: String,
+        /// Its message, author and time.
+        info: Box<crate::git::CommitInfo>,
+        /// Why.
+        source: crate::Error,
+    },
     /// The manifests of the commit are invalid; nothing was applied.
     #[error("commit {commit}: {message}")]
     Invalid {
@@ -125,39 +222,52 @@ impl Engine {
     }
 
     /// Fetch the source's reference and read its manifests; refuses a rewritten history
-    /// (force-push) relative to `last_applied`.
+    /// (force-push) relative to `last_applied` unless the new tip starts with `accept_rewrite`.
     pub async fn fetch(
         &self,
         source: &Source,
         last_applied: Option<&str>,
+        accept_rewrite: Option<&str>,
     ) -> Result<FetchedCommit, SyncError> {
         let cache = self.cache.clone();
         let source = source.clone();
         let last = last_applied.map(str::to_string);
+        let accept = accept_rewrite.map(str::to_string);
         tokio::task::spawn_blocking(move || {
-            let repo = cache.open(&source.url)?;
-            let fetched = repo.fetch(&source.reference, &source.auth, &FetchOptions::default())?;
+            let repo = cache.open(&source.url).map_err(SyncError::Source)?;
+            let fetched = repo
+                .fetch(&source.reference, &source.auth, &FetchOptions::default())
+                .map_err(SyncError::Source)?;
+            let commit = fetched.commit;
+            let info = repo.commit_info(&commit).map_err(SyncError::Source)?;
+            let unusable = |source: crate::Error| SyncError::Unusable {
+                commit: commit.clone(),
+                info: Box::new(info.clone()),
+                source,
+            };
+            let accepted = accept
+                .as_deref()
+                .is_some_and(|a| !a.is_empty() && commit.starts_with(a));
             if let Some(last) = &last
-                && last != &fetched.commit
+                && last != &commit
+                && !accepted
             {
-                repo.check_history(&source.reference, last, &fetched.commit)?;
+                repo.check_history(&source.reference, last, &commit)
+                    .map_err(unusable)?;
             }
-            let info = repo.commit_info(&fetched.commit)?;
-            let files = repo.read_files(
-                &fetched.commit,
-                &source.path,
-                &ReadLimits::default(),
-                &|p| Directory.accepts(p),
-            )?;
-            Ok::<_, crate::Error>(FetchedCommit {
-                commit: fetched.commit,
+            let files = repo
+                .read_files(&commit, &source.path, &ReadLimits::default(), &|p| {
+                    Directory.accepts(p)
+                })
+                .map_err(unusable)?;
+            Ok(FetchedCommit {
+                commit,
                 info,
                 files,
             })
         })
         .await
         .map_err(|e| SyncError::Task(e.to_string()))?
-        .map_err(SyncError::Source)
     }
 
     /// Render, plan and validate (server-side dry-run of every object) a fetched commit.
@@ -215,6 +325,8 @@ impl Engine {
             })?;
         let mut outcome = Outcome {
             commit: commit.to_string(),
+            requests: report.requests,
+            writes: report.writes,
             ..Default::default()
         };
         for o in &report.objects {
@@ -238,6 +350,7 @@ impl Engine {
             let prune = plan::prune_set(old_inventory, new_refs, &live, owner);
             let pruned = self.applier.prune(&prune).await;
             outcome.pruned = pruned.deleted.len();
+            outcome.pruned_objects = pruned.deleted.iter().map(ToString::to_string).collect();
             for (r, why) in &pruned.failed {
                 outcome.prune_failures.push(format!("{r}: {why}"));
                 inventory.push(InventoryEntry::from(r));
@@ -267,6 +380,8 @@ pub struct Syncer {
     client: Client,
     /// Namespace for namespaced objects that name none, and for the state ConfigMap.
     namespace: String,
+    recorder: graft_events::Recorder,
+    accept_rewrite: Option<String>,
 }
 
 #[derive(Default)]
@@ -281,10 +396,18 @@ impl Syncer {
         let namespace = source.owner.namespace.clone();
         Syncer {
             engine: Engine::new(client.clone(), cache_dir),
+            recorder: graft_events::Recorder::new(client.clone(), "graft-sync", &source.owner.name),
             client,
             source,
             namespace,
+            accept_rewrite: None,
         }
+    }
+
+    /// Applies a rewritten history (a force-push) when the new tip starts with `commit`.
+    pub fn accept_rewrite(mut self, commit: Option<String>) -> Self {
+        self.accept_rewrite = commit;
+        self
     }
 
     fn state_name(&self) -> String {
@@ -345,13 +468,17 @@ impl Syncer {
         let state = self.read_state().await?;
         let fetched = self
             .engine
-            .fetch(&self.source, state.commit.as_deref())
+            .fetch(
+                &self.source,
+                state.commit.as_deref(),
+                self.accept_rewrite.as_deref(),
+            )
             .await?;
         let plan = self
             .engine
             .prepare(&fetched, &self.source.owner, &self.namespace)
             .await?;
-        let (outcome, _, inventory) = self
+        let (mut outcome, report, inventory) = self
             .engine
             .apply(
                 &fetched.commit,
@@ -362,6 +489,13 @@ impl Syncer {
             )
             .await?;
         self.write_state(&fetched.commit, &inventory).await?;
+        if state.commit.as_deref() == Some(fetched.commit.as_str()) {
+            let sync = format!("graft sync {}/{}", self.namespace, self.source.owner.name);
+            for d in drift(&report) {
+                publish_drift_event(&self.recorder, &d, &fetched.commit, &sync).await;
+                outcome.drift.push(d);
+            }
+        }
         Ok(outcome)
     }
 }

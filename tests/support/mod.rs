@@ -7,6 +7,7 @@
 //! - [`PodWatcher`]: records every pod state change during a test for invariant checks.
 #![allow(dead_code)]
 
+pub mod git_http;
 pub mod imagepull;
 
 use std::collections::BTreeMap;

@@ -25,6 +25,10 @@ pub const MAX_HISTORY: usize = 20;
 pub const MIN_INTERVAL: Duration = Duration::from_secs(5);
 /// Condition type set when the last commit is applied and healthy.
 pub const CONDITION_READY: &str = "Ready";
+/// Annotation on a GitSync: apply a rewritten history (a force-push) whose tip starts with
+/// this commit SHA. Without it, a tip that is not a descendant of the last applied commit is
+/// refused and the last applied commit stays.
+pub const ACCEPT_REWRITE_ANNOTATION: &str = "graft.dev/accept-rewrite";
 
 /// Desired state of a GitSync.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
