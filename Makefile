@@ -50,14 +50,17 @@ fmt:
 crds:
 	$(CARGO) run -q -- crds --out-dir deploy/crds
 
-## Whole-system rollout figures on the local cluster (printed, not asserted): CloneSet in-place,
-## CloneSet ReCreate and a Deployment, 30 pods each; see bench/rollout.sh. Then the dashboard's
-## render time, SSE latency and memory per client (bench/web.sh, no cluster needed).
+## Figures on the local cluster (printed as ratios against a baseline, never asserted):
+## bench/rollout.sh: CloneSet in-place / ReCreate vs a Deployment, 30 pods each;
+## bench/prepull.sh: pre-pull of the large image vs a pod pulling it itself;
+## bench/sync.sh: Git sync of 1,000 objects, no-op resync, webhook/file-watch latency vs kubectl;
+## bench/web.sh: the dashboard's render time, SSE latency and memory per client (no cluster).
 .PHONY: bench bench-web
 bench:
 	$(CARGO) build --release --bin graft
 	bench/rollout.sh
 	bench/prepull.sh
+	bench/sync.sh
 	bench/web.sh
 
 bench-web:

@@ -202,27 +202,26 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Ctx>) -> Result<Requeue, Error> {
         })?
 }
 
-async fn sync_gitsync(gs: Arc<GitSync>, ctx: Arc<Ctx>) -> Result<Requeue, Error> {
-    let ns = gs.namespace().unwrap_or_default();
-    let name = gs.name_any();
+async fn sync_gitsync(cached: Arc<GitSync>, ctx: Arc<Ctx>) -> Result<Requeue, Error> {
+    let ns = cached.namespace().unwrap_or_default();
+    let name = cached.name_any();
     let key = format!("{ns}/{name}");
+    // The controller's cached object can predate this controller's own last status write (a
+    // file-watch or webhook trigger can arrive before the watch event of that write): with the
+    // stale status, a commit would be recorded as new a second time and lose its phases and
+    // workloads. Read the object fresh.
+    let api: Api<GitSync> = Api::namespaced(ctx.client.clone(), &ns);
+    let gs = match api.get_opt(&name).await {
+        Ok(Some(gs)) => gs,
+        Ok(None) => return Ok(Requeue::await_change()),
+        Err(source) => return Err(Error::ReadStatus { key, source }),
+    };
     let spec = gs.spec.defaulted();
     if spec.suspend == Some(true) {
         return Ok(Requeue::await_change());
     }
     let interval = spec.interval().unwrap_or(Duration::from_secs(60));
-    // The controller's cached object can predate this controller's own last status write (a
-    // file-watch or webhook trigger can arrive before the watch event of that write): with the
-    // stale status, a commit would be recorded as new a second time and lose its phases and
-    // workloads. Read the status fresh.
-    let fresh = Api::<GitSync>::namespaced(ctx.client.clone(), &ns)
-        .get_status(&name)
-        .await
-        .map_err(|source| Error::ReadStatus {
-            key: key.clone(),
-            source,
-        })?;
-    let mut status = fresh.status.unwrap_or_default();
+    let mut status = gs.status.clone().unwrap_or_default();
     status.observed_generation = gs.metadata.generation.unwrap_or(0);
     let owner = Owner {
         namespace: ns.clone(),

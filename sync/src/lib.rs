@@ -20,6 +20,7 @@ pub mod gitsync;
 pub mod health;
 pub mod object;
 pub mod plan;
+pub mod prepull;
 pub mod render;
 pub mod run;
 pub mod watch;
