@@ -112,11 +112,17 @@ pub fn plan(
 
 /// Where a workload's pods will run: the nodes of its current pods, or all nodes it may use.
 fn target(r: &ObjectRef, desired: &Value, live: Option<&Value>) -> Value {
-    let replicas = |o: &Value| o.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
+    let replicas = |o: &Value| {
+        o.pointer("/spec/replicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(1)
+    };
     let scaling_up = live.is_some_and(|l| replicas(desired) > replicas(l));
     let selector = desired.pointer("/spec/selector").filter(|s| {
-        s.get("matchLabels").is_some_and(|m| m.as_object().is_some_and(|m| !m.is_empty()))
-            || s.get("matchExpressions").is_some_and(|m| m.as_array().is_some_and(|m| !m.is_empty()))
+        s.get("matchLabels")
+            .is_some_and(|m| m.as_object().is_some_and(|m| !m.is_empty()))
+            || s.get("matchExpressions")
+                .is_some_and(|m| m.as_array().is_some_and(|m| !m.is_empty()))
     });
     let pods_decide = live.is_some()
         && !scaling_up
@@ -153,7 +159,10 @@ fn job(
         "prepull-{short}-{:08x}",
         fnv1a(&format!("{}/{}/{}/{image}", r.kind, r.name, commit))
     );
-    let namespace = r.namespace.clone().unwrap_or_else(|| owner.namespace.clone());
+    let namespace = r
+        .namespace
+        .clone()
+        .unwrap_or_else(|| owner.namespace.clone());
     let pull_secrets: Vec<Value> = desired
         .pointer("/spec/template/spec/imagePullSecrets")
         .and_then(Value::as_array)
@@ -196,7 +205,9 @@ fn job(
 
 /// FNV-1a, for short stable job names.
 fn fnv1a(s: &str) -> u32 {
-    s.bytes().fold(0x811c_9dc5, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+    s.bytes().fold(0x811c_9dc5, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
 }
 
 /// How far a commit's pre-pull jobs are, from their statuses.
@@ -222,7 +233,10 @@ impl Progress {
             jobs: jobs.len(),
             finished: jobs
                 .iter()
-                .filter(|j| j.pointer("/status/completionTime").is_some_and(|t| !t.is_null()))
+                .filter(|j| {
+                    j.pointer("/status/completionTime")
+                        .is_some_and(|t| !t.is_null())
+                })
                 .count(),
             succeeded: jobs.iter().map(|j| int(j, "/status/succeeded")).sum(),
             failed: jobs.iter().map(|j| int(j, "/status/failed")).sum(),
@@ -288,7 +302,11 @@ mod tests {
         let pulls = plan(
             &owner(),
             "0123456789abcdef",
-            &[(w.clone(), cloneset("app:v2", 3), Some(cloneset("app:v1", 3)))],
+            &[(
+                w.clone(),
+                cloneset("app:v2", 3),
+                Some(cloneset("app:v1", 3)),
+            )],
             SETTINGS,
         );
         assert_eq!(pulls.len(), 1, "{pulls:?}");
@@ -298,12 +316,26 @@ mod tests {
         let job = &p.job;
         assert_eq!(job["metadata"]["namespace"], "team");
         assert_eq!(job["metadata"]["labels"]["graft.dev/sync"], "team.app");
-        assert_eq!(job["metadata"]["annotations"]["graft.dev/commit"], "0123456789abcdef");
-        assert!(job["metadata"]["name"].as_str().unwrap().starts_with("prepull-0123456-"));
-        assert_eq!(job["spec"]["podSelector"], json!({"matchLabels": {"app": "web"}}));
+        assert_eq!(
+            job["metadata"]["annotations"]["graft.dev/commit"],
+            "0123456789abcdef"
+        );
+        assert!(
+            job["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("prepull-0123456-")
+        );
+        assert_eq!(
+            job["spec"]["podSelector"],
+            json!({"matchLabels": {"app": "web"}})
+        );
         assert!(job["spec"].get("selector").is_none());
         assert_eq!(job["spec"]["parallelism"], 2);
-        assert_eq!(job["spec"]["completionPolicy"]["activeDeadlineSeconds"], 300);
+        assert_eq!(
+            job["spec"]["completionPolicy"]["activeDeadlineSeconds"],
+            300
+        );
         assert_eq!(job["spec"]["pullSecrets"], json!(["regcred"]));
     }
 
@@ -329,7 +361,12 @@ mod tests {
     #[test]
     fn new_workloads_scale_ups_and_daemonsets_pull_on_the_nodes_they_may_use() {
         let w = r("apps.kruise.io", "CloneSet", "web");
-        let new = plan(&owner(), "abc", &[(w.clone(), cloneset("app:v2", 3), None)], SETTINGS);
+        let new = plan(
+            &owner(),
+            "abc",
+            &[(w.clone(), cloneset("app:v2", 3), None)],
+            SETTINGS,
+        );
         assert_eq!(
             new.iter().map(|p| p.image.as_str()).collect::<Vec<_>>(),
             ["app:v2", "busybox:1"],
@@ -340,8 +377,16 @@ mod tests {
 
         let mut bigger = cloneset("app:v2", 6);
         bigger["spec"]["template"]["spec"]["nodeSelector"] = json!({"pool": "web"});
-        let up = plan(&owner(), "abc", &[(w, bigger, Some(cloneset("app:v1", 3)))], SETTINGS);
-        assert_eq!(up[0].job["spec"]["selector"], json!({"matchLabels": {"pool": "web"}}));
+        let up = plan(
+            &owner(),
+            "abc",
+            &[(w, bigger, Some(cloneset("app:v1", 3)))],
+            SETTINGS,
+        );
+        assert_eq!(
+            up[0].job["spec"]["selector"],
+            json!({"matchLabels": {"pool": "web"}})
+        );
 
         let ds = r("apps", "DaemonSet", "agent");
         let mut desired = cloneset("agent:v2", 1);
@@ -362,9 +407,17 @@ mod tests {
             json!({"spec": {"selector": {"matchLabels": {"app": "web"}},
                             "containers": [{"name": "log", "image": image}]}})
         };
-        let pulls = plan(&owner(), "abc", &[(s, sidecar("log:v2"), Some(sidecar("log:v1")))], SETTINGS);
+        let pulls = plan(
+            &owner(),
+            "abc",
+            &[(s, sidecar("log:v2"), Some(sidecar("log:v1")))],
+            SETTINGS,
+        );
         assert_eq!(pulls.len(), 1);
-        assert_eq!(pulls[0].job["metadata"]["namespace"], "team", "the GitSync's namespace");
+        assert_eq!(
+            pulls[0].job["metadata"]["namespace"], "team",
+            "the GitSync's namespace"
+        );
         assert!(pulls[0].job["spec"].get("podSelector").is_none());
     }
 
