@@ -648,6 +648,7 @@ async fn bad_sources_fail_in_status_and_keep_the_last_good_commit() {
     .await;
 
     // Wrong credentials: the fetch fails with an authentication error, the secret unseen.
+    let refused_before = server.refused();
     gitsyncs
         .patch(
             "app",
@@ -656,7 +657,6 @@ async fn bad_sources_fail_in_status_and_keep_the_last_good_commit() {
         )
         .await
         .expect("switch secret");
-    let refused_before = server.refused();
     repo.commit(
         "good but unreachable: blue",
         &[("settings.yaml", settings("blue"))],
