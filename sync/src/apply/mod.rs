@@ -469,7 +469,9 @@ impl Applier {
     }
 
     /// Makes graft the owner of what other managers changed: replaces the live object's
-    /// managed fields (only if it is still at the version that was read).
+    /// managed fields, only if it is still at the version the fields were computed from. A
+    /// busy object (a controller writing its status) moves on in between: read it again and
+    /// retry, a few times.
     async fn take_over_fields(
         &self,
         o: &PlannedObject,
@@ -477,20 +479,48 @@ impl Applier {
         take: &TakeOver,
         requests: &AtomicUsize,
     ) -> Result<(), kube::Error> {
-        // A merge patch replaces the list whole; its resourceVersion is a precondition.
-        let patch = serde_json::json!({"metadata": {
-            "resourceVersion": take.resource_version,
-            "managedFields": take.managed_fields,
-        }});
-        requests.fetch_add(1, Ordering::Relaxed);
-        self.api(&o.reference, resource)
-            .patch(
-                &o.reference.name,
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
-            .await
-            .map(|_| ())
+        let api = self.api(&o.reference, resource);
+        let (mut version, mut fields) =
+            (take.resource_version.clone(), take.managed_fields.clone());
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            // A merge patch replaces the list whole; its resourceVersion is a precondition.
+            let patch = serde_json::json!({"metadata": {
+                "resourceVersion": version,
+                "managedFields": fields,
+            }});
+            requests.fetch_add(1, Ordering::Relaxed);
+            match api
+                .patch(
+                    &o.reference.name,
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(kube::Error::Api(e)) if e.code == 409 && attempt < 5 => {
+                    requests.fetch_add(1, Ordering::Relaxed);
+                    let Some(live) = api.get_opt(&o.reference.name).await? else {
+                        return Ok(());
+                    };
+                    let live = serde_json::to_value(live).map_err(kube::Error::SerdeError)?;
+                    let editors =
+                        foreign_editors(&live, &self.field_manager, &self.override_managers);
+                    if editors.is_empty() {
+                        return Ok(());
+                    }
+                    fields = drift::take_over(&live, &self.field_manager, &editors);
+                    version = live
+                        .pointer("/metadata/resourceVersion")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string();
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Deletes one object: `Ok(true)` when deleted, `Ok(false)` when already gone.
