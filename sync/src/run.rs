@@ -223,6 +223,8 @@ impl Engine {
 
     /// Fetch the source's reference and read its manifests; refuses a rewritten history
     /// (force-push) relative to `last_applied` unless the new tip starts with `accept_rewrite`.
+    // The blocking closure returns the same (large) error type as the function.
+    #[allow(clippy::result_large_err)]
     pub async fn fetch(
         &self,
         source: &Source,
