@@ -12,6 +12,7 @@ pub mod events;
 pub mod expectations;
 pub mod imagepull;
 pub mod inplace;
+pub mod leader;
 pub mod metrics;
 pub mod nodeimage;
 pub mod revision;
