@@ -33,7 +33,7 @@ cluster-down:
 	$(CLUSTER) down
 
 test-integration: browser
-	@eval "$$($(CLUSTER) env)" && eval "$$(deploy/local/browser env)" && $(CARGO) test --features cluster-tests --test local_cluster --test crds_on_cluster --test cloneset --test sync_apply --test sync_cli --test gitsync --test nodeagent_cri --test crr --test imagepull --test nodeagent_rbac --test web -- --test-threads=4 \
+	@eval "$$($(CLUSTER) env)" && eval "$$(deploy/local/browser env)" && $(CARGO) test --features cluster-tests --test local_cluster --test crds_on_cluster --test cloneset --test sync_apply --test sync_cli --test gitsync --test nodeagent_cri --test crr --test imagepull --test nodeagent_rbac --test helm_chart --test e2e_install --test web -- --test-threads=4 \
 	  || { echo "integration tests failed; component logs: /var/log/graft-local/"; exit 1; }
 
 test-cluster-down:
@@ -46,9 +46,16 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-## Regenerate deploy/crds/ from the types in api/.
+## Regenerate deploy/crds/ (and the chart's copy) from the types in api/.
 crds:
 	$(CARGO) run -q -- crds --out-dir deploy/crds
+	$(CARGO) run -q -- crds --out-dir deploy/helm/graft/crds
+
+## Regenerate the plain manifests (deploy/manifests/graft.yaml) from the Helm chart; tests/helm_chart.rs
+## fails when they are stale. helm is built once from the Go module proxy (deploy/helm/build-helm.sh).
+.PHONY: manifests
+manifests:
+	deploy/helm/manifests.sh > deploy/manifests/graft.yaml.tmp && mv deploy/manifests/graft.yaml.tmp deploy/manifests/graft.yaml
 
 ## Figures on the local cluster (printed as ratios against a baseline, never asserted):
 ## bench/rollout.sh: CloneSet in-place / ReCreate vs a Deployment, 30 pods each;

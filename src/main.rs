@@ -1,5 +1,7 @@
 //! The `graft` binary: command-line wiring only; every decision lives in the library crates.
 
+mod run;
+
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -35,8 +37,64 @@ enum Command {
     Nodeagent(NodeagentArgs),
     /// Serve the dashboard: per-commit rollout progress of every GitSync, live (read-only).
     Web(WebArgs),
+    /// Run the manager of an installation: the controllers, the GitSync controller (with push
+    /// webhooks) and the dashboard in one process, with leader election among replicas.
+    Run(Box<RunArgs>),
     /// Print graft's version and the Kubernetes API version it is built against.
     Version,
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    #[command(flatten)]
+    controllers: ControllersArgs,
+    /// Address of the dashboard, `POST /hook`, `/healthz` and `/readyz` (served by every
+    /// replica; `/metrics` is on --metrics-addr, leader only).
+    #[arg(long, env = "GRAFT_ADDR", default_value = "127.0.0.1:8090")]
+    addr: std::net::SocketAddr,
+    /// Where the sync's bare Git caches are kept.
+    #[arg(long, env = "GRAFT_GIT_CACHE", default_value = "/var/cache/graft/git")]
+    cache_dir: PathBuf,
+    /// Shared secret of push webhooks (HMAC key, or GitLab token); without it, no `/hook`.
+    #[arg(long, env = "GRAFT_WEBHOOK_SECRET", hide_env_values = true)]
+    webhook_secret: Option<String>,
+    /// Do not serve the dashboard.
+    #[arg(long, env = "GRAFT_NO_DASHBOARD")]
+    no_dashboard: bool,
+    /// Bearer token of the dashboard (browsers: open /?token=<token> once). Never logged.
+    #[arg(long, env = "GRAFT_WEB_TOKEN", hide_env_values = true)]
+    dashboard_token: Option<String>,
+    /// Lead without a Lease (only for a single replica).
+    #[arg(long, env = "GRAFT_NO_LEADER_ELECTION")]
+    no_leader_election: bool,
+    /// Name of the leader election Lease.
+    #[arg(long, env = "GRAFT_LEASE_NAME", default_value = "graft-manager")]
+    lease_name: String,
+    /// Namespace of the Lease (the manager's own namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "graft-system")]
+    lease_namespace: String,
+    /// This replica's identity in the Lease (default: the pod name, else the host name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Seconds the Lease stays valid after a renewal: how long a standby waits for a leader
+    /// that died without releasing it.
+    #[arg(long, env = "GRAFT_LEASE_DURATION_SECONDS", default_value_t = 15)]
+    lease_duration_seconds: u64,
+    /// Seconds before expiry at which the leader renews the Lease.
+    #[arg(long, env = "GRAFT_LEASE_GRACE_SECONDS", default_value_t = 5)]
+    lease_grace_seconds: u64,
+    /// Also run the node agent in this process (single-node installs; the leader only).
+    #[arg(long, env = "GRAFT_WITH_NODEAGENT")]
+    with_nodeagent: bool,
+    /// With --with-nodeagent: the node this process runs on.
+    #[arg(long, env = "NODE_NAME", required_if_eq("with_nodeagent", "true"))]
+    node_name: Option<String>,
+    /// With --with-nodeagent: CRI socket (default: probe the usual ones).
+    #[arg(long, env = "GRAFT_NODEAGENT_CRI_SOCKET")]
+    cri_socket: Option<String>,
+    /// With --with-nodeagent: most image pulls at once on this node (0 = unlimited).
+    #[arg(long, env = "GRAFT_MAX_CONCURRENT_PULLS", default_value_t = 2)]
+    max_concurrent_pulls: usize,
 }
 
 #[derive(clap::Args, Debug)]
@@ -155,7 +213,7 @@ struct ControllersArgs {
     #[arg(long, env = "GRAFT_EXPECTATION_TIMEOUT_SECONDS", default_value_t = 300)]
     expectation_timeout_seconds: u64,
     /// Watch and act in this namespace only (default: all namespaces).
-    #[arg(long, env = "GRAFT_NAMESPACE")]
+    #[arg(long, env = "GRAFT_NAMESPACE", alias = "watch-namespace")]
     namespace: Option<String>,
     /// Run the cluster-wide NodeImage manager (default: on without --namespace, off with it).
     #[arg(long, env = "GRAFT_NODEIMAGE_MANAGER")]
@@ -194,6 +252,7 @@ fn main() -> anyhow::Result<()> {
         Command::Sync(args) => sync(*args),
         Command::Nodeagent(args) => nodeagent(args),
         Command::Web(args) => web(args),
+        Command::Run(args) => run_manager(*args),
         Command::Version => {
             println!("graft {}", env!("CARGO_PKG_VERSION"));
             println!("kubernetes api {KUBERNETES_API}");
@@ -223,26 +282,84 @@ fn controllers(args: ControllersArgs) -> anyhow::Result<()> {
         let client = kube::Client::try_default()
             .await
             .context("connecting to the cluster (KUBECONFIG or in-cluster config)")?;
-        let opts = graft_controllers::runtime::Options {
-            metrics_addr: args.metrics_addr,
-            cloneset_workers: args.cloneset_workers,
-            expectation_timeout: std::time::Duration::from_secs(args.expectation_timeout_seconds),
-            instance: std::env::var("POD_NAME")
-                .or_else(|_| std::env::var("HOSTNAME"))
-                .unwrap_or_else(|_| "graft".to_string()),
-            nodeimage_manager: args.nodeimage_manager.unwrap_or(args.namespace.is_none()),
-            namespace: args.namespace,
-            nodeimage_creation_delay: std::time::Duration::from_secs(
-                args.nodeimage_creation_delay_seconds,
-            ),
-            nodeimage_response_timeout: std::time::Duration::from_secs(
-                args.nodeimage_response_timeout_seconds,
-            ),
-            pull_secrets_namespace: args.pull_secrets_namespace,
-        };
+        let opts = controllers_options(args);
         graft_controllers::runtime::run(client, opts)
             .await
             .context("running the controllers")
+    })
+}
+
+fn controllers_options(args: ControllersArgs) -> graft_controllers::runtime::Options {
+    graft_controllers::runtime::Options {
+        metrics_addr: args.metrics_addr,
+        cloneset_workers: args.cloneset_workers,
+        expectation_timeout: std::time::Duration::from_secs(args.expectation_timeout_seconds),
+        instance: std::env::var("POD_NAME")
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .unwrap_or_else(|_| "graft".to_string()),
+        nodeimage_manager: args.nodeimage_manager.unwrap_or(args.namespace.is_none()),
+        namespace: args.namespace,
+        nodeimage_creation_delay: std::time::Duration::from_secs(
+            args.nodeimage_creation_delay_seconds,
+        ),
+        nodeimage_response_timeout: std::time::Duration::from_secs(
+            args.nodeimage_response_timeout_seconds,
+        ),
+        pull_secrets_namespace: args.pull_secrets_namespace,
+    }
+}
+
+fn run_manager(args: RunArgs) -> anyhow::Result<()> {
+    init_tracing(&args.controllers.log_format);
+    let identity = args
+        .identity
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "graft".to_string());
+    let leader = (!args.no_leader_election).then(|| graft_controllers::leader::Options {
+        lease_name: args.lease_name,
+        namespace: args.lease_namespace,
+        identity,
+        duration_seconds: args.lease_duration_seconds,
+        grace_seconds: args.lease_grace_seconds,
+    });
+    let pull_secrets_namespace = args.controllers.pull_secrets_namespace.clone();
+    let crr_namespace = args.controllers.namespace.clone();
+    let nodeagent = match (args.with_nodeagent, args.node_name) {
+        (false, _) => None,
+        (true, None) => anyhow::bail!("--with-nodeagent needs --node-name (or NODE_NAME)"),
+        (true, Some(node_name)) => Some(run::NodeAgent {
+            cri_socket: args.cri_socket,
+            opts: graft_nodeagent::agent::Options {
+                node_name,
+                max_concurrent_pulls: args.max_concurrent_pulls,
+                pull_secrets_namespace,
+                crr_namespace,
+                only_crr: false,
+            },
+        }),
+    };
+    let opts = run::Options {
+        addr: args.addr,
+        controllers: controllers_options(args.controllers),
+        cache_dir: args.cache_dir,
+        webhook_secret: args
+            .webhook_secret
+            .filter(|s| !s.is_empty())
+            .map(String::into_bytes),
+        dashboard: !args.no_dashboard,
+        dashboard_token: args.dashboard_token.filter(|t| !t.is_empty()),
+        leader,
+        nodeagent,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let client = kube::Client::try_default()
+            .await
+            .context("connecting to the cluster (KUBECONFIG or in-cluster config)")?;
+        run::run(client, opts).await
     })
 }
 

@@ -14,6 +14,7 @@
 //! Every comparison is constant-time.
 
 mod payload;
+pub mod receiver;
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};

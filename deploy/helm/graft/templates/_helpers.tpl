@@ -1,0 +1,95 @@
+{{/* Base name of every object; cluster-scoped objects carry it too, so two releases never clash. */}}
+{{- define "graft.fullname" -}}
+{{- if contains "graft" .Release.Name -}}
+{{- .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-graft" .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "graft.labels" -}}
+app.kubernetes.io/name: graft
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "graft.selector" -}}
+app.kubernetes.io/name: graft
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "graft.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+
+{{- define "graft.pullSecretsNamespace" -}}
+{{ .Values.manager.pullSecretsNamespace | default .Release.Namespace }}
+{{- end -}}
+
+{{- define "graft.nodeImageManager" -}}
+{{- if kindIs "bool" .Values.manager.nodeImageManager -}}
+{{ .Values.manager.nodeImageManager }}
+{{- else -}}
+{{ empty .Values.manager.watchNamespace }}
+{{- end -}}
+{{- end -}}
+
+{{- define "graft.webhookSecretName" -}}
+{{ .Values.webhook.existingSecret | default (printf "%s-webhook" (include "graft.fullname" .)) }}
+{{- end -}}
+
+{{- define "graft.dashboardSecretName" -}}
+{{ .Values.dashboard.existingSecret | default (printf "%s-dashboard" (include "graft.fullname" .)) }}
+{{- end -}}
+
+{{/* Namespaced rules of the manager: controllers, GitSync controller, dashboard. */}}
+{{- define "graft.managerNamespacedRules" -}}
+# CloneSet, ContainerRecreateRequest, ImagePullJob controllers; the dashboard reads the
+# Advanced StatefulSets and SidecarSets too.
+- apiGroups: [apps.kruise.io]
+  resources: [clonesets, containerrecreaterequests, imagepulljobs, statefulsets, sidecarsets]
+  verbs: [get, list, watch, create, update, patch, delete]
+- apiGroups: [apps.kruise.io]
+  resources: [clonesets/status, containerrecreaterequests/status, imagepulljobs/status, clonesets/finalizers]
+  verbs: [get, update, patch]
+# Pods of CloneSets: created, deleted, patched in place, readiness gates in their status.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch, create, update, patch, delete]
+- apiGroups: [""]
+  resources: [pods/status]
+  verbs: [get, update, patch]
+# CloneSet volumeClaimTemplates.
+- apiGroups: [""]
+  resources: [persistentvolumeclaims]
+  verbs: [get, list, watch, create, update, patch, delete]
+# Revisions of CloneSets.
+- apiGroups: [apps]
+  resources: [controllerrevisions]
+  verbs: [get, list, watch, create, update, patch, delete]
+# The dashboard follows the workloads the sync applies.
+- apiGroups: [apps]
+  resources: [deployments, statefulsets, daemonsets]
+  verbs: [get, list, watch]
+# Events: written by the controllers, read by the dashboard.
+- apiGroups: ["", events.k8s.io]
+  resources: [events]
+  verbs: [get, list, watch, create, update, patch]
+# GitSync credentials and ImagePullJob pull secrets (read where they are).
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get, list, watch]
+# The sync's state ConfigMaps.
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get, list, watch, create, update, patch, delete]
+# GitSyncs: the controller writes their status; webhooks annotate them.
+- apiGroups: [graft.dev]
+  resources: [gitsyncs]
+  verbs: [get, list, watch, update, patch]
+- apiGroups: [graft.dev]
+  resources: [gitsyncs/status]
+  verbs: [get, update, patch]
+{{- end -}}

@@ -1,0 +1,207 @@
+//! `graft run`: the manager process of an installation, wiring only.
+//!
+//! Every replica serves the front port: the dashboard, the push webhook receiver
+//! (`graft_sync::webhook::receiver`, which stamps the GitSyncs a push concerns so the leader's
+//! watch syncs them: a webhook reaching a standby is not lost), `/healthz` and `/readyz`.
+//! Only the replica holding the Lease (`graft_controllers::leader`) runs the controllers, the
+//! GitSync controller and, when asked, the in-process node agent.
+//!
+//! Leadership is never handed back inside a process: a replica that loses the Lease exits
+//! (non-zero) and its Deployment restarts it as a standby. Dropping the controllers' futures
+//! would not stop a GitSync sync already running on a blocking thread, and a fresh process
+//! starts from clean caches. On SIGTERM the leader releases the Lease before exiting so the
+//! standby takes over at once; a leader that dies without releasing is replaced once the Lease
+//! expires (`lease_duration_seconds`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+
+/// What the in-process node agent needs (`--with-nodeagent`).
+pub struct NodeAgent {
+    /// CRI socket, or `None` to probe the usual ones.
+    pub cri_socket: Option<String>,
+    /// The agent's options.
+    pub opts: graft_nodeagent::agent::Options,
+}
+
+/// Options of `graft run`.
+pub struct Options {
+    /// Front port: dashboard, `/hook`, `/healthz`, `/readyz` (every replica).
+    pub addr: SocketAddr,
+    /// The controllers (their `metrics_addr` serves `/metrics` on the leader only).
+    pub controllers: graft_controllers::runtime::Options,
+    /// The sync's bare Git caches.
+    pub cache_dir: PathBuf,
+    /// Shared secret of push webhooks; `None`: no `/hook`.
+    pub webhook_secret: Option<Vec<u8>>,
+    /// Serve the dashboard on the front port.
+    pub dashboard: bool,
+    /// Bearer token of the dashboard.
+    pub dashboard_token: Option<String>,
+    /// Leader election; `None`: this process always leads (a single replica).
+    pub leader: Option<graft_controllers::leader::Options>,
+    /// Run a node agent for this node in-process (single-node installs).
+    pub nodeagent: Option<NodeAgent>,
+}
+
+const STARTING: u8 = 0;
+const STANDBY: u8 = 1;
+const LEADER: u8 = 2;
+
+/// Runs the manager until SIGTERM/ctrl-c (Ok) or until it loses the Lease (Err).
+pub async fn run(client: kube::Client, opts: Options) -> anyhow::Result<()> {
+    let role = Arc::new(AtomicU8::new(STARTING));
+    let front = front(&client, &opts, role.clone()).await?;
+    let listener = tokio::net::TcpListener::bind(opts.addr)
+        .await
+        .with_context(|| format!("listening on {}", opts.addr))?;
+    tracing::info!(addr = %opts.addr, dashboard = opts.dashboard, webhooks = opts.webhook_secret.is_some(), "serving /healthz, /readyz");
+    let server = async move { axum::serve(listener, front).await };
+    tokio::pin!(server);
+
+    let elector = match &opts.leader {
+        None => None,
+        Some(lo) => {
+            let elector = graft_controllers::leader::Elector::new(client.clone(), lo)
+                .await
+                .context("setting up leader election")?;
+            role.store(STANDBY, Ordering::Release);
+            tracing::info!(lease = %format!("{}/{}", lo.namespace, lo.lease_name), identity = %lo.identity, "standby: waiting for the lease");
+            tokio::select! {
+                _ = elector.acquire() => {}
+                r = &mut server => return r.context("front server stopped"),
+                _ = shutdown_signal() => { tracing::info!("shutting down (standby)"); return Ok(()); }
+            }
+            Some(elector)
+        }
+    };
+    role.store(LEADER, Ordering::Release);
+    tracing::info!("leading: starting the controllers and the GitSync controller");
+
+    let work = leader_work(client.clone(), &opts);
+    let lost = async {
+        match &elector {
+            Some(e) => e.hold().await,
+            None => futures::future::pending().await,
+        }
+    };
+    let outcome = tokio::select! {
+        biased;
+        _ = shutdown_signal() => Ok(()),
+        _ = lost => Err(anyhow::anyhow!("lost the leader lease; exiting so this replica restarts as a standby")),
+        // The controllers stop by themselves on SIGTERM too (kube-runtime's shutdown_on_signal),
+        // and may see it first: stopping without an error is a shutdown.
+        r = work => r,
+        r = &mut server => Err(r.err().map(anyhow::Error::from).unwrap_or_else(|| anyhow::anyhow!("front server stopped"))),
+    };
+    if let Some(e) = &elector {
+        e.release().await;
+    }
+    if outcome.is_ok() {
+        tracing::info!("shutting down (leader): lease released");
+    }
+    outcome
+}
+
+/// The routes of the front port.
+async fn front(
+    client: &kube::Client,
+    opts: &Options,
+    role: Arc<AtomicU8>,
+) -> anyhow::Result<axum::Router> {
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    let namespace = opts.controllers.namespace.clone();
+    let mut app = axum::Router::new().route(
+        "/readyz",
+        get(move || {
+            let role = role.clone();
+            async move {
+                match role.load(Ordering::Acquire) {
+                    LEADER => (StatusCode::OK, "ok: leader\n"),
+                    STANDBY => (StatusCode::OK, "ok: standby\n"),
+                    _ => (StatusCode::SERVICE_UNAVAILABLE, "starting\n"),
+                }
+            }
+        }),
+    );
+    if let Some(secret) = &opts.webhook_secret {
+        app = app.merge(graft_sync::webhook::receiver::router(
+            client.clone(),
+            namespace.clone(),
+            Arc::new(secret.clone()),
+        ));
+    }
+    if opts.dashboard {
+        let cache =
+            graft_web::cache::Cache::start(client.clone(), namespace, Duration::from_secs(15))
+                .await;
+        // The dashboard's router brings `/healthz`.
+        app = app.merge(graft_web::router(
+            Arc::new(cache),
+            opts.dashboard_token.clone(),
+            Some(opts.cache_dir.clone()),
+        ));
+    } else {
+        app = app.route("/healthz", get(|| async { "ok\n" }));
+    }
+    Ok(app)
+}
+
+/// What only the leader runs; returns when one of them stops.
+async fn leader_work(client: kube::Client, opts: &Options) -> anyhow::Result<()> {
+    let controllers = graft_controllers::runtime::run(client.clone(), opts.controllers.clone());
+    let sync = graft_sync::gitsync::run(
+        client.clone(),
+        opts.cache_dir.clone(),
+        opts.controllers.namespace.clone(),
+        None,
+    );
+    let agent = async {
+        match &opts.nodeagent {
+            None => futures::future::pending::<anyhow::Result<()>>().await,
+            Some(na) => {
+                let cri = graft_nodeagent::cri::CriClient::detect(
+                    na.cri_socket.as_deref(),
+                    graft_nodeagent::cri::Timeouts::default(),
+                )
+                .await
+                .context("in-process node agent: connecting to the container runtime")?;
+                graft_nodeagent::agent::run(
+                    client.clone(),
+                    cri,
+                    na.opts.clone(),
+                    futures::future::pending::<()>(),
+                )
+                .await
+                .context("in-process node agent")
+            }
+        }
+    };
+    tokio::select! {
+        r = controllers => r.context("controllers"),
+        r = sync => r.context("GitSync controller"),
+        r = agent => r,
+    }
+}
+
+/// SIGTERM (the kubelet) or ctrl-c.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => futures::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
