@@ -1,1 +1,488 @@
-//! placeholder
+//! graft installed the way a user installs it: graft's image built from this test run's binary
+//! and pushed to the local registry, the Helm chart installed into a test namespace (scoped to
+//! it: `manager.watchNamespace`, no NodeImage manager, the agent's CRR executor limited to it),
+//! a GitSync following a repository served to the pods by `git daemon`, a commit applied and
+//! Healthy; then the leader is killed during a CloneSet rollout and the standby finishes it
+//! without ever violating maxUnavailable; `helm uninstall` leaves the CRDs and the user's
+//! CloneSet in place.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use graft_api::apps::v1alpha1::CloneSet;
+use graft_api::graft::gitsync::{CommitPhase, GitSync};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::rbac::v1::ClusterRole;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Api;
+use kube::api::{DeleteParams, PostParams};
+use serde_json::json;
+use support::{
+    GitRepo, PodState, PodWatcher, TestNamespace, client, host_ip, image, install_crds, registry,
+    wait_for,
+};
+
+const REPLICAS: usize = 4;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn helm() -> PathBuf {
+    PathBuf::from(run(&mut Command::new(root().join("deploy/helm/build-helm.sh"))).trim())
+}
+
+/// Builds graft's image from this test run's binary (stripped) and returns its tag.
+fn build_image() -> String {
+    let dir = std::env::temp_dir().join(format!("graft-e2e-image-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("image dir");
+    let bin = dir.join("graft");
+    run(Command::new("strip")
+        .arg("-o")
+        .arg(&bin)
+        .arg(env!("CARGO_BIN_EXE_graft")));
+    let sum = run(Command::new("sha256sum").arg(&bin));
+    let tag = format!("e2e-{}", &sum[..12]);
+    run(Command::new(root().join("deploy/local/images"))
+        .args(["graft"])
+        .arg(&bin)
+        .arg(&tag));
+    let _ = std::fs::remove_dir_all(&dir);
+    tag
+}
+
+/// `git daemon` serving one repository to the pods (on the host address they reach).
+struct GitDaemon {
+    child: std::process::Child,
+    url: String,
+}
+
+impl GitDaemon {
+    fn start(repo: &GitRepo) -> GitDaemon {
+        let host = host_ip();
+        let port = std::net::TcpListener::bind((host.as_str(), 0))
+            .and_then(|l| l.local_addr())
+            .expect("a free port on the host address")
+            .port();
+        let base = repo.dir.parent().expect("repo parent");
+        let name = repo.dir.file_name().expect("repo name").to_string_lossy();
+        // git-daemon itself (not the `git daemon` wrapper) so that killing it stops the server;
+        // the repository is the test's, owned by whoever runs the test.
+        let exec_path = run(Command::new("git").arg("--exec-path"));
+        let child = Command::new(Path::new(exec_path.trim()).join("git-daemon"))
+            .env("GIT_CONFIG_PARAMETERS", "'safe.directory'='*'")
+            .args(["--reuseaddr", "--export-all"])
+            .arg(format!("--listen={host}"))
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", base.display()))
+            .arg(&repo.dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting git daemon");
+        let url = format!("git://{host}:{port}/{name}");
+        // Ready once it accepts connections.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect((host.as_str(), port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "git daemon did not listen on {host}:{port}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        GitDaemon { child, url }
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The installed release; uninstalled when dropped (also when the test fails, so its
+/// cluster-scoped RBAC never outlives the test), after printing the managers' logs on failure.
+struct Release {
+    helm: PathBuf,
+    name: String,
+    namespace: String,
+    uninstalled: bool,
+}
+
+impl Release {
+    fn uninstall(&mut self) {
+        self.uninstalled = true;
+        run(Command::new(&self.helm)
+            .args([
+                "uninstall",
+                &self.name,
+                "--namespace",
+                &self.namespace,
+                "--wait",
+            ])
+            .args(["--timeout", "60s"]));
+    }
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for c in ["manager", "nodeagent"] {
+                let out = Command::new("kubectl")
+                    .args(["logs", "-n", &self.namespace, "--tail=60", "--prefix"])
+                    .arg(format!("-lapp.kubernetes.io/component={c}"))
+                    .output();
+                if let Ok(o) = out {
+                    eprintln!("--- {c} logs ---\n{}", String::from_utf8_lossy(&o.stdout));
+                }
+            }
+        }
+        if !self.uninstalled {
+            let _ = Command::new(&self.helm)
+                .args([
+                    "uninstall",
+                    &self.name,
+                    "--namespace",
+                    &self.namespace,
+                    "--wait",
+                ])
+                .output();
+        }
+    }
+}
+
+fn cloneset(tag: &str) -> String {
+    format!(
+        "apiVersion: apps.kruise.io/v1alpha1
+kind: CloneSet
+metadata:
+  name: web
+spec:
+  replicas: {REPLICAS}
+  minReadySeconds: 3
+  selector:
+    matchLabels: {{app: web}}
+  updateStrategy: {{type: InPlaceIfPossible, maxUnavailable: 1}}
+  template:
+    metadata:
+      labels: {{app: web}}
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+      - name: app
+        image: {}
+        imagePullPolicy: IfNotPresent
+        readinessProbe:
+          httpGet: {{path: /readyz, port: 8080}}
+          periodSeconds: 1
+",
+        image(&format!("app:{tag}"))
+    )
+}
+
+fn phase(gs: &GitSync, sha: &str) -> Option<CommitPhase> {
+    gs.status
+        .as_ref()?
+        .history
+        .as_ref()?
+        .iter()
+        .find(|h| h.sha == sha)
+        .map(|h| h.phase.clone())
+}
+
+/// Most pods unavailable at once over the recorded history (judged once all were seen).
+fn worst_unavailable(history: &[PodState]) -> usize {
+    let mut current: BTreeMap<String, PodState> = BTreeMap::new();
+    let (mut worst, mut listed) = (0, false);
+    for s in history {
+        if s.deleted {
+            current.remove(&s.uid);
+        } else {
+            current.insert(s.uid.clone(), s.clone());
+        }
+        listed |= current.len() >= REPLICAS;
+        if listed {
+            let available = current.values().filter(|p| p.ready && !p.deleting).count();
+            worst = worst.max(REPLICAS.saturating_sub(available));
+        }
+    }
+    worst
+}
+
+/// GET `path` on a pod's front port through the API server's pod proxy.
+fn pod_get(ns: &str, pod: &str, path: &str) -> Result<String, String> {
+    let out = Command::new("kubectl")
+        .args(["get", "--raw"])
+        .arg(format!(
+            "/api/v1/namespaces/{ns}/pods/{pod}:8090/proxy{path}"
+        ))
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+async fn holder(leases: &Api<Lease>, name: &str) -> Option<String> {
+    leases
+        .get_opt(name)
+        .await
+        .ok()
+        .flatten()?
+        .spec?
+        .holder_identity
+        .filter(|h| !h.is_empty())
+}
+
+#[tokio::test]
+async fn installed_by_the_chart_graft_syncs_survives_its_leader_and_uninstalls_cleanly() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "e2e-install").await;
+    let helm = helm();
+    let tag = build_image();
+
+    // Install, scoped to the test namespace; the release name (and so every cluster-scoped
+    // name) is the namespace's, unique per run.
+    let mut release = Release {
+        helm: helm.clone(),
+        name: ns.name.clone(),
+        namespace: ns.name.clone(),
+        uninstalled: false,
+    };
+    let cri = std::env::var("GRAFT_CRI_SOCKET")
+        .unwrap_or_else(|_| "/run/graft-local/containerd/containerd.sock".into());
+    let started = Instant::now();
+    run(Command::new(&helm)
+        .args(["install", &release.name])
+        .arg(root().join("deploy/helm/graft"))
+        .args(["--namespace", &ns.name, "--wait", "--timeout", "150s"])
+        .args([
+            "--set",
+            &format!("image.repository={}/graft/graft", registry()),
+        ])
+        .args(["--set", &format!("image.tag={tag}")])
+        .args(["--set", &format!("manager.watchNamespace={}", ns.name)])
+        .args(["--set", "manager.leaseDurationSeconds=8"])
+        .args(["--set", "manager.leaseGraceSeconds=3"])
+        .args(["--set", "manager.logFormat=text"])
+        .args(["--set", &format!("nodeagent.criSocket={cri}")])
+        .args(["--set", &format!("nodeagent.crrNamespace={}", ns.name)])
+        .args(["--set", "nodeagent.onlyCrr=true"])
+        .args(["--set", "webhook.secret=e2e-webhook-secret"]));
+    eprintln!("helm install --wait took {:?}", started.elapsed());
+    let full = format!("{}-graft", ns.name);
+    let deployments: Api<Deployment> = ns.api();
+    let dep = deployments
+        .get(&format!("{full}-manager"))
+        .await
+        .expect("manager Deployment");
+    let ready = dep.status.as_ref().and_then(|s| s.ready_replicas);
+    assert_eq!(
+        ready,
+        Some(2),
+        "both manager replicas ready: {:?}",
+        dep.status
+    );
+    let daemonsets: Api<DaemonSet> = ns.api();
+    let ds = daemonsets
+        .get(&format!("{full}-nodeagent"))
+        .await
+        .expect("agent DaemonSet");
+    let st = ds.status.expect("DaemonSet status");
+    assert!(
+        st.desired_number_scheduled >= 1 && st.number_ready == st.desired_number_scheduled,
+        "agent DaemonSet ready on every node: {st:?}"
+    );
+
+    // One replica leads, the other stands by; both serve the dashboard.
+    let pods: Api<Pod> = ns.api();
+    let leases: Api<Lease> = ns.api();
+    let lease = format!("{full}-manager");
+    let managers: Vec<String> = pods
+        .list(&kube::api::ListParams::default().labels("app.kubernetes.io/component=manager"))
+        .await
+        .expect("manager pods")
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .collect();
+    assert_eq!(managers.len(), 2, "{managers:?}");
+    let leader = support::eventually("a lease holder", Duration::from_secs(30), || async {
+        holder(&leases, &lease)
+            .await
+            .ok_or("no holder yet".to_string())
+    })
+    .await;
+    assert!(
+        managers.contains(&leader),
+        "holder {leader} is one of {managers:?}"
+    );
+    let mut roles = Vec::new();
+    for m in &managers {
+        let readyz = pod_get(&ns.name, m, "/readyz").expect("readyz");
+        roles.push(readyz.trim().to_string());
+        let page = pod_get(&ns.name, m, "/").expect("dashboard page");
+        assert!(
+            page.contains("<html"),
+            "{m} serves the dashboard: {page:.200}"
+        );
+    }
+    roles.sort();
+    assert_eq!(
+        roles,
+        ["ok: leader", "ok: standby"],
+        "one leader, one standby"
+    );
+
+    // A GitSync following a repository the pods fetch over git://.
+    let repo = GitRepo::new(&ns.name);
+    let c1 = repo.commit("web v1", &[("web.yaml", cloneset("v1"))]);
+    let daemon = GitDaemon::start(&repo);
+    let gitsyncs: Api<GitSync> = ns.api();
+    let gs: GitSync = serde_json::from_value(json!({
+        "apiVersion": "graft.dev/v1alpha1", "kind": "GitSync",
+        "metadata": {"name": "app"},
+        "spec": {"url": daemon.url, "ref": {"branch": "main"}, "path": "deploy", "interval": "3s"}
+    }))
+    .expect("GitSync literal");
+    gitsyncs
+        .create(&PostParams::default(), &gs)
+        .await
+        .expect("create GitSync");
+    wait_for(
+        &gitsyncs,
+        "app",
+        "the first commit Healthy (applied by the in-cluster manager)",
+        Duration::from_secs(90),
+        |g| phase(g, &c1) == Some(CommitPhase::Healthy),
+    )
+    .await;
+    let clonesets: Api<CloneSet> = ns.api();
+
+    // Bump the image; kill the leader once the rollout is under way.
+    let watcher = PodWatcher::start(&client, &ns.name, "app=web");
+    let c2 = repo.commit("web v2", &[("web.yaml", cloneset("v2"))]);
+    let v2 = image("app:v2");
+    wait_for(
+        &clonesets,
+        "web",
+        "the v2 rollout under way (one pod updated, not all)",
+        Duration::from_secs(60),
+        |cs| {
+            let updated = cs.status.as_ref().map_or(0, |s| s.updated_replicas);
+            let spec_v2 = serde_json::to_string(&cs.spec.template).is_ok_and(|t| t.contains(&v2));
+            spec_v2 && updated >= 1 && (updated as usize) < REPLICAS
+        },
+    )
+    .await;
+    let leader = holder(&leases, &lease)
+        .await
+        .expect("a leader during the rollout");
+    let killed_at = Instant::now();
+    pods.delete(
+        &leader,
+        &DeleteParams {
+            grace_period_seconds: Some(0),
+            ..DeleteParams::default()
+        },
+    )
+    .await
+    .expect("kill the leader");
+    let new_leader = support::eventually(
+        "another replica takes the lease",
+        Duration::from_secs(60),
+        || async {
+            match holder(&leases, &lease).await {
+                Some(h) if h != leader => Ok(h),
+                other => Err(format!("holder {other:?}")),
+            }
+        },
+    )
+    .await;
+    eprintln!(
+        "leader {leader} killed; {new_leader} took over after {:?}",
+        killed_at.elapsed()
+    );
+    wait_for(
+        &gitsyncs,
+        "app",
+        "the v2 commit Healthy, finished by the new leader",
+        Duration::from_secs(120),
+        |g| phase(g, &c2) == Some(CommitPhase::Healthy),
+    )
+    .await;
+    let cs = clonesets.get("web").await.expect("CloneSet");
+    let status = cs.status.expect("CloneSet status");
+    assert_eq!(
+        status.updated_ready_replicas as usize, REPLICAS,
+        "{status:?}"
+    );
+    let worst = worst_unavailable(&watcher.history());
+    assert!(
+        worst <= 1,
+        "maxUnavailable 1 was violated across the leader change: {worst} pods unavailable at once\n{:#?}",
+        watcher.history()
+    );
+    assert!(
+        watcher.history().iter().all(|s| !s.deleted),
+        "every pod updated in place, none deleted"
+    );
+    let web_pods = pods
+        .list(&kube::api::ListParams::default().labels("app=web"))
+        .await
+        .expect("web pods");
+    for p in &web_pods.items {
+        let img = &p.spec.as_ref().expect("spec").containers[0].image;
+        assert_eq!(img.as_deref(), Some(v2.as_str()), "every pod on v2");
+    }
+
+    // Uninstall: the release's own objects go, the CRDs and the user's CloneSet stay.
+    release.uninstall();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in ["clonesets.apps.kruise.io", "gitsyncs.graft.dev"] {
+        assert!(
+            crds.get_opt(crd).await.expect("read CRD").is_some(),
+            "helm uninstall must not delete CRD {crd}"
+        );
+    }
+    let cs = clonesets.get_opt("web").await.expect("read CloneSet");
+    assert!(cs.is_some(), "the user's CloneSet survives helm uninstall");
+    assert!(
+        gitsyncs
+            .get_opt("app")
+            .await
+            .expect("read GitSync")
+            .is_some(),
+        "the user's GitSync survives helm uninstall"
+    );
+    let roles: Api<ClusterRole> = Api::all(client.clone());
+    assert!(
+        roles
+            .get_opt(&format!("{full}-manager"))
+            .await
+            .expect("read ClusterRole")
+            .is_none(),
+        "the release's ClusterRole is removed"
+    );
+}

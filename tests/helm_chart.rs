@@ -49,7 +49,10 @@ fn template(release: &str, namespace: &str, sets: &[&str]) -> Vec<Value> {
 fn parse(yaml: &str) -> Vec<Value> {
     let docs: Vec<Option<Value>> =
         serde_saphyr::from_multiple(yaml).unwrap_or_else(|e| panic!("rendered YAML: {e}"));
-    docs.into_iter().flatten().filter(|d| !d.is_null()).collect()
+    docs.into_iter()
+        .flatten()
+        .filter(|d| !d.is_null())
+        .collect()
 }
 
 fn find<'a>(objs: &'a [Value], kind: &str, name: &str) -> &'a Value {
@@ -67,7 +70,13 @@ fn find<'a>(objs: &'a [Value], kind: &str, name: &str) -> &'a Value {
 fn cluster_scoped(objs: &[Value]) -> Vec<String> {
     objs.iter()
         .filter(|o| o["metadata"]["namespace"].is_null())
-        .map(|o| format!("{}/{}", o["kind"], o["metadata"]["name"].as_str().unwrap_or("")))
+        .map(|o| {
+            format!(
+                "{}/{}",
+                o["kind"],
+                o["metadata"]["name"].as_str().unwrap_or("")
+            )
+        })
         .collect()
 }
 
@@ -92,17 +101,26 @@ fn the_chart_renders_the_manager_the_agent_and_their_rbac() {
         .iter()
         .filter_map(|e| e["name"].as_str())
         .collect();
-    assert!(env.contains(&"POD_NAME") && env.contains(&"POD_NAMESPACE"), "{env:?}");
+    assert!(
+        env.contains(&"POD_NAME") && env.contains(&"POD_NAMESPACE"),
+        "{env:?}"
+    );
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert!(c["resources"]["requests"]["memory"].is_string(), "{c}");
-    assert_eq!(dep["spec"]["template"]["spec"]["serviceAccountName"], "graft-manager");
+    assert_eq!(
+        dep["spec"]["template"]["spec"]["serviceAccountName"],
+        "graft-manager"
+    );
 
     let ds = find(&objs, "DaemonSet", "graft-nodeagent");
     let a = &ds["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(a["args"][0], "nodeagent");
     assert_eq!(a["env"][0]["name"], "NODE_NAME");
-    assert_eq!(a["env"][0]["valueFrom"]["fieldRef"]["fieldPath"], "spec.nodeName");
+    assert_eq!(
+        a["env"][0]["valueFrom"]["fieldRef"]["fieldPath"],
+        "spec.nodeName"
+    );
     assert_eq!(
         ds["spec"]["template"]["spec"]["volumes"][0]["hostPath"]["path"],
         "/run/containerd"
@@ -113,13 +131,20 @@ fn the_chart_renders_the_manager_the_agent_and_their_rbac() {
     // and reads nodes (NodeImage manager on in a cluster-wide install).
     let agent = find(&objs, "ClusterRole", "graft-nodeagent");
     let agent_writes_pods = agent["rules"].as_array().expect("rules").iter().any(|r| {
-        r["resources"].as_array().is_some_and(|v| v.iter().any(|x| x == "pods"))
-            && r["verbs"].as_array().is_some_and(|v| v.iter().any(|x| x == "patch" || x == "delete"))
+        r["resources"]
+            .as_array()
+            .is_some_and(|v| v.iter().any(|x| x == "pods"))
+            && r["verbs"]
+                .as_array()
+                .is_some_and(|v| v.iter().any(|x| x == "patch" || x == "delete"))
     });
     assert!(!agent_writes_pods, "the agent must not write pods: {agent}");
     let manager = find(&objs, "ClusterRole", "graft-manager");
     let rules = manager["rules"].to_string();
-    assert!(rules.contains("\"nodes\"") && rules.contains("\"gitsyncs/status\""), "{rules}");
+    assert!(
+        rules.contains("\"nodes\"") && rules.contains("\"gitsyncs/status\""),
+        "{rules}"
+    );
     find(&objs, "Role", "graft-manager-leader");
     // CRDs are not templates: `helm uninstall` never deletes them.
     assert!(objs.iter().all(|o| o["kind"] != "CustomResourceDefinition"));
@@ -142,8 +167,14 @@ fn a_namespaced_install_gets_a_role_in_its_namespace_and_no_nodeimage_writes() {
     assert!(role["rules"].to_string().contains("\"pods\""));
     let cluster = find(&objs, "ClusterRole", "t-graft-manager");
     let rules = cluster["rules"].to_string();
-    assert!(!rules.contains("\"pods\""), "pods only in the Role: {rules}");
-    assert!(!rules.contains("\"create\""), "nothing cluster-wide is written: {rules}");
+    assert!(
+        !rules.contains("\"pods\""),
+        "pods only in the Role: {rules}"
+    );
+    assert!(
+        !rules.contains("\"create\""),
+        "nothing cluster-wide is written: {rules}"
+    );
     let dep = find(&objs, "Deployment", "t-graft-manager");
     let args = dep["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
     assert!(args.contains("--watch-namespace=apps"), "{args}");
@@ -158,7 +189,10 @@ fn the_chart_crds_are_deploy_crds() {
             .map(|e| {
                 let path = e.expect("dir entry").path();
                 (
-                    path.file_name().expect("name").to_string_lossy().into_owned(),
+                    path.file_name()
+                        .expect("name")
+                        .to_string_lossy()
+                        .into_owned(),
                     std::fs::read_to_string(&path).expect("read"),
                 )
             })

@@ -19,11 +19,19 @@ use crate::git::Reference;
 pub const RECEIVED_AT_ANNOTATION: &str = "graft.dev/webhook-received-at";
 
 /// `(namespace, name)` of the GitSyncs a push concerns (suspended ones are left alone).
-pub fn targets<'a>(push: &Push, gitsyncs: impl IntoIterator<Item = &'a GitSync>) -> Vec<(String, String)> {
+pub fn targets<'a>(
+    push: &Push,
+    gitsyncs: impl IntoIterator<Item = &'a GitSync>,
+) -> Vec<(String, String)> {
     gitsyncs
         .into_iter()
         .filter(|gs| gs.spec.suspend != Some(true))
-        .filter(|gs| push.matches(&gs.spec.url, &Reference::from_spec(gs.spec.git_ref.as_ref())))
+        .filter(|gs| {
+            push.matches(
+                &gs.spec.url,
+                &Reference::from_spec(gs.spec.git_ref.as_ref()),
+            )
+        })
         .map(|gs| (gs.namespace().unwrap_or_default(), gs.name_any()))
         .collect()
 }
@@ -69,7 +77,11 @@ pub fn router(client: Client, namespace: Option<String>, secret: Arc<Vec<u8>>) -
         .layer(axum::extract::DefaultBodyLimit::max(super::MAX_PAYLOAD_BYTES))
 }
 
-async fn stamp(client: &Client, namespace: Option<&str>, push: &Push) -> Result<usize, kube::Error> {
+async fn stamp(
+    client: &Client,
+    namespace: Option<&str>,
+    push: &Push,
+) -> Result<usize, kube::Error> {
     let all: Api<GitSync> = match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
@@ -80,7 +92,8 @@ async fn stamp(client: &Client, namespace: Option<&str>, push: &Push) -> Result<
     for (ns, name) in &targets {
         let api: Api<GitSync> = Api::namespaced(client.clone(), ns);
         let patch = serde_json::json!({"metadata": {"annotations": {RECEIVED_AT_ANNOTATION: now}}});
-        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
     }
     Ok(targets.len())
 }
@@ -105,15 +118,30 @@ mod tests {
             commit: None,
         };
         let all = [
-            gitsync("a", "main", "url: https://git.example/org/app\nref: {branch: main}\n"),
+            gitsync(
+                "a",
+                "main",
+                "url: https://git.example/org/app\nref: {branch: main}\n",
+            ),
             gitsync("b", "default", "url: https://git.example/org/app.git\n"),
-            gitsync("a", "other-branch", "url: https://git.example/org/app\nref: {branch: dev}\n"),
+            gitsync(
+                "a",
+                "other-branch",
+                "url: https://git.example/org/app\nref: {branch: dev}\n",
+            ),
             gitsync("a", "other-repo", "url: https://git.example/org/web\n"),
-            gitsync("a", "suspended", "url: https://git.example/org/app\nsuspend: true\n"),
+            gitsync(
+                "a",
+                "suspended",
+                "url: https://git.example/org/app\nsuspend: true\n",
+            ),
         ];
         assert_eq!(
             targets(&push, &all),
-            vec![("a".to_string(), "main".to_string()), ("b".to_string(), "default".to_string())]
+            vec![
+                ("a".to_string(), "main".to_string()),
+                ("b".to_string(), "default".to_string())
+            ]
         );
     }
 }
