@@ -315,7 +315,7 @@ fn run_manager(args: RunArgs) -> anyhow::Result<()> {
         .identity
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "graft".to_string());
-    let leader = (!args.no_leader_election).then(|| graft_controllers::leader::Options {
+    let leader = (!args.no_leader_election).then_some(graft_controllers::leader::Options {
         lease_name: args.lease_name,
         namespace: args.lease_namespace,
         identity,

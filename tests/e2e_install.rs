@@ -205,7 +205,7 @@ fn phase(gs: &GitSync, sha: &str) -> Option<CommitPhase> {
         .as_ref()?
         .iter()
         .find(|h| h.sha == sha)
-        .map(|h| h.phase.clone())
+        .map(|h| h.phase)
 }
 
 /// Most pods unavailable at once over the recorded history (judged once all were seen).
