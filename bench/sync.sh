@@ -104,7 +104,7 @@ for r in hooked watched; do
   printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s\ndata:\n  round: "0"\n' "$r" > "$WORK/git/$r/deploy/cm.yaml"
   git_in "$WORK/git/$r" add -A && git_in "$WORK/git/$r" commit -q -m "round 0"
 done
-git daemon --reuseaddr --export-all --listen=127.0.0.1 --port="$DAEMON_PORT" --base-path="$WORK/git" "$WORK/git" 2>/dev/null &
+"$(git --exec-path)/git-daemon" --reuseaddr --export-all --listen=127.0.0.1 --port="$DAEMON_PORT" --base-path="$WORK/git" "$WORK/git" 2>/dev/null &
 PIDS+=($!)
 HOOK_URL="git://127.0.0.1:$DAEMON_PORT/hooked"
 kubectl -n "$NS_L" apply --server-side -f - >/dev/null <<EOF

@@ -94,7 +94,8 @@ async fn every_commit_gets_its_history_and_a_bad_commit_fails_alone() {
         "apiVersion": "graft.dev/v1alpha1", "kind": "GitSync",
         "metadata": {"name": "app"},
         "spec": {"url": repo.url(), "ref": {"branch": "main"},
-                 "path": "deploy", "interval": "2s", "prune": true}
+                 "path": "deploy", "interval": "2s", "prune": true,
+                 "prePull": {"mode": "Off"}}
     }))
     .expect("GitSync literal");
     gitsyncs
@@ -256,14 +257,19 @@ async fn a_signed_push_webhook_syncs_at_once_and_a_bad_signature_does_nothing() 
         .map(|a| a.port())
         .expect("free port");
     let parent = repo.dir.parent().expect("repo parent").to_path_buf();
-    let _daemon = SyncProcess(
+    // Run git-daemon itself: `git daemon` forks it, and it would outlive a kill of the wrapper
+    // (holding the test's output open).
+    let exec_path = String::from_utf8(
         Command::new("git")
-            .args([
-                "daemon",
-                "--reuseaddr",
-                "--export-all",
-                "--listen=127.0.0.1",
-            ])
+            .arg("--exec-path")
+            .output()
+            .expect("git --exec-path")
+            .stdout,
+    )
+    .expect("utf-8 exec path");
+    let _daemon = SyncProcess(
+        Command::new(std::path::Path::new(exec_path.trim()).join("git-daemon"))
+            .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
             .arg(format!("--port={daemon_port}"))
             .arg(format!("--base-path={}", parent.display()))
             .arg(&parent)

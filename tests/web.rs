@@ -238,7 +238,8 @@ impl Scene {
             "apiVersion": "graft.dev/v1alpha1", "kind": "GitSync",
             "metadata": {"name": "app"},
             "spec": {"url": self.repo.url(), "ref": {"branch": "main"},
-                     "path": "deploy", "interval": "2s", "prune": true}
+                     "path": "deploy", "interval": "2s", "prune": true,
+                     "prePull": {"mode": "Off"}}
         }))
         .expect("GitSync literal");
         self.ns

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use graft_api::graft::gitsync::{CommitPhase, GitSync, GitSyncStatus, WorkloadProgress};
+use graft_api::apps::v1alpha1::ImagePullJob;
+use graft_api::graft::gitsync::{
+    CommitPhase, GitSync, GitSyncStatus, PrePullMode, WorkloadProgress,
+};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -22,6 +25,7 @@ use crate::git::{Auth, Reference};
 use crate::health::{self, HealthStatus};
 use crate::object::ObjectRef;
 use crate::plan::Owner;
+use crate::prepull;
 use crate::run::{Engine, Source, SyncError};
 
 /// Kinds whose rollout a commit waits for.
@@ -33,6 +37,10 @@ const WORKLOAD_KINDS: [(&str, &str); 6] = [
     ("apps.kruise.io", "StatefulSet"),
     ("apps.kruise.io", "SidecarSet"),
 ];
+
+/// How long a BeforeRollout hold waits for an ImagePullJob controller to pick up the jobs at
+/// all before applying without the pre-pull (a cluster with no node agent or manager).
+const NO_PRE_PULL_CONTROLLER: Duration = Duration::from_secs(30);
 
 /// How often a commit's rollout is looked at while it is not finished.
 const ROLLOUT_POLL: Duration = Duration::from_secs(2);
@@ -342,6 +350,87 @@ async fn sync_gitsync(cached: Arc<GitSync>, ctx: Arc<Ctx>) -> Result<Requeue, Er
     };
     if new_commit {
         status.set_phase(&commit, CommitPhase::Validated, &now());
+    }
+    // Pre-pulls: a new commit's new images go onto the nodes first (BeforeRollout) or while
+    // it applies (Parallel).
+    let pre_pull = spec.pre_pull.clone().unwrap_or_default();
+    let mode = pre_pull.mode.unwrap_or_default();
+    if new_commit && mode != PrePullMode::Off {
+        let settings = prepull::Settings {
+            parallelism: pre_pull.parallelism.unwrap_or(1),
+            timeout_seconds: pre_pull.timeout_seconds.unwrap_or(600),
+        };
+        match start_pre_pulls(&ctx, &owner, &commit, &plan, settings).await {
+            Ok(0) => {}
+            Ok(n) => {
+                status.set_phase(&commit, CommitPhase::PrePulling, &now());
+                let note = format!(
+                    "Pre-pulling {n} new image(s) of commit {} ({mode:?})",
+                    crate::run::short_sha(&commit)
+                );
+                set_message(&mut status, &commit, &note);
+                event(&ctx, &gs, Normal, "PrePulling", &note).await;
+            }
+            Err(e) => {
+                let note = format!("pre-pull not started, applying without it: {e}");
+                set_message(&mut status, &commit, &note);
+                event(&ctx, &gs, Warning, "PrePullFailed", &note).await;
+            }
+        }
+    }
+    let record = status.history.iter().flatten().find(|h| h.sha == commit);
+    let pre_pulling = record.is_some_and(|h| h.phase == CommitPhase::PrePulling);
+    if pre_pulling && mode == PrePullMode::BeforeRollout {
+        let started = record
+            .and_then(|h| h.phase_times.pre_pulling.as_ref())
+            .map_or_else(Timestamp::now, |t| t.0);
+        let waited = Timestamp::now()
+            .duration_since(started)
+            .as_secs_f64()
+            .max(0.0);
+        let timeout = f64::from(pre_pull.timeout_seconds.unwrap_or(600));
+        let progress = pre_pull_progress(&ctx, &owner, &commit).await;
+        let answered = progress.as_ref().is_ok_and(|p| p.answered > 0);
+        // The outcome of the hold: (reason kept in the history when it did not simply finish,
+        // note).
+        let (reason, note) = match &progress {
+            Ok(p) if p.done() => (None, format!("pre-pull done: {p}")),
+            Ok(p) if waited >= timeout => (
+                Some("PrePullTimedOut"),
+                format!("pre-pull timed out after {waited:.0}s ({p}); applying anyway"),
+            ),
+            Ok(_) if !answered && waited >= NO_PRE_PULL_CONTROLLER.as_secs_f64() => (
+                Some("PrePullSkipped"),
+                format!(
+                    "no ImagePullJob controller answered in {waited:.0}s; applying without pre-pull"
+                ),
+            ),
+            Ok(p) => {
+                set_message(&mut status, &commit, &format!("pre-pulling: {p}"));
+                write_status(&ctx.client, &ns, &name, &status).await?;
+                clean_pre_pulls(&ctx, &owner, &commit, false).await;
+                return Ok(Requeue::requeue(ROLLOUT_POLL));
+            }
+            Err(e) => (
+                Some("PrePullUnknown"),
+                format!("pre-pull status unreadable ({e}); applying anyway"),
+            ),
+        };
+        if let Some(h) = status
+            .history
+            .iter_mut()
+            .flatten()
+            .find(|h| h.sha == commit)
+        {
+            h.reason = reason.map(str::to_string);
+        }
+        set_message(&mut status, &commit, &note);
+        let type_ = if reason.is_some() { Warning } else { Normal };
+        event(&ctx, &gs, type_, "PrePulled", &note).await;
+    }
+    // A commit applies for the first time when it is new, or when its pre-pull hold ends.
+    let new_commit = new_commit || pre_pulling;
+    if new_commit {
         status.set_phase(&commit, CommitPhase::Applying, &now());
     }
     let old_inventory = status.inventory.clone().unwrap_or_default();
@@ -502,6 +591,13 @@ async fn sync_gitsync(cached: Arc<GitSync>, ctx: Arc<Ctx>) -> Result<Requeue, Er
         ),
     );
     write_status(&ctx.client, &ns, &name, &status).await?;
+    let current_final = status
+        .history
+        .iter()
+        .flatten()
+        .find(|h| h.sha == commit)
+        .is_some_and(|h| h.phase.is_final());
+    clean_pre_pulls(&ctx, &owner, &commit, current_final).await;
     let rolling = status
         .history
         .iter()
@@ -621,4 +717,114 @@ async fn write_status(
         key: format!("{ns}/{name}"),
         source,
     })
+}
+
+/// Sets the commit's status message in its history entry.
+fn set_message(status: &mut GitSyncStatus, commit: &str, message: &str) {
+    if let Some(h) = status
+        .history
+        .iter_mut()
+        .flatten()
+        .find(|h| h.sha == commit)
+    {
+        h.status_message = Some(message.chars().take(1000).collect());
+    }
+}
+
+/// Creates the ImagePullJobs for the new images of the commit's workloads; returns how many.
+async fn start_pre_pulls(
+    ctx: &Ctx,
+    owner: &Owner,
+    commit: &str,
+    plan: &crate::plan::ApplyPlan,
+    settings: prepull::Settings,
+) -> Result<usize, String> {
+    let mut workloads = Vec::new();
+    for o in plan
+        .objects()
+        .filter(|o| prepull::is_workload(&o.reference))
+    {
+        let live = ctx
+            .engine
+            .applier()
+            .get(&o.reference)
+            .await
+            .map_err(|e| format!("reading {}: {e}", o.reference))?;
+        workloads.push((o.reference.clone(), o.object.clone(), live));
+    }
+    let pulls = prepull::plan(owner, commit, &workloads, settings);
+    for p in &pulls {
+        let ns = p.job["metadata"]["namespace"].as_str().unwrap_or_default();
+        let name = p.job["metadata"]["name"].as_str().unwrap_or_default();
+        let api: Api<ImagePullJob> = Api::namespaced(ctx.client.clone(), ns);
+        api.patch(
+            name,
+            &PatchParams::apply(crate::apply::FIELD_MANAGER).force(),
+            &Patch::Apply(&p.job),
+        )
+        .await
+        .map_err(|e| format!("creating ImagePullJob {ns}/{name} for {}: {e}", p.image))?;
+    }
+    Ok(pulls.len())
+}
+
+/// The ImagePullJobs of this GitSync (all commits), as JSON.
+async fn pre_pull_jobs(ctx: &Ctx, owner: &Owner) -> Result<Vec<ImagePullJob>, kube::Error> {
+    let api: Api<ImagePullJob> = Api::all(ctx.client.clone());
+    let selector = format!("{}={}", graft_api::labels::GRAFT_SYNC, owner.label_value());
+    Ok(api
+        .list(&kube::api::ListParams::default().labels(&selector))
+        .await?
+        .items)
+}
+
+fn job_commit(job: &ImagePullJob) -> Option<&str> {
+    job.metadata
+        .annotations
+        .as_ref()?
+        .get(graft_api::labels::GRAFT_COMMIT)
+        .map(String::as_str)
+}
+
+/// How far the commit's pre-pull jobs are.
+async fn pre_pull_progress(
+    ctx: &Ctx,
+    owner: &Owner,
+    commit: &str,
+) -> Result<prepull::Progress, kube::Error> {
+    let jobs: Vec<serde_json::Value> = pre_pull_jobs(ctx, owner)
+        .await?
+        .iter()
+        .filter(|j| job_commit(j) == Some(commit))
+        .filter_map(|j| serde_json::to_value(j).ok())
+        .collect();
+    Ok(prepull::Progress::of(&jobs))
+}
+
+/// Deletes the pre-pull jobs of older commits, and of the current one once it is final.
+async fn clean_pre_pulls(ctx: &Ctx, owner: &Owner, commit: &str, current_final: bool) {
+    let jobs = match pre_pull_jobs(ctx, owner).await {
+        Ok(jobs) => jobs,
+        Err(e) => {
+            tracing::debug!(error = %e, "listing pre-pull jobs");
+            return;
+        }
+    };
+    // Only the jobs the sync created (they name their workload).
+    let created = |j: &ImagePullJob| {
+        j.metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key(prepull::WORKLOAD_ANNOTATION))
+    };
+    for job in jobs.into_iter().filter(created) {
+        if job_commit(&job) == Some(commit) && !current_final {
+            continue;
+        }
+        let (ns, name) = (job.namespace().unwrap_or_default(), job.name_any());
+        let api: Api<ImagePullJob> = Api::namespaced(ctx.client.clone(), &ns);
+        if let Err(e) = api.delete(&name, &Default::default()).await {
+            tracing::debug!(job = %name, error = %e, "deleting a finished pre-pull job");
+        }
+    }
 }

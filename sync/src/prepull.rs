@@ -170,13 +170,16 @@ fn job(
         .flatten()
         .filter_map(|s| s.get("name").cloned())
         .collect();
+    // One attempt may take half the time (a retry fits); the deadline must exceed an attempt.
+    let attempt = (settings.timeout_seconds / 2).max(1);
+    let deadline = settings.timeout_seconds.max(attempt + 1);
     let mut spec = json!({
         "image": image,
         "parallelism": settings.parallelism.max(1),
-        "pullPolicy": {"timeoutSeconds": settings.timeout_seconds.max(1), "backoffLimit": 3},
+        "pullPolicy": {"timeoutSeconds": attempt, "backoffLimit": 3},
         "completionPolicy": {
             "type": "Always",
-            "activeDeadlineSeconds": settings.timeout_seconds.max(1),
+            "activeDeadlineSeconds": deadline,
             "ttlSecondsAfterFinished": 3600,
         },
         "imagePullPolicy": "IfNotPresent",
@@ -223,6 +226,8 @@ pub struct Progress {
     pub failed: i64,
     /// Nodes targeted, over all jobs.
     pub desired: i64,
+    /// Jobs an ImagePullJob controller has written a status to.
+    pub answered: usize,
 }
 
 impl Progress {
@@ -241,6 +246,10 @@ impl Progress {
             succeeded: jobs.iter().map(|j| int(j, "/status/succeeded")).sum(),
             failed: jobs.iter().map(|j| int(j, "/status/failed")).sum(),
             desired: jobs.iter().map(|j| int(j, "/status/desired")).sum(),
+            answered: jobs
+                .iter()
+                .filter(|j| j.get("status").is_some_and(|s| !s.is_null()))
+                .count(),
         }
     }
 
@@ -435,7 +444,8 @@ mod tests {
                 finished: 1,
                 succeeded: 3,
                 failed: 0,
-                desired: 4
+                desired: 4,
+                answered: 2
             }
         );
         assert!(!p.done());
