@@ -363,7 +363,8 @@ async fn installed_by_the_chart_graft_syncs_survives_its_leader_and_uninstalls_c
     let gs: GitSync = serde_json::from_value(json!({
         "apiVersion": "graft.dev/v1alpha1", "kind": "GitSync",
         "metadata": {"name": "app"},
-        "spec": {"url": daemon.url, "ref": {"branch": "main"}, "path": "deploy", "interval": "3s"}
+        "spec": {"url": daemon.url, "ref": {"branch": "main"}, "path": "deploy", "interval": "3s",
+                 "prePull": {"mode": "Off"}}
     }))
     .expect("GitSync literal");
     gitsyncs
