@@ -73,7 +73,8 @@ struct RunArgs {
     /// Namespace of the Lease (the manager's own namespace).
     #[arg(long, env = "POD_NAMESPACE", default_value = "graft-system")]
     lease_namespace: String,
-    /// This replica's identity in the Lease (default: the pod name, else the host name).
+    /// This replica's name in the Lease's holder identity (`<name>_<process tag>`; default: the
+    /// pod name, else the host name).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
     /// Seconds the Lease stays valid after a renewal: how long a standby waits for a leader
@@ -311,10 +312,20 @@ fn controllers_options(args: ControllersArgs) -> graft_controllers::runtime::Opt
 
 fn run_manager(args: RunArgs) -> anyhow::Result<()> {
     init_tracing(&args.controllers.log_format);
-    let identity = args
-        .identity
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "graft".to_string());
+    // One identity per process, not per pod: a leader's container that crashes and restarts
+    // in the same pod must not take the Lease back as if it had never left (it has lost its
+    // caches and may be half-started); it waits for the Lease like any standby.
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let identity = format!(
+        "{}_{:x}",
+        args.identity
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "graft".to_string()),
+        started ^ u128::from(std::process::id())
+    );
     let leader = (!args.no_leader_election).then_some(graft_controllers::leader::Options {
         lease_name: args.lease_name,
         namespace: args.lease_namespace,

@@ -29,6 +29,7 @@ use support::{
 };
 
 const REPLICAS: usize = 4;
+const WEBHOOK_SECRET: &str = "e2e-webhook-secret";
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -243,6 +244,68 @@ fn pod_get(ns: &str, pod: &str, path: &str) -> Result<String, String> {
     }
 }
 
+/// The pod of a holder identity (`<pod>_<process tag>`).
+fn pod_of(identity: &str) -> &str {
+    identity.rsplit_once('_').map_or(identity, |(pod, _)| pod)
+}
+
+/// SIGKILL the `graft run` process of `pod` (found by its POD_NAME in /proc on this node): a
+/// crash, so the Lease is not released. Returns the killed pid.
+fn crash(pod: &str) -> u32 {
+    let needle = format!("POD_NAME={pod}\0");
+    for entry in std::fs::read_dir("/proc").expect("/proc") {
+        let Ok(entry) = entry else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if cmdline.starts_with(b"/usr/local/bin/graft\0run\0")
+            && String::from_utf8_lossy(&environ).contains(&needle)
+        {
+            run(Command::new("kill").args(["-KILL", &pid.to_string()]));
+            return pid;
+        }
+    }
+    panic!("no `graft run` process of pod {pod} on this node");
+}
+
+/// POST a signed generic push webhook for `url`'s `main` to a manager's front port at
+/// `pod_ip` (the host is on the pod network); returns the status line and body.
+fn post_webhook(pod_ip: &str, url: &str, commit: &str, secret: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = format!("{pod_ip}:8090");
+    let body = json!({"url": url, "ref": "refs/heads/main", "commit": commit}).to_string();
+    let signature = graft_sync::webhook::sign(body.as_bytes(), secret.as_bytes());
+    let mut stream = std::net::TcpStream::connect(&addr).expect("connect to the port-forward");
+    write!(
+        stream,
+        "POST /hook HTTP/1.0\r\nHost: graft\r\nContent-Type: application/json\r\n\
+         X-Graft-Signature: sha256={signature}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send the webhook");
+    // A reset right after the answer (HTTP/1.0 close) keeps what came.
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&chunk[..n]),
+            Err(e) if !raw.is_empty() => {
+                eprintln!("webhook connection ended with {e} after the answer");
+                break;
+            }
+            Err(e) => panic!("reading the webhook answer: {e}"),
+        }
+    }
+    let answer = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    format!("{} {}", head.lines().next().unwrap_or(""), body.trim())
+}
+
 async fn holder(leases: &Api<Lease>, name: &str) -> Option<String> {
     leases
         .get_opt(name)
@@ -289,7 +352,7 @@ async fn installed_by_the_chart_graft_syncs_survives_its_leader_and_uninstalls_c
         .args(["--set", &format!("nodeagent.criSocket={cri}")])
         .args(["--set", &format!("nodeagent.crrNamespace={}", ns.name)])
         .args(["--set", "nodeagent.onlyCrr=true"])
-        .args(["--set", "webhook.secret=e2e-webhook-secret"]));
+        .args(["--set", &format!("webhook.secret={WEBHOOK_SECRET}")]));
     eprintln!("helm install --wait took {:?}", started.elapsed());
     let full = format!("{}-graft", ns.name);
     let deployments: Api<Deployment> = ns.api();
@@ -335,9 +398,14 @@ async fn installed_by_the_chart_graft_syncs_survives_its_leader_and_uninstalls_c
     })
     .await;
     assert!(
-        managers.contains(&leader),
+        managers.iter().any(|m| m == pod_of(&leader)),
         "holder {leader} is one of {managers:?}"
     );
+    let standby = managers
+        .iter()
+        .find(|m| *m != pod_of(&leader))
+        .expect("a standby")
+        .clone();
     let mut roles = Vec::new();
     for m in &managers {
         let readyz = pod_get(&ns.name, m, "/readyz").expect("readyz");
@@ -363,7 +431,7 @@ async fn installed_by_the_chart_graft_syncs_survives_its_leader_and_uninstalls_c
     let gs: GitSync = serde_json::from_value(json!({
         "apiVersion": "graft.dev/v1alpha1", "kind": "GitSync",
         "metadata": {"name": "app"},
-        "spec": {"url": daemon.url, "ref": {"branch": "main"}, "path": "deploy", "interval": "3s",
+        "spec": {"url": daemon.url, "ref": {"branch": "main"}, "path": "deploy", "interval": "1h",
                  "prePull": {"mode": "Off"}}
     }))
     .expect("GitSync literal");
@@ -381,9 +449,23 @@ async fn installed_by_the_chart_graft_syncs_survives_its_leader_and_uninstalls_c
     .await;
     let clonesets: Api<CloneSet> = ns.api();
 
-    // Bump the image; kill the leader once the rollout is under way.
+    // Bump the image and announce it with a push webhook sent to the standby: the GitSync
+    // polls only hourly, so only the webhook (stamped on the GitSync, seen by the leader's
+    // watch) can start this sync.
     let watcher = PodWatcher::start(&client, &ns.name, "app=web");
     let c2 = repo.commit("web v2", &[("web.yaml", cloneset("v2"))]);
+    let standby_ip = pods
+        .get(&standby)
+        .await
+        .expect("standby pod")
+        .status
+        .and_then(|s| s.pod_ip)
+        .expect("standby pod IP");
+    let answer = post_webhook(&standby_ip, &daemon.url, &c2, WEBHOOK_SECRET);
+    assert!(
+        answer.contains(" 202 ") && answer.contains("1 GitSync(s) to sync"),
+        "the standby accepts the webhook: {answer}"
+    );
     let v2 = image("app:v2");
     wait_for(
         &clonesets,
@@ -397,21 +479,17 @@ async fn installed_by_the_chart_graft_syncs_survives_its_leader_and_uninstalls_c
         },
     )
     .await;
+
+    // Crash the leader mid-rollout (SIGKILL: the Lease is not released). Its container
+    // restarts under a new identity; whichever replica takes the Lease once it expires
+    // finishes the rollout.
     let leader = holder(&leases, &lease)
         .await
         .expect("a leader during the rollout");
     let killed_at = Instant::now();
-    pods.delete(
-        &leader,
-        &DeleteParams {
-            grace_period_seconds: Some(0),
-            ..DeleteParams::default()
-        },
-    )
-    .await
-    .expect("kill the leader");
+    crash(pod_of(&leader));
     let new_leader = support::eventually(
-        "another replica takes the lease",
+        "another process takes the lease after the crash",
         Duration::from_secs(60),
         || async {
             match holder(&leases, &lease).await {
@@ -422,7 +500,7 @@ async fn installed_by_the_chart_graft_syncs_survives_its_leader_and_uninstalls_c
     )
     .await;
     eprintln!(
-        "leader {leader} killed; {new_leader} took over after {:?}",
+        "leader {leader} crashed (SIGKILL); {new_leader} took over after {:?} (lease duration 8s)",
         killed_at.elapsed()
     );
     wait_for(
@@ -457,6 +535,30 @@ async fn installed_by_the_chart_graft_syncs_survives_its_leader_and_uninstalls_c
         let img = &p.spec.as_ref().expect("spec").containers[0].image;
         assert_eq!(img.as_deref(), Some(v2.as_str()), "every pod on v2");
     }
+
+    // A leader that is shut down (pod deleted: SIGTERM) releases the Lease; the other replica
+    // takes over at once.
+    let leader = holder(&leases, &lease).await.expect("a leader");
+    let deleted_at = Instant::now();
+    pods.delete(pod_of(&leader), &DeleteParams::default())
+        .await
+        .expect("delete the leader pod");
+    let next = support::eventually(
+        "another replica takes the released lease",
+        Duration::from_secs(30),
+        || async {
+            match holder(&leases, &lease).await {
+                Some(h) if pod_of(&h) != pod_of(&leader) => Ok(h),
+                other => Err(format!("holder {other:?}")),
+            }
+        },
+    )
+    .await;
+    eprintln!(
+        "leader pod {} deleted; {next} took over after {:?}",
+        pod_of(&leader),
+        deleted_at.elapsed()
+    );
 
     // Uninstall: the release's own objects go, the CRDs and the user's CloneSet stay.
     release.uninstall();
