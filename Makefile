@@ -5,11 +5,16 @@ export CARGO_TARGET_DIR ?= $(GRAFT_CACHE)/target
 CLUSTER := deploy/local/cluster
 CARGO ?= cargo
 
-.PHONY: demo build test test-unit test-integration test-cluster-down lint fmt crds cluster-up cluster-down browser
+.PHONY: demo demo-down no-demo build test test-unit test-integration test-cluster-down lint fmt crds cluster-up cluster-down browser
 
-## The README's first command: lands with issue 8 (graft run, chart, example repo, dashboard).
+## The README's first command: local cluster, graft built and installed with its chart, a Git
+## repository from examples/ with a GitSync, and a commit rolled out in place (deploy/demo/run).
 demo:
-	@echo "make demo is not built yet (issue 8). Today: 'make test', or 'deploy/local/cluster up' then 'graft sync' / 'graft controllers'." >&2; exit 2
+	deploy/demo/run
+
+## Removes the demo and stops the local cluster.
+demo-down:
+	deploy/demo/down
 
 build:
 	$(CARGO) build --workspace
@@ -32,7 +37,11 @@ browser:
 cluster-down:
 	$(CLUSTER) down
 
-test-integration: browser
+## A running demo's graft would reconcile next to the tests' own controllers.
+no-demo:
+	@if [ -e /var/lib/graft-demo ]; then echo "the demo is running: 'make demo-down' first (its graft would act next to the tests')" >&2; exit 1; fi
+
+test-integration: no-demo browser
 	@eval "$$($(CLUSTER) env)" && eval "$$(deploy/local/browser env)" && $(CARGO) test --features cluster-tests --test local_cluster --test crds_on_cluster --test cloneset --test sync_apply --test sync_cli --test gitsync --test prepull_sync --test nodeagent_cri --test crr --test imagepull --test nodeagent_rbac --test helm_chart --test e2e_install --test web -- --test-threads=4 \
 	  || { echo "integration tests failed; component logs: /var/log/graft-local/"; exit 1; }
 
