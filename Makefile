@@ -5,7 +5,7 @@ export CARGO_TARGET_DIR ?= $(GRAFT_CACHE)/target
 CLUSTER := deploy/local/cluster
 CARGO ?= cargo
 
-.PHONY: demo demo-down no-demo build test test-unit test-integration test-cluster-down lint fmt crds cluster-up cluster-down browser
+.PHONY: demo demo-down no-demo sshd build test test-unit test-integration test-cluster-down lint fmt crds cluster-up cluster-down browser
 
 ## The README's first command: local cluster, graft built and installed with its chart, a Git
 ## repository from examples/ with a GitSync, and a commit rolled out in place (deploy/demo/run).
@@ -41,7 +41,11 @@ cluster-down:
 no-demo:
 	@if [ -e /var/lib/graft-demo ]; then echo "the demo is running: 'make demo-down' first (its graft would act next to the tests')" >&2; exit 1; fi
 
-test-integration: no-demo browser
+## OpenSSH's server for the Git-over-SSH test (from Debian's packages, if missing).
+sshd:
+	deploy/local/sshd
+
+test-integration: no-demo browser sshd
 	@eval "$$($(CLUSTER) env)" && eval "$$(deploy/local/browser env)" && $(CARGO) test --features cluster-tests --test local_cluster --test crds_on_cluster --test cloneset --test sync_apply --test sync_cli --test gitsync --test prepull_sync --test nodeagent_cri --test crr --test imagepull --test nodeagent_rbac --test helm_chart --test e2e_install --test web -- --test-threads=4 \
 	  || { echo "integration tests failed; component logs: /var/log/graft-local/"; exit 1; }
 

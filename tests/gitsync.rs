@@ -824,3 +824,204 @@ async fn a_kubectl_edit_is_reverted_on_the_next_interval_with_an_event() {
     );
     let _ = std::fs::remove_file(&editor);
 }
+
+/// An OpenSSH server on a free loopback port with its own host key, letting in `root` with one
+/// client key; stopped when dropped.
+struct Sshd {
+    child: std::process::Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl Sshd {
+    fn start(dir: &std::path::Path) -> Sshd {
+        std::fs::create_dir_all(dir).expect("sshd dir");
+        for key in ["host_key", "client_key"] {
+            let out = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(dir.join(key))
+                .output()
+                .expect("ssh-keygen");
+            assert!(out.status.success(), "ssh-keygen: {out:?}");
+        }
+        std::fs::copy(dir.join("client_key.pub"), dir.join("authorized_keys"))
+            .expect("authorized_keys");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\nPidFile {d}/sshd.pid\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nStrictModes no\nUsePAM no\n",
+            d = dir.display()
+        );
+        std::fs::write(dir.join("sshd_config"), config).expect("sshd_config");
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let log = std::fs::File::create(dir.join("sshd.log")).expect("sshd log");
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(dir.join("sshd_config"))
+            .stderr(log)
+            .spawn()
+            .expect("/usr/sbin/sshd (deploy/local/sshd installs it)");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "sshd did not listen on {port}: {}",
+                std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Sshd {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// A `known_hosts` line for this server, as `ssh-keyscan` would print it.
+    fn known_hosts(&self) -> String {
+        let public = std::fs::read_to_string(self.dir.join("host_key.pub")).expect("host key");
+        let mut parts = public.split_whitespace();
+        let (kind, key) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        format!("[127.0.0.1]:{} {kind} {key}\n", self.port)
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_repository_over_ssh_with_a_deploy_key_and_a_checked_host_key() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "gitsync-ssh").await;
+    let _sync = SyncProcess::start(&ns.name);
+    let repo = GitRepo::new(&ns.name);
+    let gitsyncs: Api<GitSync> = ns.api();
+    let cms: Api<ConfigMap> = ns.api();
+    let minute = Duration::from_secs(60);
+    let dir = std::env::temp_dir().join(format!("graft-test-ssh-{}", ns.name));
+    let _ = std::fs::remove_dir_all(&dir);
+    let sshd = Sshd::start(&dir);
+    let bare = dir.join("app.git");
+    let c1 = repo.commit("over ssh: blue", &[("settings.yaml", settings("blue"))]);
+    repo.git(&[
+        "clone",
+        "-q",
+        "--bare",
+        ".",
+        bare.to_str().expect("utf-8 path"),
+    ]);
+    repo.git(&[
+        "remote",
+        "add",
+        "origin",
+        bare.to_str().expect("utf-8 path"),
+    ]);
+
+    // A second server's host key: what a man in the middle would present.
+    let other = dir.join("other");
+    std::fs::create_dir_all(&other).expect("other dir");
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(other.join("key"))
+        .output()
+        .expect("ssh-keygen");
+    assert!(out.status.success());
+    let other_public = std::fs::read_to_string(other.join("key.pub")).expect("other key");
+    let wrong_hosts = format!(
+        "[127.0.0.1]:{} {}\n",
+        sshd.port,
+        other_public
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let identity = std::fs::read_to_string(dir.join("client_key")).expect("client key");
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = ns.api();
+    for (name, known_hosts) in [
+        ("git-ssh", sshd.known_hosts()),
+        ("git-ssh-mitm", wrong_hosts),
+    ] {
+        let secret = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
+            "stringData": {"identity": identity, "known_hosts": known_hosts}
+        }))
+        .expect("Secret literal");
+        secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .expect("create Secret");
+    }
+    let url = format!("ssh://root@127.0.0.1:{}{}", sshd.port, bare.display());
+    let gs: GitSync = serde_json::from_value(json!({
+        "apiVersion": "graft.dev/v1alpha1", "kind": "GitSync",
+        "metadata": {"name": "app"},
+        "spec": {"url": url, "ref": {"branch": "main"}, "path": "deploy", "interval": "2s",
+                 "secretRef": {"name": "git-ssh"}}
+    }))
+    .expect("GitSync literal");
+    gitsyncs
+        .create(&PostParams::default(), &gs)
+        .await
+        .expect("create GitSync");
+    wait_for(
+        &gitsyncs,
+        "app",
+        "the commit fetched over ssh Healthy",
+        minute,
+        |g| phase_is(g, &c1, CommitPhase::Healthy),
+    )
+    .await;
+    assert_eq!(mode_of(&cms).await.as_deref(), Some("blue"));
+
+    // The server presents a host key the Secret does not trust: nothing is fetched.
+    gitsyncs
+        .patch(
+            "app",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"secretRef": {"name": "git-ssh-mitm"}}})),
+        )
+        .await
+        .expect("switch secret");
+    let g = wait_for(
+        &gitsyncs,
+        "app",
+        "Ready=False for an untrusted host key",
+        minute,
+        |g| {
+            ready(g).is_some_and(|(s, r, m)| {
+                s == "False" && r == "FetchFailed" && m.to_lowercase().contains("host key")
+            })
+        },
+    )
+    .await;
+    let (_, _, message) = ready(&g).expect("Ready");
+    assert!(
+        !message.contains("PRIVATE KEY"),
+        "no key in status: {message}"
+    );
+    // A new commit stays out of reach while the host key is untrusted.
+    repo.commit("over ssh: red", &[("settings.yaml", settings("red"))]);
+    repo.git(&["push", "-q", "origin", "main"]);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        mode_of(&cms).await.as_deref(),
+        Some("blue"),
+        "nothing fetched"
+    );
+    let g = gitsyncs.get("app").await.expect("GitSync");
+    assert_eq!(
+        g.status
+            .as_ref()
+            .and_then(|s| s.last_applied_commit.as_deref()),
+        Some(c1.as_str())
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
