@@ -46,7 +46,7 @@ sshd:
 	deploy/local/sshd
 
 test-integration: no-demo browser sshd
-	@eval "$$($(CLUSTER) env)" && eval "$$(deploy/local/browser env)" && $(CARGO) test --features cluster-tests --test local_cluster --test crds_on_cluster --test cloneset --test sync_apply --test sync_cli --test gitsync --test prepull_sync --test nodeagent_cri --test crr --test imagepull --test nodeagent_rbac --test helm_chart --test e2e_install --test web -- --test-threads=4 \
+	@eval "$$($(CLUSTER) env)" && eval "$$(deploy/local/browser env)" && $(CARGO) test --features cluster-tests --test local_cluster --test crds_on_cluster --test cloneset --test sync_apply --test sync_cli --test gitsync --test prepull_sync --test nodeagent_cri --test crr --test imagepull --test nodeagent_rbac --test helm_chart --test e2e_install --test run_cli --test web -- --test-threads=4 \
 	  || { echo "integration tests failed; component logs: /var/log/graft-local/"; exit 1; }
 
 test-cluster-down:

@@ -96,6 +96,10 @@ struct RunArgs {
     /// With --with-nodeagent: most image pulls at once on this node (0 = unlimited).
     #[arg(long, env = "GRAFT_MAX_CONCURRENT_PULLS", default_value_t = 2)]
     max_concurrent_pulls: usize,
+    /// With --with-nodeagent: run only its ContainerRecreateRequest executor, no image puller
+    /// (tests, where several agents share one node).
+    #[arg(long, env = "GRAFT_NODEAGENT_ONLY_CRR")]
+    nodeagent_only_crr: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -345,7 +349,7 @@ fn run_manager(args: RunArgs) -> anyhow::Result<()> {
                 max_concurrent_pulls: args.max_concurrent_pulls,
                 pull_secrets_namespace,
                 crr_namespace,
-                only_crr: false,
+                only_crr: args.nodeagent_only_crr,
             },
         }),
     };
