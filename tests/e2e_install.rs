@@ -527,6 +527,21 @@ async fn installed_by_the_chart_graft_syncs_survives_its_leader_and_uninstalls_c
         watcher.history().iter().all(|s| !s.deleted),
         "every pod updated in place, none deleted"
     );
+    // Least privilege that is still enough: nothing the manager or the agent did was refused.
+    for component in ["manager", "nodeagent"] {
+        let logs = run(Command::new("kubectl")
+            .args(["logs", "-n", &ns.name, "--tail=-1", "--prefix"])
+            .arg(format!("-lapp.kubernetes.io/component={component}")));
+        let refused: Vec<&str> = logs
+            .lines()
+            .filter(|l| l.contains("forbidden") || l.contains("Forbidden"))
+            .collect();
+        assert!(
+            refused.is_empty(),
+            "the {component}'s RBAC refused requests:\n{}",
+            refused.join("\n")
+        );
+    }
     let web_pods = pods
         .list(&kube::api::ListParams::default().labels("app=web"))
         .await
