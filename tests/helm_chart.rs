@@ -1,6 +1,9 @@
 //! The Helm chart (`deploy/helm/graft`) with a real helm (built from the Go module proxy by
 //! `deploy/helm/build-helm.sh`): `helm lint`, `helm template` of what the install needs, the
-//! chart's CRDs equal to `deploy/crds/`, and `deploy/manifests/graft.yaml` not stale.
+//! chart's CRDs equal to `deploy/crds/`, `deploy/manifests/graft.yaml` not stale, and (on the
+//! local cluster) the RBAC of a cluster-wide install checked with `kubectl auth can-i`.
+
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -219,4 +222,177 @@ fn the_plain_manifests_are_up_to_date() {
     let objs = parse(&committed);
     assert!(objs.iter().any(|o| o["kind"] == "CustomResourceDefinition"));
     assert!(objs.iter().any(|o| o["kind"] == "Namespace"));
+}
+
+/// The chart's RBAC objects of one release, applied to the cluster; removed when dropped
+/// (the ClusterRoles are cluster-scoped, the rest goes with the test namespace).
+struct AppliedRbac {
+    cluster_scoped: Vec<String>,
+}
+
+impl Drop for AppliedRbac {
+    fn drop(&mut self) {
+        for obj in &self.cluster_scoped {
+            let _ = Command::new("kubectl")
+                .args(["delete", "--ignore-not-found", obj])
+                .output();
+        }
+    }
+}
+
+fn can_i(sa: &str, args: &[&str]) -> bool {
+    let out = Command::new("kubectl")
+        .args(["auth", "can-i"])
+        .args(args)
+        .arg(format!("--as={sa}"))
+        .output()
+        .expect("kubectl auth can-i");
+    String::from_utf8_lossy(&out.stdout).trim() == "yes"
+}
+
+#[tokio::test]
+async fn a_cluster_wide_install_grants_what_the_code_uses_and_no_more() {
+    let client = support::client().await;
+    let ns = support::TestNamespace::new(&client, "helm-rbac").await;
+    let objs = template(&ns.name, &ns.name, &[]);
+    let rbac: Vec<&Value> = objs
+        .iter()
+        .filter(|o| {
+            [
+                "ServiceAccount",
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "Role",
+                "RoleBinding",
+            ]
+            .iter()
+            .any(|k| o["kind"] == *k)
+        })
+        .collect();
+    let _cleanup = AppliedRbac {
+        cluster_scoped: rbac
+            .iter()
+            .filter(|o| o["metadata"]["namespace"].is_null())
+            .map(|o| {
+                format!(
+                    "{}/{}",
+                    o["kind"].as_str().unwrap_or("").to_lowercase(),
+                    o["metadata"]["name"].as_str().unwrap_or("")
+                )
+            })
+            .collect(),
+    };
+    let mut apply = Command::new("kubectl")
+        .args(["apply", "--server-side", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl apply");
+    {
+        use std::io::Write;
+        let mut stdin = apply.stdin.take().expect("stdin");
+        for o in &rbac {
+            writeln!(stdin, "---\n{o}").expect("write manifest");
+        }
+    }
+    let out = apply.wait_with_output().expect("kubectl apply");
+    assert!(
+        out.status.success(),
+        "applying the chart's RBAC: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let full = format!("{}-graft", ns.name);
+    let manager = format!("system:serviceaccount:{}:{full}-manager", ns.name);
+    let agent = format!("system:serviceaccount:{}:{full}-nodeagent", ns.name);
+    let own = ns.name.as_str();
+    // What the controllers, the sync and the dashboard do (any namespace, cluster-wide install).
+    let allowed: &[&[&str]] = &[
+        &["create", "pods", "-n", "default"],
+        &["patch", "pods", "-n", "default"],
+        &["delete", "pods", "-n", "default"],
+        &["update", "pods", "--subresource=status", "-n", "default"],
+        &["create", "persistentvolumeclaims", "-n", "default"],
+        &["create", "controllerrevisions.apps", "-n", "default"],
+        &[
+            "update",
+            "clonesets.apps.kruise.io",
+            "--subresource=status",
+            "-n",
+            "default",
+        ],
+        &[
+            "create",
+            "containerrecreaterequests.apps.kruise.io",
+            "-n",
+            "default",
+        ],
+        &[
+            "patch",
+            "imagepulljobs.apps.kruise.io",
+            "--subresource=status",
+            "-n",
+            "default",
+        ],
+        &["create", "nodeimages.apps.kruise.io"],
+        &["list", "nodes"],
+        &["list", "namespaces"],
+        &["patch", "gitsyncs.graft.dev", "-n", "default"],
+        &[
+            "patch",
+            "gitsyncs.graft.dev",
+            "--subresource=status",
+            "-n",
+            "default",
+        ],
+        &["create", "events.events.k8s.io", "-n", "default"],
+        &["create", "configmaps", "-n", "default"],
+        &["create", "deployments.apps", "-n", "default"],
+        &["watch", "statefulsets.apps.kruise.io", "-n", "default"],
+        &["create", "leases.coordination.k8s.io", "-n", own],
+        &["create", "secrets", "-n", own],
+    ];
+    let denied: &[&[&str]] = &[
+        &["create", "leases.coordination.k8s.io", "-n", "default"],
+        &["create", "secrets", "-n", "default"],
+        &["delete", "nodes"],
+        &["delete", "namespaces"],
+        &["create", "clusterroles.rbac.authorization.k8s.io"],
+        &["create", "customresourcedefinitions.apiextensions.k8s.io"],
+    ];
+    for a in allowed {
+        assert!(can_i(&manager, a), "the manager must be allowed to {a:?}");
+    }
+    for d in denied {
+        assert!(
+            !can_i(&manager, d),
+            "the manager must not be allowed to {d:?}"
+        );
+    }
+    // The agent: statuses of its node's objects, reads of pods, pull secrets in its namespace.
+    for a in [
+        &["patch", "nodeimages.apps.kruise.io", "--subresource=status"][..],
+        &["list", "pods", "-n", "default"],
+        &["update", "pods", "--subresource=status", "-n", "default"],
+        &[
+            "patch",
+            "containerrecreaterequests.apps.kruise.io",
+            "--subresource=status",
+            "-n",
+            "default",
+        ],
+        &["get", "secrets", "-n", own],
+    ] {
+        assert!(can_i(&agent, a), "the agent must be allowed to {a:?}");
+    }
+    for d in [
+        &["patch", "pods", "-n", "default"][..],
+        &["delete", "pods", "-n", "default"],
+        &["create", "nodeimages.apps.kruise.io"],
+        &["get", "secrets", "-n", "default"],
+        &["create", "leases.coordination.k8s.io", "-n", own],
+    ] {
+        assert!(!can_i(&agent, d), "the agent must not be allowed to {d:?}");
+    }
 }
