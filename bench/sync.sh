@@ -70,7 +70,7 @@ t0=$(now); kubectl apply --server-side -n "$NS_K" -R -f "$REPO/deploy" >/dev/nul
 kubectl_apply=$(secs "$t0" "$t1")
 new_namespace graft; NS_G="$NS"
 t0=$(now)
-out=$("$GRAFT" sync --once --repo "file://$REPO" --path deploy --name bench --namespace "$NS_G" --cache-dir "$WORK/cache" 2>/dev/null)
+out=$("$GRAFT" sync --once --repo "file://$REPO" --path deploy --name bench --namespace "$NS_G" --cache-dir "$WORK/cache" 2>/dev/null | grep '^synced')
 t1=$(now)
 graft_apply=$(secs "$t0" "$t1")
 echo "   kubectl apply --server-side : ${kubectl_apply}s"
@@ -80,7 +80,7 @@ echo "== no-op resync of the unchanged commit"
 t0=$(now); kubectl apply --server-side -n "$NS_K" -R -f "$REPO/deploy" >/dev/null; t1=$(now)
 kubectl_noop=$(secs "$t0" "$t1")
 t0=$(now)
-out=$("$GRAFT" sync --once --repo "file://$REPO" --path deploy --name bench --namespace "$NS_G" --cache-dir "$WORK/cache" 2>/dev/null)
+out=$("$GRAFT" sync --once --repo "file://$REPO" --path deploy --name bench --namespace "$NS_G" --cache-dir "$WORK/cache" 2>/dev/null | grep '^synced')
 t1=$(now)
 graft_noop=$(secs "$t0" "$t1")
 requests=$(sed -n 's/.*; \([0-9]*\) API requests, \([0-9]*\) writes.*/\1 requests, \2 writes/p' <<<"$out")
@@ -119,6 +119,7 @@ metadata: {name: watched}
 spec: {url: "file://$WORK/git/watched", ref: {branch: main}, path: deploy, interval: 1h}
 EOF
 for r in hooked watched; do
+  for _ in $(seq 1 300); do kubectl -n "$NS_L" get configmap "$r" >/dev/null 2>&1 && break; sleep 0.2; done
   kubectl -n "$NS_L" wait --for=jsonpath='{.data.round}'=0 "configmap/$r" --timeout=60s >/dev/null
 done
 sleep 3   # let the first syncs' status writes settle
