@@ -74,6 +74,7 @@ manifests:
 ## bench/rollout.sh: CloneSet in-place / ReCreate vs a Deployment, 30 pods each;
 ## bench/prepull.sh: pre-pull of the large image vs a pod pulling it itself;
 ## bench/sync.sh: Git sync of 1,000 objects, no-op resync, webhook/file-watch latency vs kubectl;
+## bench/commit.sh: commit -> pods on a large image with BeforeRollout pre-pull vs Off; manager memory/CPU;
 ## bench/web.sh: the dashboard's render time, SSE latency and memory per client (no cluster).
 .PHONY: bench bench-web
 bench:
@@ -81,6 +82,7 @@ bench:
 	bench/rollout.sh
 	bench/prepull.sh
 	bench/sync.sh
+	bench/commit.sh
 	bench/web.sh
 
 bench-web:

@@ -322,6 +322,9 @@ async fn installed_by_the_chart_graft_syncs_survives_its_leader_and_uninstalls_c
     let client = client().await;
     install_crds(&client).await;
     let ns = TestNamespace::new(&client, "e2e-install").await;
+    // The installed agent pulls for the real node's NodeImage and the chart runs the NodeImage
+    // manager: take turns with the other tests that do (tests/support/imagepull.rs).
+    let _lock = support::imagepull::ClusterLock::acquire();
     let helm = helm();
     let tag = build_image();
 
@@ -351,7 +354,7 @@ async fn installed_by_the_chart_graft_syncs_survives_its_leader_and_uninstalls_c
         .args(["--set", "manager.logFormat=text"])
         .args(["--set", &format!("nodeagent.criSocket={cri}")])
         .args(["--set", &format!("nodeagent.crrNamespace={}", ns.name)])
-        .args(["--set", "nodeagent.onlyCrr=true"])
+        .args(["--set", "manager.nodeImageManager=true"])
         .args(["--set", &format!("webhook.secret={WEBHOOK_SECRET}")]));
     eprintln!("helm install --wait took {:?}", started.elapsed());
     let full = format!("{}-graft", ns.name);
@@ -574,6 +577,155 @@ async fn installed_by_the_chart_graft_syncs_survives_its_leader_and_uninstalls_c
         pod_of(&leader),
         deleted_at.elapsed()
     );
+
+    // An image bump with BeforeRollout pre-pull: the ImagePullJob completes on the node before
+    // any pod starts its in-place update, and every pod is updated in place.
+    gitsyncs
+        .patch(
+            "app",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"interval": "2s",
+                "prePull": {"mode": "BeforeRollout", "timeoutSeconds": 120}}})),
+        )
+        .await
+        .expect("turn pre-pull on");
+    let v3 = image("app:v3");
+    let runtime = support::imagepull::cri().await;
+    let _ = runtime.remove_image(&v3).await;
+    let before: Vec<String> = pods
+        .list(&kube::api::ListParams::default().labels("app=web"))
+        .await
+        .expect("web pods")
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.uid)
+        .collect();
+    let c3 = repo.commit("web v3", &[("web.yaml", cloneset("v3"))]);
+    let jobs: Api<graft_api::apps::v1alpha1::ImagePullJob> = ns.api();
+    let job = support::eventually(
+        "the v3 commit's ImagePullJob completed",
+        Duration::from_secs(120),
+        || async {
+            let list = jobs
+                .list(&Default::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            match list.items.into_iter().find(|j| {
+                j.metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(graft_api::labels::GRAFT_COMMIT))
+                    == Some(&c3)
+            }) {
+                Some(j)
+                    if j.status
+                        .as_ref()
+                        .is_some_and(|s| s.completion_time.is_some()) =>
+                {
+                    Ok(j)
+                }
+                other => Err(format!("job {:?}", other.map(|j| j.status))),
+            }
+        },
+    )
+    .await;
+    let job_status = job.status.expect("job status");
+    assert_eq!(
+        job_status.succeeded, 1,
+        "pulled on the node: {job_status:?}"
+    );
+    let completed = job_status.completion_time.expect("completion").0;
+    wait_for(
+        &gitsyncs,
+        "app",
+        "the v3 commit Healthy",
+        Duration::from_secs(120),
+        |g| phase(g, &c3) == Some(CommitPhase::Healthy),
+    )
+    .await;
+    let web_pods = pods
+        .list(&kube::api::ListParams::default().labels("app=web"))
+        .await
+        .expect("web pods");
+    let mut after: Vec<String> = Vec::new();
+    for p in &web_pods.items {
+        after.extend(p.metadata.uid.clone());
+        let img = &p.spec.as_ref().expect("spec").containers[0].image;
+        assert_eq!(img.as_deref(), Some(v3.as_str()), "every pod on v3");
+        let state: serde_json::Value = p
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(graft_api::labels::INPLACE_UPDATE_STATE))
+            .and_then(|s| serde_json::from_str(s).ok())
+            .expect("in-place update state");
+        let started: k8s_openapi::jiff::Timestamp = state["updateTimestamp"]
+            .as_str()
+            .and_then(|t| t.parse().ok())
+            .expect("updateTimestamp");
+        assert!(
+            completed <= started,
+            "the pre-pull completed ({completed}) before pod {:?} started updating ({started})",
+            p.metadata.name
+        );
+    }
+    let (mut b, mut a) = (before.clone(), after);
+    b.sort();
+    a.sort();
+    assert_eq!(a, b, "updated in place: the same pods");
+
+    // A bad commit changes nothing and says why; the fix commit applies.
+    let c4 = repo.commit(
+        "broken",
+        &[(
+            "web.yaml",
+            cloneset("v1").replace("replicas:", "replicas: [\n  oops:"),
+        )],
+    );
+    let g = wait_for(
+        &gitsyncs,
+        "app",
+        "the bad commit Failed",
+        Duration::from_secs(60),
+        |g| phase(g, &c4) == Some(CommitPhase::Failed),
+    )
+    .await;
+    let entry = g
+        .status
+        .as_ref()
+        .and_then(|s| s.history.as_ref())
+        .and_then(|h| h.iter().find(|e| e.sha == c4))
+        .expect("history entry");
+    assert_eq!(
+        entry.reason.as_deref(),
+        Some("ValidationFailed"),
+        "{entry:?}"
+    );
+    assert!(
+        entry
+            .status_message
+            .as_deref()
+            .is_some_and(|m| m.contains("web.yaml")),
+        "names the file: {entry:?}"
+    );
+    let spec = serde_json::to_string(&clonesets.get("web").await.expect("web").spec.template)
+        .expect("template");
+    assert!(spec.contains(&v3), "the bad commit changed nothing");
+    let c5 = repo.commit(
+        "fixed",
+        &[(
+            "web.yaml",
+            cloneset("v3").replace("minReadySeconds: 3", "minReadySeconds: 2"),
+        )],
+    );
+    wait_for(
+        &gitsyncs,
+        "app",
+        "the fix commit Healthy",
+        Duration::from_secs(90),
+        |g| phase(g, &c5) == Some(CommitPhase::Healthy),
+    )
+    .await;
 
     // Uninstall: the release's own objects go, the CRDs and the user's CloneSet stay.
     release.uninstall();
