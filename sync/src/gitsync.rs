@@ -354,6 +354,8 @@ async fn sync_gitsync(cached: Arc<GitSync>, ctx: Arc<Ctx>) -> Result<Requeue, Er
     // Pre-pulls: a new commit's new images go onto the nodes first (BeforeRollout) or while
     // it applies (Parallel).
     let pre_pull = spec.pre_pull.clone().unwrap_or_default();
+    let mut job_ns = job_namespaces(&owner, &status);
+    job_ns.extend(plan.objects().filter_map(|o| o.reference.namespace.clone()));
     let mode = pre_pull.mode.unwrap_or_default();
     if new_commit && mode != PrePullMode::Off {
         let settings = prepull::Settings {
@@ -389,7 +391,7 @@ async fn sync_gitsync(cached: Arc<GitSync>, ctx: Arc<Ctx>) -> Result<Requeue, Er
             .as_secs_f64()
             .max(0.0);
         let timeout = f64::from(pre_pull.timeout_seconds.unwrap_or(600));
-        let progress = pre_pull_progress(&ctx, &owner, &commit).await;
+        let progress = pre_pull_progress(&ctx, &owner, &commit, &job_ns).await;
         let answered = progress.as_ref().is_ok_and(|p| p.answered > 0);
         // The outcome of the hold: (reason kept in the history when it did not simply finish,
         // note).
@@ -408,7 +410,7 @@ async fn sync_gitsync(cached: Arc<GitSync>, ctx: Arc<Ctx>) -> Result<Requeue, Er
             Ok(p) => {
                 set_message(&mut status, &commit, &format!("pre-pulling: {p}"));
                 write_status(&ctx.client, &ns, &name, &status).await?;
-                clean_pre_pulls(&ctx, &owner, &commit, false).await;
+                clean_pre_pulls(&ctx, &owner, &commit, false, &job_ns).await;
                 return Ok(Requeue::requeue(ROLLOUT_POLL));
             }
             Err(e) => (
@@ -597,7 +599,8 @@ async fn sync_gitsync(cached: Arc<GitSync>, ctx: Arc<Ctx>) -> Result<Requeue, Er
         .flatten()
         .find(|h| h.sha == commit)
         .is_some_and(|h| h.phase.is_final());
-    clean_pre_pulls(&ctx, &owner, &commit, current_final).await;
+    job_ns.extend(job_namespaces(&owner, &status));
+    clean_pre_pulls(&ctx, &owner, &commit, current_final, &job_ns).await;
     let rolling = status
         .history
         .iter()
@@ -768,14 +771,37 @@ async fn start_pre_pulls(
     Ok(pulls.len())
 }
 
-/// The ImagePullJobs of this GitSync (all commits), as JSON.
-async fn pre_pull_jobs(ctx: &Ctx, owner: &Owner) -> Result<Vec<ImagePullJob>, kube::Error> {
-    let api: Api<ImagePullJob> = Api::all(ctx.client.clone());
+/// The ImagePullJobs of this GitSync (all commits). They live in the namespaces of the
+/// workloads they prepare (or the GitSync's): listed there, so a namespaced install needs no
+/// cluster-wide read.
+async fn pre_pull_jobs(
+    ctx: &Ctx,
+    owner: &Owner,
+    namespaces: &std::collections::BTreeSet<String>,
+) -> Result<Vec<ImagePullJob>, kube::Error> {
     let selector = format!("{}={}", graft_api::labels::GRAFT_SYNC, owner.label_value());
-    Ok(api
-        .list(&kube::api::ListParams::default().labels(&selector))
-        .await?
-        .items)
+    let mut jobs = Vec::new();
+    for ns in namespaces {
+        let api: Api<ImagePullJob> = Api::namespaced(ctx.client.clone(), ns);
+        jobs.extend(
+            api.list(&kube::api::ListParams::default().labels(&selector))
+                .await?
+                .items,
+        );
+    }
+    Ok(jobs)
+}
+
+/// Where a GitSync's pre-pull jobs can be: its own namespace and those of its objects.
+fn job_namespaces(owner: &Owner, status: &GitSyncStatus) -> std::collections::BTreeSet<String> {
+    let mut out: std::collections::BTreeSet<String> = status
+        .inventory
+        .iter()
+        .flatten()
+        .filter_map(|e| e.namespace.clone())
+        .collect();
+    out.insert(owner.namespace.clone());
+    out
 }
 
 fn job_commit(job: &ImagePullJob) -> Option<&str> {
@@ -791,8 +817,9 @@ async fn pre_pull_progress(
     ctx: &Ctx,
     owner: &Owner,
     commit: &str,
+    namespaces: &std::collections::BTreeSet<String>,
 ) -> Result<prepull::Progress, kube::Error> {
-    let jobs: Vec<serde_json::Value> = pre_pull_jobs(ctx, owner)
+    let jobs: Vec<serde_json::Value> = pre_pull_jobs(ctx, owner, namespaces)
         .await?
         .iter()
         .filter(|j| job_commit(j) == Some(commit))
@@ -802,8 +829,14 @@ async fn pre_pull_progress(
 }
 
 /// Deletes the pre-pull jobs of older commits, and of the current one once it is final.
-async fn clean_pre_pulls(ctx: &Ctx, owner: &Owner, commit: &str, current_final: bool) {
-    let jobs = match pre_pull_jobs(ctx, owner).await {
+async fn clean_pre_pulls(
+    ctx: &Ctx,
+    owner: &Owner,
+    commit: &str,
+    current_final: bool,
+    namespaces: &std::collections::BTreeSet<String>,
+) {
+    let jobs = match pre_pull_jobs(ctx, owner, namespaces).await {
         Ok(jobs) => jobs,
         Err(e) => {
             tracing::debug!(error = %e, "listing pre-pull jobs");
