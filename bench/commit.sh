@@ -94,7 +94,7 @@ apiVersion: graft.dev/v1alpha1
 kind: GitSync
 metadata: {name: app}
 spec: {url: "file://$REPO", ref: {branch: main}, path: deploy, interval: 1h,
-       prePull: {mode: $2, timeoutSeconds: 300}}
+       prePull: {mode: "$2", timeoutSeconds: 300}}
 YAML
   wait_commit "$(git -C "$REPO" rev-parse HEAD)" 300 >/dev/null
 }
