@@ -42,6 +42,18 @@ fn is_ref_change(path: &Path) -> bool {
             .is_some_and(|n| n == "HEAD" || n == "packed-refs")
 }
 
+/// Whether an event can change a file: not a read. The sync's own fetch opens and reads the
+/// repository's refs, and inotify reports that: reacting to it would fetch again, forever.
+fn is_write(kind: &notify::EventKind) -> bool {
+    matches!(
+        kind,
+        notify::EventKind::Create(_)
+            | notify::EventKind::Modify(_)
+            | notify::EventKind::Remove(_)
+            | notify::EventKind::Any
+    )
+}
+
 /// Keep watches on the local repositories of the GitSyncs in `store`, and send a GitSync to
 /// `trigger` whenever a ref of its repository changes. Runs until `trigger` is closed.
 pub async fn watch_local_repos(
@@ -69,6 +81,7 @@ pub async fn watch_local_repos(
                     let root = dir.clone();
                     let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
                         if let Ok(event) = res
+                            && is_write(&event.kind)
                             && event.paths.iter().any(|p| is_ref_change(p))
                         {
                             let _ = tx.send(root.clone());
@@ -121,6 +134,19 @@ mod tests {
         );
         assert_eq!(local_git_dir("https://example.com/x.git"), None);
         assert_eq!(local_git_dir("file:///nonexistent/graft"), None);
+    }
+
+    #[test]
+    fn reads_are_not_changes() {
+        use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind};
+        assert!(!is_write(&notify::EventKind::Access(AccessKind::Open(
+            AccessMode::Any
+        ))));
+        assert!(!is_write(&notify::EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        ))));
+        assert!(is_write(&notify::EventKind::Create(CreateKind::File)));
+        assert!(is_write(&notify::EventKind::Modify(ModifyKind::Any)));
     }
 
     #[test]
