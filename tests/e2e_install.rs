@@ -1,15 +1,17 @@
 //! graft installed the way a user installs it: graft's image built from this test run's binary
 //! and pushed to the local registry, the Helm chart installed into a test namespace (scoped to
-//! it: `manager.watchNamespace`, no NodeImage manager, the agent's CRR executor limited to it),
-//! a GitSync following a repository served to the pods by `git daemon`, a commit applied and
-//! Healthy; then the leader is killed during a CloneSet rollout and the standby finishes it
-//! without ever violating maxUnavailable; `helm uninstall` leaves the CRDs and the user's
-//! CloneSet in place.
+//! it: `manager.watchNamespace`, with the NodeImage manager, the agent's CRR executor limited to
+//! it), a GitSync following a repository served to the pods over smart HTTP with basic auth
+//! (`git http-backend`): the first commit applied and Healthy; an image bump announced by a
+//! webhook to the standby, during whose rollout the leader is killed and the standby finishes
+//! without ever violating maxUnavailable; an image bump with `BeforeRollout` whose ImagePullJob
+//! completes before any pod starts its in-place update; a bad commit that changes nothing and
+//! its fix; `helm uninstall` leaves the CRDs and the user's CloneSet in place.
 
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -67,56 +69,6 @@ fn build_image() -> String {
         .arg(&tag));
     let _ = std::fs::remove_dir_all(&dir);
     tag
-}
-
-/// `git daemon` serving one repository to the pods (on the host address they reach).
-struct GitDaemon {
-    child: std::process::Child,
-    url: String,
-}
-
-impl GitDaemon {
-    fn start(repo: &GitRepo) -> GitDaemon {
-        let host = host_ip();
-        let port = std::net::TcpListener::bind((host.as_str(), 0))
-            .and_then(|l| l.local_addr())
-            .expect("a free port on the host address")
-            .port();
-        let base = repo.dir.parent().expect("repo parent");
-        let name = repo.dir.file_name().expect("repo name").to_string_lossy();
-        // git-daemon itself (not the `git daemon` wrapper) so that killing it stops the server;
-        // the repository is the test's, owned by whoever runs the test.
-        let exec_path = run(Command::new("git").arg("--exec-path"));
-        let child = Command::new(Path::new(exec_path.trim()).join("git-daemon"))
-            .env("GIT_CONFIG_PARAMETERS", "'safe.directory'='*'")
-            .args(["--reuseaddr", "--export-all"])
-            .arg(format!("--listen={host}"))
-            .arg(format!("--port={port}"))
-            .arg(format!("--base-path={}", base.display()))
-            .arg(&repo.dir)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("starting git daemon");
-        let url = format!("git://{host}:{port}/{name}");
-        // Ready once it accepts connections.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect((host.as_str(), port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "git daemon did not listen on {host}:{port}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        GitDaemon { child, url }
-    }
-}
-
-impl Drop for GitDaemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The installed release; uninstalled when dropped (also when the test fails, so its
@@ -429,12 +381,29 @@ async fn installed_by_the_chart_graft_syncs_survives_its_leader_and_uninstalls_c
     // A GitSync following a repository the pods fetch over git://.
     let repo = GitRepo::new(&ns.name);
     let c1 = repo.commit("web v1", &[("web.yaml", cloneset("v1"))]);
-    let daemon = GitDaemon::start(&repo);
+    // Served over smart HTTP (git http-backend) with basic auth, on the host address pods reach.
+    let server = support::git_http::GitHttpServer::start_on(
+        &host_ip(),
+        repo.dir.parent().expect("repo parent"),
+        "graft",
+        "e2e-git-password",
+    );
+    let repo_url = server.url_of(&repo.dir.file_name().expect("repo name").to_string_lossy());
+    let secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "git-auth"},
+        "stringData": {"username": "graft", "password": "e2e-git-password"}
+    }))
+    .expect("Secret literal");
+    ns.api::<k8s_openapi::api::core::v1::Secret>()
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create the Git Secret");
     let gitsyncs: Api<GitSync> = ns.api();
     let gs: GitSync = serde_json::from_value(json!({
         "apiVersion": "graft.dev/v1alpha1", "kind": "GitSync",
         "metadata": {"name": "app"},
-        "spec": {"url": daemon.url, "ref": {"branch": "main"}, "path": "deploy", "interval": "1h",
+        "spec": {"url": repo_url, "ref": {"branch": "main"}, "path": "deploy", "interval": "1h",
+                 "secretRef": {"name": "git-auth"},
                  "prePull": {"mode": "Off"}}
     }))
     .expect("GitSync literal");
@@ -464,7 +433,7 @@ async fn installed_by_the_chart_graft_syncs_survives_its_leader_and_uninstalls_c
         .status
         .and_then(|s| s.pod_ip)
         .expect("standby pod IP");
-    let answer = post_webhook(&standby_ip, &daemon.url, &c2, WEBHOOK_SECRET);
+    let answer = post_webhook(&standby_ip, &repo_url, &c2, WEBHOOK_SECRET);
     assert!(
         answer.contains(" 202 ") && answer.contains("1 GitSync(s) to sync"),
         "the standby accepts the webhook: {answer}"

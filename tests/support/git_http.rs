@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 /// Serves the bare repositories under `root` at `http://127.0.0.1:<port>/<name>.git` to
 /// clients that authenticate as `user`/`password`; stops when dropped.
 pub struct GitHttpServer {
-    /// The port it listens on (127.0.0.1).
+    /// The address it listens on.
+    pub host: String,
+    /// The port it listens on.
     pub port: u16,
     /// The directory of bare repositories.
     pub root: PathBuf,
@@ -20,9 +22,14 @@ pub struct GitHttpServer {
 }
 
 impl GitHttpServer {
-    /// Starts serving `root` in a background thread.
+    /// Starts serving `root` on 127.0.0.1 in a background thread.
     pub fn start(root: &Path, user: &str, password: &str) -> GitHttpServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the git HTTP server");
+        Self::start_on("127.0.0.1", root, user, password)
+    }
+
+    /// Starts serving `root` on `host` (e.g. the node address pods reach) in a background thread.
+    pub fn start_on(host: &str, root: &Path, user: &str, password: &str) -> GitHttpServer {
+        let listener = TcpListener::bind((host, 0)).expect("bind the git HTTP server");
         let port = listener.local_addr().expect("local addr").port();
         let stop = Arc::new(AtomicBool::new(false));
         let refused = Arc::new(AtomicUsize::new(0));
@@ -45,6 +52,7 @@ impl GitHttpServer {
             }
         });
         GitHttpServer {
+            host: host.to_string(),
             port,
             root: root.to_path_buf(),
             stop,
@@ -54,7 +62,12 @@ impl GitHttpServer {
 
     /// The URL of the bare repository `<name>.git`.
     pub fn url(&self, name: &str) -> String {
-        format!("http://127.0.0.1:{}/{name}.git", self.port)
+        self.url_of(&format!("{name}.git"))
+    }
+
+    /// The URL of the repository at `path` under the root (bare, or a work tree's directory).
+    pub fn url_of(&self, path: &str) -> String {
+        format!("http://{}:{}/{path}", self.host, self.port)
     }
 
     /// How many requests were answered 401 (missing or wrong credentials).
@@ -66,7 +79,7 @@ impl GitHttpServer {
 impl Drop for GitHttpServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        let _ = TcpStream::connect((self.host.as_str(), self.port));
     }
 }
 
@@ -129,6 +142,8 @@ fn serve(
         .arg("http-backend")
         .env("GIT_PROJECT_ROOT", root)
         .env("GIT_HTTP_EXPORT_ALL", "1")
+        // The test's repositories belong to whoever runs the test.
+        .env("GIT_CONFIG_PARAMETERS", "'safe.directory'='*'")
         .env("REQUEST_METHOD", &method)
         .env("PATH_INFO", path)
         .env("QUERY_STRING", query)
