@@ -6,7 +6,6 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::time::Duration;
 
 use graft_api::apps::v1alpha1::ImagePullJob;
@@ -15,20 +14,10 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{ListParams, PostParams};
 use serde_json::json;
-use support::imagepull::{ClusterLock, cri, start_agent, start_manager};
+use support::imagepull::{ClusterLock, cri, start_agent, start_manager, start_sync};
 use support::{
     GitRepo, TestNamespace, client, eventually, image, install_crds, node_name, wait_for,
 };
-
-/// `graft sync` (the GitSync controller) for one namespace, killed when dropped.
-struct SyncProcess(std::process::Child);
-
-impl Drop for SyncProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn cloneset(tag: &str) -> String {
     format!(
@@ -62,17 +51,7 @@ async fn before_rollout_pulls_the_new_image_first_then_updates_in_place() {
     let ns = TestNamespace::new(&client, "prepull-sync").await;
     let _manager = start_manager(&ns.name, &ns.name);
     let _agent = start_agent(&node_name(), &ns.name, 2);
-    let log = std::fs::File::create(format!("/tmp/graft-test-logs/sync-{}.log", ns.name))
-        .expect("log file");
-    let _sync = SyncProcess(
-        Command::new(env!("CARGO_BIN_EXE_graft"))
-            .args(["sync", "--watch-namespace", &ns.name, "--cache-dir"])
-            .arg(std::env::temp_dir().join(format!("graft-prepull-cache-{}", ns.name)))
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start graft sync"),
-    );
+    let _sync = start_sync(&ns.name);
     let repo = GitRepo::new(&ns.name);
     let gitsyncs: Api<GitSync> = ns.api();
     let jobs: Api<ImagePullJob> = ns.api();

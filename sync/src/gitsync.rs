@@ -310,11 +310,7 @@ async fn sync_gitsync(cached: Arc<GitSync>, ctx: Arc<Ctx>) -> Result<Requeue, Er
     // A commit refused as a history rewrite that fetched fine now was accepted (annotation):
     // it starts over as if it were new.
     let mut accepted_rewrite = false;
-    if let Some(h) = status
-        .history
-        .iter_mut()
-        .flatten()
-        .find(|h| h.sha == commit)
+    if let Some(h) = status.commit_mut(&commit)
         && !new_commit
         && h.phase == CommitPhase::Failed
         && h.reason.as_deref() == Some("HistoryRewritten")
@@ -326,12 +322,7 @@ async fn sync_gitsync(cached: Arc<GitSync>, ctx: Arc<Ctx>) -> Result<Requeue, Er
         accepted_rewrite = true;
     }
     let new_commit = new_commit || accepted_rewrite;
-    let phase = status
-        .history
-        .iter()
-        .flatten()
-        .find(|h| h.sha == commit)
-        .map(|h| h.phase);
+    let phase = status.commit(&commit).map(|h| h.phase);
     // A commit that failed validation stays failed until a new commit arrives.
     if phase == Some(CommitPhase::Failed) && status.last_applied_commit.as_deref() != Some(&commit)
     {
@@ -380,7 +371,7 @@ async fn sync_gitsync(cached: Arc<GitSync>, ctx: Arc<Ctx>) -> Result<Requeue, Er
             }
         }
     }
-    let record = status.history.iter().flatten().find(|h| h.sha == commit);
+    let record = status.commit(&commit);
     let pre_pulling = record.is_some_and(|h| h.phase == CommitPhase::PrePulling);
     if pre_pulling && mode == PrePullMode::BeforeRollout {
         let started = record
@@ -418,12 +409,7 @@ async fn sync_gitsync(cached: Arc<GitSync>, ctx: Arc<Ctx>) -> Result<Requeue, Er
                 format!("pre-pull status unreadable ({e}); applying anyway"),
             ),
         };
-        if let Some(h) = status
-            .history
-            .iter_mut()
-            .flatten()
-            .find(|h| h.sha == commit)
-        {
+        if let Some(h) = status.commit_mut(&commit) {
             h.reason = reason.map(str::to_string);
         }
         set_message(&mut status, &commit, &note);
@@ -490,10 +476,7 @@ async fn sync_gitsync(cached: Arc<GitSync>, ctx: Arc<Ctx>) -> Result<Requeue, Er
 
     // The commit's workloads: those it created or changed (remembered in its record).
     let record_workloads: Vec<ObjectRef> = status
-        .history
-        .iter()
-        .flatten()
-        .find(|h| h.sha == commit)
+        .commit(&commit)
         .and_then(|h| h.workloads.clone())
         .unwrap_or_default()
         .iter()
@@ -541,18 +524,8 @@ async fn sync_gitsync(cached: Arc<GitSync>, ctx: Arc<Ctx>) -> Result<Requeue, Er
         }
     }
     let overall = health::Health::worst(healths.iter());
-    let current_phase = status
-        .history
-        .iter()
-        .flatten()
-        .find(|h| h.sha == commit)
-        .map(|h| h.phase);
-    if let Some(h) = status
-        .history
-        .iter_mut()
-        .flatten()
-        .find(|h| h.sha == commit)
-    {
+    let current_phase = status.commit(&commit).map(|h| h.phase);
+    if let Some(h) = status.commit_mut(&commit) {
         if !progress.is_empty() || new_commit {
             h.workloads = Some(progress);
         }
@@ -593,20 +566,10 @@ async fn sync_gitsync(cached: Arc<GitSync>, ctx: Arc<Ctx>) -> Result<Requeue, Er
         ),
     );
     write_status(&ctx.client, &ns, &name, &status).await?;
-    let current_final = status
-        .history
-        .iter()
-        .flatten()
-        .find(|h| h.sha == commit)
-        .is_some_and(|h| h.phase.is_final());
+    let current_final = status.commit(&commit).is_some_and(|h| h.phase.is_final());
     job_ns.extend(job_namespaces(&owner, &status));
     clean_pre_pulls(&ctx, &owner, &commit, current_final, &job_ns).await;
-    let rolling = status
-        .history
-        .iter()
-        .flatten()
-        .find(|h| h.sha == commit)
-        .is_some_and(|h| !h.phase.is_final());
+    let rolling = status.commit(&commit).is_some_and(|h| !h.phase.is_final());
     Ok(Requeue::requeue(if rolling {
         ROLLOUT_POLL
     } else {
@@ -629,12 +592,7 @@ fn fail(status: &mut GitSyncStatus, commit: &str, e: &SyncError) -> &'static str
         SyncError::Source(_) => "FetchFailed",
         _ => "ApplyFailed",
     };
-    if let Some(h) = status
-        .history
-        .iter_mut()
-        .flatten()
-        .find(|h| h.sha == commit)
-    {
+    if let Some(h) = status.commit_mut(commit) {
         h.reason = Some(reason.into());
         h.status_message = Some(e.to_string());
     }
@@ -724,12 +682,7 @@ async fn write_status(
 
 /// Sets the commit's status message in its history entry.
 fn set_message(status: &mut GitSyncStatus, commit: &str, message: &str) {
-    if let Some(h) = status
-        .history
-        .iter_mut()
-        .flatten()
-        .find(|h| h.sha == commit)
-    {
+    if let Some(h) = status.commit_mut(commit) {
         h.status_message = Some(message.chars().take(1000).collect());
     }
 }

@@ -122,6 +122,15 @@ pub fn start_manager_with(
     ChildProcess::spawn(cmd, &format!("manager-{namespace}.log"))
 }
 
+/// `graft sync` (the GitSync controller) for one namespace, its Git cache in a temporary
+/// directory of its own.
+pub fn start_sync(namespace: &str) -> ChildProcess {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_graft"));
+    cmd.args(["sync", "--watch-namespace", namespace, "--cache-dir"])
+        .arg(std::env::temp_dir().join(format!("graft-sync-cache-{namespace}")));
+    ChildProcess::spawn(cmd, &format!("sync-{namespace}.log"))
+}
+
 /// `graft nodeagent` for `node` on the real containerd, reading pull secrets from
 /// `secrets_namespace`, with at most `max_pulls` pulls at once. Its ContainerRecreateRequest
 /// executor is limited to `secrets_namespace` (the test's own, holding no requests), so it never

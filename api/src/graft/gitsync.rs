@@ -353,9 +353,19 @@ impl GitSyncStatus {
         history.truncate(MAX_HISTORY);
     }
 
+    /// The history entry of commit `sha`, if it is in the history.
+    pub fn commit(&self, sha: &str) -> Option<&CommitRecord> {
+        self.history.iter().flatten().find(|h| h.sha == sha)
+    }
+
+    /// The history entry of commit `sha`, to change it.
+    pub fn commit_mut(&mut self, sha: &str) -> Option<&mut CommitRecord> {
+        self.history.iter_mut().flatten().find(|h| h.sha == sha)
+    }
+
     /// Moves the commit `sha` to `phase` at `now`; false if the commit is not in the history.
     pub fn set_phase(&mut self, sha: &str, phase: CommitPhase, now: &Time) -> bool {
-        let Some(h) = self.history.iter_mut().flatten().find(|h| h.sha == sha) else {
+        let Some(h) = self.commit_mut(sha) else {
             return false;
         };
         h.phase = phase;
