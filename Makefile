@@ -45,16 +45,17 @@ no-demo:
 sshd:
 	deploy/local/sshd
 
+## Every file in tests/ is a test target (cargo finds it; `#![cfg(feature = "cluster-tests")]` at its top).
 test-integration: no-demo browser sshd
-	@eval "$$($(CLUSTER) env)" && eval "$$(deploy/local/browser env)" && $(CARGO) test --features cluster-tests --test local_cluster --test crds_on_cluster --test cloneset --test sync_apply --test sync_cli --test gitsync --test prepull_sync --test nodeagent_cri --test crr --test imagepull --test nodeagent_rbac --test helm_chart --test e2e_install --test run_cli --test web -- --test-threads=4 \
+	@eval "$$($(CLUSTER) env)" && eval "$$(deploy/local/browser env)" && $(CARGO) test --features cluster-tests --test '*' -- --test-threads=4 \
 	  || { echo "integration tests failed; component logs: /var/log/graft-local/"; exit 1; }
 
 test-cluster-down:
-	@eval "$$($(CLUSTER) env)" && $(CARGO) test --features cluster-tests --test local_cluster_down -- --test-threads=1
+	@eval "$$($(CLUSTER) env)" && $(CARGO) test --features cluster-down-tests --test local_cluster_down -- --test-threads=1
 
 lint:
 	$(CARGO) fmt --all --check
-	$(CARGO) clippy --workspace --all-targets --features cluster-tests -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --features cluster-tests,cluster-down-tests -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

@@ -330,7 +330,7 @@ fn run_manager(args: RunArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|| "graft".to_string()),
         started ^ u128::from(std::process::id())
     );
-    let leader = (!args.no_leader_election).then_some(graft_controllers::leader::Options {
+    let leader = (!args.no_leader_election).then_some(graft_lease::Options {
         lease_name: args.lease_name,
         namespace: args.lease_namespace,
         identity,

@@ -3,7 +3,7 @@
 //! Every replica serves the front port: the dashboard, the push webhook receiver
 //! (`graft_sync::webhook::receiver`, which stamps the GitSyncs a push concerns so the leader's
 //! watch syncs them: a webhook reaching a standby is not lost), `/healthz` and `/readyz`.
-//! Only the replica holding the Lease (`graft_controllers::leader`) runs the controllers, the
+//! Only the replica holding the Lease (`graft_lease`) runs the controllers, the
 //! GitSync controller and, when asked, the in-process node agent.
 //!
 //! Leadership is never handed back inside a process: a replica that loses the Lease exits
@@ -44,7 +44,7 @@ pub struct Options {
     /// Bearer token of the dashboard.
     pub dashboard_token: Option<String>,
     /// Leader election; `None`: this process always leads (a single replica).
-    pub leader: Option<graft_controllers::leader::Options>,
+    pub leader: Option<graft_lease::Options>,
     /// Run a node agent for this node in-process (single-node installs).
     pub nodeagent: Option<NodeAgent>,
 }
@@ -67,7 +67,7 @@ pub async fn run(client: kube::Client, opts: Options) -> anyhow::Result<()> {
     let elector = match &opts.leader {
         None => None,
         Some(lo) => {
-            let elector = graft_controllers::leader::Elector::new(client.clone(), lo)
+            let elector = graft_lease::Elector::new(client.clone(), lo)
                 .await
                 .context("setting up leader election")?;
             role.store(STANDBY, Ordering::Release);

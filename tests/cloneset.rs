@@ -1,6 +1,7 @@
 //! The CloneSet controller on the real cluster: each test runs its own `graft controllers` for its
 //! own namespace, records every pod state while things happen, and checks the invariants
 //! (maxUnavailable, partition) over the whole history, not only at the end.
+#![cfg(feature = "cluster-tests")]
 
 mod support;
 

@@ -1,5 +1,6 @@
 //! graft's CRDs install on the real API server, every fixture manifest is accepted by it without
 //! losing a field, schema defaults are applied and CEL rules reject what they should — no webhook.
+#![cfg(feature = "cluster-tests")]
 
 mod support;
 

@@ -1,6 +1,7 @@
 //! ContainerRecreateRequest on the real cluster: `graft controllers --namespace NS` (the manager)
 //! and `graft nodeagent` (the agent, on the host, talking to the cluster's containerd over CRI,
 //! limited to the test's namespace so parallel tests never act on each other's requests).
+#![cfg(feature = "cluster-tests")]
 
 mod support;
 

@@ -7,6 +7,7 @@
 //! without ever violating maxUnavailable; an image bump with `BeforeRollout` whose ImagePullJob
 //! completes before any pod starts its in-place update; a bad commit that changes nothing and
 //! its fix; `helm uninstall` leaves the CRDs and the user's CloneSet in place.
+#![cfg(feature = "cluster-tests")]
 
 mod support;
 

@@ -1,6 +1,7 @@
 //! A GitSync driven by real Git commits on the real cluster, with graft's sync and CloneSet
 //! controllers running: every commit gets its history entry and phases; a bad commit fails
 //! alone and the last good one stays applied.
+#![cfg(feature = "cluster-tests")]
 
 mod support;
 

@@ -2,6 +2,7 @@
 //! `deploy/helm/build-helm.sh`): `helm lint`, `helm template` of what the install needs, the
 //! chart's CRDs equal to `deploy/crds/`, `deploy/manifests/graft.yaml` not stale, and (on the
 //! local cluster) the RBAC of a cluster-wide install checked with `kubectl auth can-i`.
+#![cfg(feature = "cluster-tests")]
 
 mod support;
 

@@ -1,6 +1,7 @@
 //! ImagePullJob / NodeImage / node agent acceptance tests on the local cluster: `graft controllers`
 //! (with the NodeImage manager) and `graft nodeagent` run as children against the real API server
 //! and the real containerd. They share the node's NodeImage, so they take turns (ClusterLock).
+#![cfg(feature = "cluster-tests")]
 
 mod support;
 

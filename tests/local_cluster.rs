@@ -2,6 +2,7 @@
 //! an image patch restarts one container in place, the registry is real, and Services work.
 //! Run with `make test` (or `cargo test --features cluster-tests --test local_cluster` with the
 //! cluster up).
+#![cfg(feature = "cluster-tests")]
 
 mod support;
 

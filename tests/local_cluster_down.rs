@@ -1,5 +1,6 @@
 //! `deploy/local/cluster down` leaves nothing behind: no process, mount, network device, firewall
 //! rule or changed kernel setting. `make test` runs this last; it takes the cluster down.
+#![cfg(feature = "cluster-down-tests")]
 
 use std::path::Path;
 use std::process::Command;

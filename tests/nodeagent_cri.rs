@@ -1,4 +1,5 @@
 //! The node agent's CRI client against the local cluster's real containerd.
+#![cfg(feature = "cluster-tests")]
 
 mod support;
 

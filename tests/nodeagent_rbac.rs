@@ -1,6 +1,7 @@
 //! The node agent's RBAC (`deploy/rbac/nodeagent.yaml`) on the real API server: what its
 //! ServiceAccount may and may not do, checked with `kubectl auth can-i` and with a real token bound
 //! to a pod on the node (which the admission policy needs to know the agent's node).
+#![cfg(feature = "cluster-tests")]
 
 mod support;
 

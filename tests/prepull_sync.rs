@@ -2,6 +2,7 @@
 //! pulls a commit's new image onto the node (ImagePullJob → NodeImage → `graft nodeagent` → CRI)
 //! before it applies the commit, then the CloneSet updates every pod in place; the job is
 //! cleaned up once the commit is healthy.
+#![cfg(feature = "cluster-tests")]
 
 mod support;
 

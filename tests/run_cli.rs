@@ -1,6 +1,7 @@
 //! `graft run` as a host process (the way a single local node runs it): one process with the
 //! controllers, the GitSync controller, the webhook receiver and the in-process node agent
 //! (`--with-nodeagent`), and two processes electing a leader with a Lease.
+#![cfg(feature = "cluster-tests")]
 
 mod support;
 

@@ -1,6 +1,7 @@
 //! The sync's apply engine against the real API server: render in-memory manifests with
 //! `graft_sync::render`, plan them, validate with a server-side dry-run, apply in waves with
 //! server-side apply (field manager `graft`), detect and revert drift, and prune.
+#![cfg(feature = "cluster-tests")]
 
 mod support;
 

@@ -1,5 +1,6 @@
 //! `graft sync` against the real cluster and real Git repositories: apply, change, prune, and bad
 //! commits that apply nothing and keep the last good commit.
+#![cfg(feature = "cluster-tests")]
 
 mod support;
 

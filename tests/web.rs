@@ -2,6 +2,7 @@
 //! `graft controllers` and `graft web` as child processes, a Git repository committed to by the
 //! test, and for the browser test Debian's Chromium driven over WebDriver (fantoccini +
 //! chromedriver; `deploy/local/browser` installs them).
+#![cfg(feature = "cluster-tests")]
 
 mod support;
 

@@ -18,6 +18,7 @@
 
 pub mod annotations;
 pub mod apps;
+pub mod commit;
 pub mod crds;
 pub mod error;
 pub mod field;
@@ -27,6 +28,8 @@ pub mod labels;
 pub mod manifest;
 pub mod policy;
 mod schema;
+pub mod selector;
+pub mod workload;
 
 pub use error::Error;
 pub use field::{FieldError, FieldErrorKind, FieldErrors};

@@ -7,12 +7,12 @@
 //! [`expectations`] (not acting twice on a stale cache).
 
 pub mod cloneset;
+pub mod context;
 pub mod crr;
 pub mod events;
 pub mod expectations;
 pub mod imagepull;
 pub mod inplace;
-pub mod leader;
 pub mod metrics;
 pub mod nodeimage;
 pub mod revision;

@@ -14,6 +14,7 @@ use kube::{Api, Client};
 
 use crate::cloneset::controller as cloneset;
 use crate::crr::controller as crr;
+use crate::context::Context;
 use crate::expectations::Expectations;
 use crate::metrics::Metrics;
 
@@ -38,42 +39,6 @@ pub struct Options {
     pub nodeimage_response_timeout: Duration,
     /// Namespace ImagePullJob pull secrets are copied into for the node agents.
     pub pull_secrets_namespace: String,
-}
-
-/// What every reconcile needs: the client, the shared caches, expectations, metrics, events.
-pub struct Context {
-    /// API client.
-    pub client: Client,
-    /// The shared pod cache (all namespaces), fed by one watch.
-    pub pods: Store<Pod>,
-    /// Writes not yet seen in the caches.
-    pub expectations: Expectations,
-    /// Prometheus metrics.
-    pub metrics: Metrics,
-    /// Publishes Events.
-    pub recorder: crate::events::Recorder,
-    /// The last `Plan::waiting` published as an Event, per CloneSet key: the Event goes out when
-    /// the reason changes, not on every reconcile. Only dedups Events, so losing it on a restart
-    /// costs one repeated Event.
-    pub rollout_waiting: std::sync::Mutex<std::collections::HashMap<String, String>>,
-}
-
-impl Context {
-    /// Remembers `waiting` as the current reason `key`'s rollout waits for; true when it differs
-    /// from the last one (so an Event should say so).
-    pub fn waiting_changed(&self, key: &str, waiting: Option<&str>) -> bool {
-        let Ok(mut last) = self.rollout_waiting.lock() else {
-            return false;
-        };
-        match waiting {
-            None => last.remove(key).is_some(),
-            Some(w) if last.get(key).map(String::as_str) == Some(w) => false,
-            Some(w) => {
-                last.insert(key.to_string(), w.to_string());
-                true
-            }
-        }
-    }
 }
 
 /// Errors that stop the controllers.

@@ -312,12 +312,7 @@ pub enum PodUpdatePolicy {
 /// Checks a label selector is non-empty (OpenKruise requires it for workloads).
 pub fn validate_selector_not_empty(selector: &LabelSelector, field: &str) -> FieldErrors {
     let mut errs = FieldErrors::default();
-    let empty = selector.match_labels.as_ref().is_none_or(|m| m.is_empty())
-        && selector
-            .match_expressions
-            .as_ref()
-            .is_none_or(|m| m.is_empty());
-    if empty {
+    if crate::selector::is_empty(selector) {
         errs.push(FieldError::invalid(
             field,
             "{}",
@@ -325,26 +320,6 @@ pub fn validate_selector_not_empty(selector: &LabelSelector, field: &str) -> Fie
         ));
     }
     errs
-}
-
-/// True if `selector.matchLabels` (and simple `In`/`Exists` expressions) match `labels`.
-pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    let ml = selector
-        .match_labels
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    let me = selector.match_expressions.iter().flatten().all(|r| {
-        let values = r.values.as_deref().unwrap_or_default();
-        match r.operator.as_str() {
-            "In" => labels.get(&r.key).is_some_and(|v| values.contains(v)),
-            "NotIn" => labels.get(&r.key).is_none_or(|v| !values.contains(v)),
-            "Exists" => labels.contains_key(&r.key),
-            "DoesNotExist" => !labels.contains_key(&r.key),
-            _ => false,
-        }
-    });
-    ml && me
 }
 
 #[cfg(test)]
@@ -426,7 +401,7 @@ pub fn validate_pod_template(
             .as_ref()
             .and_then(|m| m.labels.clone())
             .unwrap_or_default();
-        if !selector_matches(sel, &labels) {
+        if !crate::selector::matches(sel, &labels) {
             errs.push(FieldError::invalid(
                 &format!("{field}.metadata.labels"),
                 format!("{labels:?}"),

@@ -15,7 +15,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
 use super::plan::{self, Action, EventType, PlannedEvent, Snapshot};
-use crate::runtime::Context;
+use crate::context::Context;
 
 const CONTROLLER: &str = "containerrecreaterequest";
 const RECONCILE_TIMEOUT: Duration = Duration::from_secs(30);

@@ -7,7 +7,8 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use graft_api::apps::common::{UpdatePriorityStrategy, UpdateScatterTerm, selector_matches};
+use graft_api::apps::common::{UpdatePriorityStrategy, UpdateScatterTerm};
+use graft_api::selector;
 use graft_api::labels;
 use k8s_openapi::jiff::Timestamp;
 
@@ -169,7 +170,7 @@ fn sort_by_priority(all: &[View<'_>], wait: &mut [usize], p: &UpdatePriorityStra
         let weight = |i: usize| -> i64 {
             weights
                 .iter()
-                .filter(|t| selector_matches(&t.match_selector, &all[i].pod.labels))
+                .filter(|t| selector::matches(&t.match_selector, &all[i].pod.labels))
                 .map(|t| i64::from(t.weight))
                 .sum()
         };
