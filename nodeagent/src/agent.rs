@@ -1,42 +1,13 @@
 //! The agent loop: starts the tasks that run on one node (image puller, ContainerRecreateRequest
-//! executor) and keeps them running until shutdown or until one of them fails.
+//! executor) and keeps them running until shutdown or until one of them fails. It depends on the
+//! tasks ([`crate::imagepull`], [`crate::crr`]), never the reverse: what they share with it lives
+//! in [`crate::options`] and [`crate::error`].
 
 use futures::future::BoxFuture;
 
 use crate::cri::CriClient;
-
-/// What the agent needs to know about where it runs.
-#[derive(Clone, Debug)]
-pub struct Options {
-    /// The Node this agent serves (NODE_NAME).
-    pub node_name: String,
-    /// Most image pulls at once on this node (0 = unlimited).
-    pub max_concurrent_pulls: usize,
-    /// Namespace where the ImagePullJob controller copies pull secrets for the agent to read.
-    pub pull_secrets_namespace: String,
-    /// Recreate containers only for ContainerRecreateRequests in this namespace (`None`: all).
-    /// For tests, where several agents share the one node.
-    pub crr_namespace: Option<String>,
-    /// Run only the ContainerRecreateRequest executor (no image puller). For tests, where several
-    /// agents share the one node and must not all pull for its one NodeImage.
-    pub only_crr: bool,
-}
-
-/// Errors that stop the agent.
-#[derive(Debug, thiserror::Error)]
-pub enum AgentError {
-    /// Startup input is unusable.
-    #[error("invalid node agent configuration: {0}")]
-    Config(String),
-    /// A task of the agent ended with an error.
-    #[error("node agent task {task} failed: {reason}")]
-    Task {
-        /// Which task.
-        task: &'static str,
-        /// Why.
-        reason: String,
-    },
-}
+pub use crate::error::AgentError;
+pub use crate::options::Options;
 
 /// One long-running task of the agent.
 pub type AgentTask = BoxFuture<'static, Result<(), AgentError>>;

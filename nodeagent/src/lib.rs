@@ -4,4 +4,6 @@
 pub mod agent;
 pub mod cri;
 pub mod crr;
+pub mod error;
 pub mod imagepull;
+pub mod options;

@@ -23,8 +23,9 @@ use kube::{Api, Client, Resource};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::agent::{AgentError, Options};
 use crate::cri::{CriClient, proto::AuthConfig};
+use crate::error::AgentError;
+use crate::options::Options;
 use plan::{TagJob, TagKey};
 use worker::{Backoff, PullContext};
 
