@@ -1,7 +1,16 @@
 //! The context every controller's reconcile takes: the API client, the shared caches, the
-//! expectations, metrics and the Event recorder. Built once by [`crate::runtime::run`].
+//! expectations, metrics and the Event recorder. Built once by [`crate::runtime::run`], which
+//! also runs the one watch behind each cache and starts no controller before every cache has
+//! listed its objects ([`Context::wait_until_ready`]).
+//!
+//! A controller reads pods, nodes, NodeImages and ImagePullJobs from these caches and never lists
+//! them itself; it fetches one object fresh only where a decision needs the latest version (a
+//! compare-and-swap write, a request about a pod that may have just started).
 
-use k8s_openapi::api::core::v1::Pod;
+use std::time::Duration;
+
+use graft_api::apps::v1alpha1::{ImagePullJob, NodeImage};
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Client;
 use kube::runtime::reflector::Store;
 
@@ -12,8 +21,20 @@ use crate::metrics::Metrics;
 pub struct Context {
     /// API client.
     pub client: Client,
-    /// The shared pod cache (all namespaces), fed by one watch.
+    /// The shared pod cache, fed by one watch: all namespaces, or the `--namespace` one.
     pub pods: Store<Pod>,
+    /// The shared NodeImage cache (cluster-scoped; every install may read NodeImages).
+    pub node_images: Store<NodeImage>,
+    /// The shared Node cache, when this process watches Nodes: only the NodeImage manager reads
+    /// them, and a namespaced install without it has no right to.
+    pub nodes: Option<Store<Node>>,
+    /// The shared ImagePullJob cache: all namespaces when the NodeImage manager runs (it collects
+    /// the tags of jobs that are gone, everywhere), otherwise the `--namespace` one.
+    pub image_pull_jobs: Store<ImagePullJob>,
+    /// The namespace the controllers act in (`None`: all).
+    pub namespace: Option<String>,
+    /// Namespace ImagePullJob pull secrets are copied into for the node agents.
+    pub pull_secrets_namespace: String,
     /// Writes not yet seen in the caches.
     pub expectations: Expectations,
     /// Prometheus metrics.
@@ -42,4 +63,50 @@ impl Context {
             }
         }
     }
+
+    /// Waits until every cache holds its first full list: a controller planning from a cache
+    /// that has not listed yet would see nothing and act on that (create every pod again, give
+    /// a job's tag to no node). Errs when a cache's watch is gone for good.
+    pub async fn wait_until_ready(
+        &self,
+    ) -> Result<(), kube::runtime::reflector::store::WriterDropped> {
+        self.pods.wait_until_ready().await?;
+        self.node_images.wait_until_ready().await?;
+        self.image_pull_jobs.wait_until_ready().await?;
+        if let Some(nodes) = &self.nodes {
+            nodes.wait_until_ready().await?;
+        }
+        Ok(())
+    }
+
+    /// The caches that have not listed yet, by kind (for `/readyz`); empty when all have.
+    pub async fn unsynced(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if !ready(&self.pods).await {
+            out.push("pod");
+        }
+        if !ready(&self.node_images).await {
+            out.push("NodeImage");
+        }
+        if !ready(&self.image_pull_jobs).await {
+            out.push("ImagePullJob");
+        }
+        if let Some(nodes) = &self.nodes
+            && !ready(nodes).await
+        {
+            out.push("node");
+        }
+        out
+    }
+}
+
+async fn ready<K>(store: &Store<K>) -> bool
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: std::hash::Hash + Eq + Clone,
+{
+    matches!(
+        tokio::time::timeout(Duration::from_millis(50), store.wait_until_ready()).await,
+        Ok(Ok(()))
+    )
 }

@@ -1,9 +1,12 @@
 //! Expectations: what this controller has just done and not yet seen in its watch cache.
 //!
-//! The pod cache lags behind our own writes. Planning from a cache that does not yet show a pod we
+//! The shared caches lag behind our own writes. Planning from a cache that does not yet show a pod we
 //! created (or still shows one we deleted, or an old version of one we patched) would create or
 //! delete twice. So every write records an expectation, and a CloneSet is only planned once all of
 //! its expectations are observed — or have timed out (a lost watch event must not wedge it).
+//! The same holds for an ImagePullJob and the NodeImages it writes its tag into. Owner keys carry
+//! the kind when it is not a CloneSet (`ImagePullJob:ns/name`), so owners of different kinds with
+//! one name never share expectations.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -12,19 +15,23 @@ use std::time::{Duration, Instant};
 /// One thing we wait to observe in the cache.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Expected {
-    /// A pod we created must appear.
+    /// An object (a pod) we created must appear.
     Created(String),
-    /// A pod we deleted must disappear (or show a deletion timestamp).
+    /// An object we deleted must disappear (or show a deletion timestamp).
     Deleted(String),
-    /// A pod we patched must show at least this resourceVersion.
+    /// An object we patched must show at least this resourceVersion.
     Patched(String, String),
 }
 
-/// What the cache shows of one pod, for [`Expectations::satisfied`].
-pub trait PodView {
-    /// The pod exists and is not being deleted: `None` if absent, `Some(deleting)` otherwise.
+/// What a cache shows of one object, by name, for [`Expectations::satisfied`].
+pub trait CacheView {
+    /// `None` if the object is absent, otherwise whether it is being deleted and its
+    /// resourceVersion.
     fn lookup(&self, name: &str) -> Option<(bool, String)>;
 }
+
+/// The pod cache's [`CacheView`] (the name the CloneSet controller knows it by).
+pub use CacheView as PodView;
 
 /// Pending expectations per owner key (`namespace/name`).
 #[derive(Default)]
@@ -60,7 +67,7 @@ impl Expectations {
 
     /// Remove what the cache now shows; true when nothing is pending for `owner`. Expectations older
     /// than the timeout count as observed.
-    pub fn satisfied(&self, owner: &str, cache: &dyn PodView) -> bool {
+    pub fn satisfied(&self, owner: &str, cache: &dyn CacheView) -> bool {
         let Ok(mut map) = self.pending.lock() else {
             return true;
         };
@@ -104,7 +111,7 @@ mod tests {
     use std::collections::HashMap;
 
     struct Cache(HashMap<String, (bool, String)>);
-    impl PodView for Cache {
+    impl CacheView for Cache {
         fn lookup(&self, name: &str) -> Option<(bool, String)> {
             self.0.get(name).cloned()
         }

@@ -1,22 +1,28 @@
-//! Runs the controllers against a cluster: one shared pod cache, one kube-runtime `Controller`
-//! per kind, and a small HTTP server with `/healthz`, `/readyz` and `/metrics`.
+//! Runs the controllers against a cluster: one watch per shared cache (pods, NodeImages,
+//! ImagePullJobs, and Nodes for the NodeImage manager) in the one [`Context`] every controller
+//! takes, the triggers those watches feed, one kube-runtime `Controller` per kind, and a small
+//! HTTP server with `/healthz`, `/readyz` and `/metrics`. This is the only module that knows
+//! every controller; the controllers know the context, the shared engines and the API types.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use graft_api::apps::v1alpha1::{CloneSet, ContainerRecreateRequest};
-use k8s_openapi::api::core::v1::Pod;
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use graft_api::apps::v1alpha1::{CloneSet, ContainerRecreateRequest, ImagePullJob, NodeImage};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client};
+use tokio::sync::Notify;
 
 use crate::cloneset::controller as cloneset;
-use crate::crr::controller as crr;
 use crate::context::Context;
+use crate::crr::controller as crr;
 use crate::expectations::Expectations;
+use crate::imagepull::controller as imagepull;
 use crate::metrics::Metrics;
+use crate::nodeimage::controller as nodeimage;
 
 /// Options of `graft controllers`.
 #[derive(Clone, Debug)]
@@ -57,47 +63,108 @@ pub enum Error {
 /// Run every controller until the process is stopped.
 pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
     let metrics = Metrics::default();
-    // One pod watch feeds both the cache the executor reads and the CloneSet triggers. The
-    // reflector updates the cache before it passes an event on, so a reconcile triggered by a pod
-    // change always sees that change. (Two separate watches — `owns()` plus a cache — raced: a
-    // reconcile could run before the cache had the event that triggered it, and then nothing
-    // triggered it again; kube-runtime 5's shared `owns_shared_stream` stopped delivering.)
+    let namespace = opts.namespace.clone();
+    // One watch per kind and process, each feeding a cache in the context and the triggers of
+    // the controllers that care. A reflector updates its cache before it passes an event on, so
+    // a reconcile triggered by a change always sees that change. (Two separate watches — `owns()`
+    // plus a cache — raced: a reconcile could run before the cache had the event that triggered
+    // it, and then nothing triggered it again; kube-runtime 5's shared `owns_shared_stream`
+    // stopped delivering.)
     let (pod_store, pod_writer) = reflector::store::<Pod>();
-    let pods_api: Api<Pod> = scoped(&client, opts.namespace.as_deref());
-    let (trigger_tx, trigger_rx) = futures::channel::mpsc::unbounded::<ObjectRef<CloneSet>>();
-    // Pods also wake the ContainerRecreateRequests that name them (looked up below in the CRR
-    // controller's own cache).
+    let (node_image_store, node_image_writer) = reflector::store::<NodeImage>();
+    let (job_store, job_writer) = reflector::store::<ImagePullJob>();
+    let (node_store, node_writer) = reflector::store::<Node>();
+    // Wakes the NodeImage manager: Nodes, NodeImages and ImagePullJobs changed.
+    let manager_wake = Arc::new(Notify::new());
+
+    // Pods wake the CloneSet that controls them and the ContainerRecreateRequests that name them
+    // (looked up below in the CRR controller's own cache).
+    let (cloneset_tx, cloneset_rx) = futures::channel::mpsc::unbounded::<ObjectRef<CloneSet>>();
     let (crr_pod_tx, crr_pod_rx) = futures::channel::mpsc::unbounded::<ObjectRef<Pod>>();
-    let pod_reflector = watcher(pods_api, watcher::Config::default().any_semantic())
-        .default_backoff()
-        .reflect(pod_writer)
-        .touched_objects()
-        .for_each(move |pod| {
-            if let Ok(pod) = pod {
-                if let Some(owner) = cloneset_owner(&pod) {
-                    let _ = trigger_tx.unbounded_send(owner);
-                }
-                let _ = crr_pod_tx.unbounded_send(ObjectRef::from_obj(&pod));
+    let pod_reflector = reflect(
+        scoped(&client, namespace.as_deref()),
+        pod_writer,
+        move |pod: &Pod| {
+            if let Some(owner) = cloneset_owner(pod) {
+                let _ = cloneset_tx.unbounded_send(owner);
             }
-            futures::future::ready(())
-        });
+            let _ = crr_pod_tx.unbounded_send(ObjectRef::from_obj(pod));
+        },
+    );
+
+    // NodeImages wake the ImagePullJobs that own their tags, and the manager.
+    let (job_tx, job_rx) = futures::channel::mpsc::unbounded::<ObjectRef<ImagePullJob>>();
+    let node_image_reflector = {
+        let job_tx = job_tx.clone();
+        let wake = manager_wake.clone();
+        let scope = namespace.clone();
+        reflect(
+            Api::all(client.clone()),
+            node_image_writer,
+            move |ni: &NodeImage| {
+                for job in imagepull::owner_jobs(ni, scope.as_deref()) {
+                    let _ = job_tx.unbounded_send(job);
+                }
+                wake.notify_one();
+            },
+        )
+    };
+
+    // ImagePullJobs wake themselves (those of `namespace`) and the manager. The manager collects
+    // the tags of jobs that are gone in every namespace, so with it the cache covers them all (a
+    // namespaced cache would make every other namespace's jobs look gone).
+    let job_reflector = {
+        let wake = manager_wake.clone();
+        let scope = namespace.clone();
+        let api: Api<ImagePullJob> = if opts.nodeimage_manager {
+            Api::all(client.clone())
+        } else {
+            scoped(&client, namespace.as_deref())
+        };
+        reflect(api, job_writer, move |job: &ImagePullJob| {
+            let job_ref = ObjectRef::from_obj(job);
+            if scope.is_none() || job_ref.namespace == scope {
+                let _ = job_tx.unbounded_send(job_ref);
+            }
+            wake.notify_one();
+        })
+    };
+
+    // Nodes only for the manager: a namespaced install without it may not read them.
+    let node_reflector = {
+        let wake = manager_wake.clone();
+        let watched = opts.nodeimage_manager;
+        let api: Api<Node> = Api::all(client.clone());
+        async move {
+            if watched {
+                reflect(api, node_writer, move |_: &Node| wake.notify_one()).await;
+            } else {
+                drop(node_writer);
+                futures::future::pending::<()>().await;
+            }
+        }
+    };
 
     let ctx = Arc::new(Context {
         client: client.clone(),
-        pods: pod_store.clone(),
+        pods: pod_store,
+        node_images: node_image_store,
+        nodes: opts.nodeimage_manager.then_some(node_store),
+        image_pull_jobs: job_store,
+        namespace: namespace.clone(),
+        pull_secrets_namespace: opts.pull_secrets_namespace.clone(),
         expectations: Expectations::new(opts.expectation_timeout),
         metrics: metrics.clone(),
         recorder: crate::events::Recorder::new(client.clone(), "graft-controllers", &opts.instance),
         rollout_waiting: Default::default(),
     });
 
-    let clonesets: Api<CloneSet> = scoped(&client, opts.namespace.as_deref());
-    let controller = Controller::new(clonesets, watcher::Config::default().any_semantic())
+    let clonesets: Api<CloneSet> = scoped(&client, namespace.as_deref());
+    let cloneset_controller = Controller::new(clonesets, watcher::Config::default().any_semantic())
         .with_config(
             kube::runtime::controller::Config::default().concurrency(opts.cloneset_workers),
-        );
-    let controller = controller.reconcile_on(trigger_rx);
-    let cloneset_controller = controller
+        )
+        .reconcile_on(cloneset_rx)
         .shutdown_on_signal()
         .run(cloneset::reconcile, cloneset::error_policy, ctx.clone())
         .for_each(|res| {
@@ -107,7 +174,7 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
             futures::future::ready(())
         });
 
-    let crrs: Api<ContainerRecreateRequest> = scoped(&client, opts.namespace.as_deref());
+    let crrs: Api<ContainerRecreateRequest> = scoped(&client, namespace.as_deref());
     let crr_controller = Controller::new(crrs, watcher::Config::default().any_semantic());
     let crr_store = crr_controller.store();
     let crr_triggers = crr_pod_rx.flat_map(move |pod| {
@@ -130,45 +197,91 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
             futures::future::ready(())
         });
 
-    let imagepull_controller = crate::imagepull::controller::run(
-        client.clone(),
-        opts.namespace.clone(),
-        Arc::new(crate::imagepull::controller::Context {
-            client: client.clone(),
-            recorder: crate::events::Recorder::new(
-                client.clone(),
-                "graft-controllers",
-                &opts.instance,
-            ),
-            pull_secrets_namespace: opts.pull_secrets_namespace.clone(),
-        }),
-    );
-    let nodeimage_manager = async {
-        if opts.nodeimage_manager {
-            crate::nodeimage::controller::run(
-                client.clone(),
-                crate::nodeimage::controller::Options {
-                    creation_delay: opts.nodeimage_creation_delay,
-                    response_timeout: opts.nodeimage_response_timeout,
-                    pull_secrets_namespace: opts.pull_secrets_namespace.clone(),
-                },
-            )
-            .await;
-        } else {
-            futures::future::pending::<()>().await;
+    // The jobs come from the shared cache; the controller only schedules their reconciles.
+    let imagepull_controller = Controller::for_stream(
+        futures::stream::pending::<Result<ImagePullJob, watcher::Error>>(),
+        ctx.image_pull_jobs.clone(),
+    )
+    .reconcile_on(job_rx)
+    .shutdown_on_signal()
+    .run(imagepull::reconcile, imagepull::error_policy, ctx.clone())
+    .for_each(|res| {
+        if let Err(e) = res {
+            tracing::debug!(error = %e, "imagepulljob reconcile");
+        }
+        futures::future::ready(())
+    });
+
+    let nodeimage_manager = {
+        let ctx = ctx.clone();
+        let manager = nodeimage::Options {
+            creation_delay: opts.nodeimage_creation_delay,
+            response_timeout: opts.nodeimage_response_timeout,
+        };
+        let enabled = opts.nodeimage_manager;
+        async move {
+            if enabled {
+                nodeimage::run(ctx, manager, manager_wake).await;
+            } else {
+                futures::future::pending::<()>().await;
+            }
         }
     };
 
-    let server = serve(opts.metrics_addr, metrics.clone(), pod_store.clone());
+    // No controller starts before every cache has listed: a reconcile planning from an empty
+    // cache would act on a world that looks empty.
+    let controllers = {
+        let ctx = ctx.clone();
+        async move {
+            tracing::info!("waiting for the caches to list");
+            if ctx.wait_until_ready().await.is_err() {
+                tracing::warn!("a cache's watch ended before it listed");
+                return;
+            }
+            tracing::info!("caches listed: starting the controllers");
+            tokio::select! {
+                _ = imagepull_controller => tracing::info!("imagepulljob controller stopped"),
+                _ = nodeimage_manager => tracing::warn!("NodeImage manager stopped"),
+                _ = cloneset_controller => tracing::info!("cloneset controller stopped"),
+                _ = crr_controller => tracing::info!("containerrecreaterequest controller stopped"),
+            }
+        }
+    };
+
+    let server = serve(opts.metrics_addr, metrics.clone(), ctx.clone());
     tokio::select! {
-        _ = imagepull_controller => tracing::info!("imagepulljob controller stopped"),
-        _ = nodeimage_manager => tracing::warn!("NodeImage manager stopped"),
+        _ = controllers => {},
         _ = pod_reflector => tracing::warn!("pod watch ended"),
-        _ = cloneset_controller => tracing::info!("cloneset controller stopped"),
-        _ = crr_controller => tracing::info!("containerrecreaterequest controller stopped"),
+        _ = node_image_reflector => tracing::warn!("NodeImage watch ended"),
+        _ = job_reflector => tracing::warn!("ImagePullJob watch ended"),
+        _ = node_reflector => tracing::warn!("Node watch ended"),
         res = server => res?,
     }
     Ok(())
+}
+
+/// Runs one watch into a cache, calling `on_change` with every object it shows changed (after
+/// the cache has it). Ends only if the watch stream does (it retries with backoff).
+fn reflect<K>(
+    api: Api<K>,
+    writer: reflector::store::Writer<K>,
+    mut on_change: impl FnMut(&K),
+) -> impl std::future::Future<Output = ()>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .touched_objects()
+        .for_each(move |obj| {
+            match obj {
+                Ok(obj) => on_change(&obj),
+                Err(e) => tracing::debug!(error = %e, "watch"),
+            }
+            futures::future::ready(())
+        })
 }
 
 /// The CloneSet that controls a pod, if any.
@@ -197,22 +310,28 @@ where
     }
 }
 
-async fn serve(addr: SocketAddr, metrics: Metrics, pods: Store<Pod>) -> Result<(), Error> {
+async fn serve(addr: SocketAddr, metrics: Metrics, ctx: Arc<Context>) -> Result<(), Error> {
     use axum::http::StatusCode;
     use axum::routing::get;
     let app = axum::Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/readyz",
-            get(move || {
-                let pods = pods.clone();
-                async move {
-                    // Ready once the shared pod cache holds its first full list.
-                    match tokio::time::timeout(Duration::from_millis(50), pods.wait_until_ready())
-                        .await
-                    {
-                        Ok(Ok(())) => (StatusCode::OK, "ok"),
-                        _ => (StatusCode::SERVICE_UNAVAILABLE, "pod cache not synced"),
+            get({
+                let ctx = ctx.clone();
+                move || {
+                    let ctx = ctx.clone();
+                    async move {
+                        // Ready once every shared cache holds its first full list.
+                        let unsynced = ctx.unsynced().await;
+                        if unsynced.is_empty() {
+                            (StatusCode::OK, "ok".to_string())
+                        } else {
+                            (
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                format!("{} cache not synced", unsynced.join(", ")),
+                            )
+                        }
                     }
                 }
             }),
@@ -221,6 +340,7 @@ async fn serve(addr: SocketAddr, metrics: Metrics, pods: Store<Pod>) -> Result<(
             "/metrics",
             get(move || {
                 let metrics = metrics.clone();
+                metrics.cached_pods.set(ctx.pods.len() as i64);
                 async move {
                     (
                         [(

@@ -1,27 +1,29 @@
-//! The ImagePullJob executor: gathers the snapshot (the job, every NodeImage, the pods of a
-//! `podSelector`), runs the pure [`plan`](super::plan), writes tags into NodeImages, the status and
-//! Events, and deletes the job after its TTL. It decides nothing itself.
+//! The ImagePullJob executor: gathers the snapshot (the job, every NodeImage and the pods of a
+//! `podSelector`, from the shared caches of the [`Context`]), runs the pure [`plan`](super::plan),
+//! writes tags into NodeImages, the status and Events, and deletes the job after its TTL. It
+//! decides nothing itself. [`crate::runtime`] runs it, woken by the job's own changes and, through
+//! [`owner_jobs`], by changes to the NodeImages that carry its tag.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use graft_api::apps::v1alpha1::imagepulljob::{ImagePullJob, ImagePullJobStatus};
 use graft_api::apps::v1alpha1::nodeimage::{ImageTagSpec, NodeImage, ReferenceObject};
 use k8s_openapi::api::core::v1::{Namespace, ObjectReference, Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{Controller, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
 use super::plan::{self, NodeTag, Snapshot, TagWrite};
 use super::secrets;
-use crate::events::{EventType, Recorder};
+use crate::context::Context;
+use crate::events::EventType;
+use crate::expectations::{CacheView, Expected};
 
 /// Field manager of graft's writes.
 const MANAGER: &str = "graft";
@@ -42,47 +44,34 @@ pub enum Error {
     },
 }
 
-/// Shared state of the ImagePullJob controller.
-pub struct Context {
-    /// API client.
-    pub client: Client,
-    /// Publishes Events.
-    pub recorder: Recorder,
-    /// Namespace the agents read pull secrets from.
-    pub pull_secrets_namespace: String,
-}
+/// Name of this controller in metrics.
+const CONTROLLER: &str = "imagepulljob";
 
 fn key_of(job: &ImagePullJob) -> String {
     format!("{}/{}", job.namespace().unwrap_or_default(), job.name_any())
 }
 
-/// Runs the ImagePullJob controller (jobs of `namespace`, or of all namespaces) until shutdown.
-pub async fn run(client: Client, namespace: Option<String>, ctx: Arc<Context>) {
-    let jobs: Api<ImagePullJob> = match &namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    let node_images: Api<NodeImage> = Api::all(client.clone());
-    let scope = namespace.clone();
-    Controller::new(jobs, watcher::Config::default().any_semantic())
-        .watches(
-            node_images,
-            watcher::Config::default().any_semantic(),
-            move |ni| owner_jobs(&ni, scope.as_deref()),
-        )
-        .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
-        .for_each(|res| {
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "imagepulljob reconcile");
-            }
-            futures::future::ready(())
-        })
-        .await;
+/// Owner key of a job's expectations (the NodeImage writes it waits to see in the cache).
+fn expectations_key(key: &str) -> String {
+    format!("ImagePullJob:{key}")
 }
 
-/// The ImagePullJobs named as owners of tags in a NodeImage.
-fn owner_jobs(ni: &NodeImage, namespace: Option<&str>) -> Vec<ObjectRef<ImagePullJob>> {
+/// The NodeImage cache as a [`CacheView`] for expectations.
+struct NodeImageView<'a>(&'a Store<NodeImage>);
+
+impl CacheView for NodeImageView<'_> {
+    fn lookup(&self, name: &str) -> Option<(bool, String)> {
+        let ni = self.0.get(&ObjectRef::new(name))?;
+        Some((
+            ni.metadata.deletion_timestamp.is_some(),
+            ni.metadata.resource_version.clone().unwrap_or_default(),
+        ))
+    }
+}
+
+/// The ImagePullJobs (of `namespace`, or of all) named as owners of tags in a NodeImage: the jobs
+/// a change of that NodeImage wakes.
+pub fn owner_jobs(ni: &NodeImage, namespace: Option<&str>) -> Vec<ObjectRef<ImagePullJob>> {
     let mut out = BTreeSet::new();
     for image in ni.spec.images.iter().flat_map(|m| m.values()) {
         for tag in &image.tags {
@@ -102,8 +91,9 @@ fn owner_jobs(ni: &NodeImage, namespace: Option<&str>) -> Vec<ObjectRef<ImagePul
 }
 
 /// Retries a failed reconcile after a few seconds.
-pub fn error_policy(job: Arc<ImagePullJob>, err: &Error, _ctx: Arc<Context>) -> Action {
+pub fn error_policy(job: Arc<ImagePullJob>, err: &Error, ctx: Arc<Context>) -> Action {
     tracing::warn!(imagepulljob = %key_of(&job), error = %err, "reconcile failed");
+    ctx.metrics.reconciled(CONTROLLER, false, Duration::ZERO);
     Action::requeue(Duration::from_secs(5))
 }
 
@@ -115,15 +105,26 @@ fn api_err(key: &str, step: impl Into<String>) -> impl FnOnce(kube::Error) -> Er
 
 /// One reconcile of an ImagePullJob.
 pub async fn reconcile(job: Arc<ImagePullJob>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let key = key_of(&job);
+    let started = Instant::now();
+    let result = reconcile_inner(&job, &ctx).await;
+    if result.is_ok() {
+        ctx.metrics.reconciled(CONTROLLER, true, started.elapsed());
+    }
+    result
+}
+
+async fn reconcile_inner(job: &ImagePullJob, ctx: &Context) -> Result<Action, Error> {
+    let key = key_of(job);
     if job.metadata.deletion_timestamp.is_some() {
+        ctx.expectations.forget(&expectations_key(&key));
         return Ok(Action::await_change());
     }
     let ns = job.namespace().unwrap_or_default();
     let jobs: Api<ImagePullJob> = Api::namespaced(ctx.client.clone(), &ns);
     let job_ref = job.object_ref(&());
 
-    let errors = job.spec.validate();
+    let mut errors = job.spec.validate();
+    errors.extend(plan::selector_errors(&job.spec));
     if !errors.is_empty() {
         let message = format!("invalid ImagePullJob {key}: {errors}");
         if job.status.as_ref().and_then(|s| s.message.as_ref()) != Some(&message) {
@@ -133,7 +134,7 @@ pub async fn reconcile(job: Arc<ImagePullJob>, ctx: Arc<Context>) -> Result<Acti
                 .await;
             patch_status(
                 &jobs,
-                &job,
+                job,
                 &ImagePullJobStatus {
                     message: Some(message),
                     ..job.status.clone().unwrap_or_default()
@@ -144,6 +145,15 @@ pub async fn reconcile(job: Arc<ImagePullJob>, ctx: Arc<Context>) -> Result<Acti
         }
         return Ok(Action::await_change());
     }
+    // Planning from a NodeImage cache that does not show our last tag writes yet would count
+    // those nodes as not started and write them again (past `parallelism`).
+    if !ctx
+        .expectations
+        .satisfied(&expectations_key(&key), &NodeImageView(&ctx.node_images))
+    {
+        tracing::debug!(imagepulljob = %key, "waiting for the NodeImage cache to show our writes");
+        return Ok(Action::requeue(Duration::from_millis(500)));
+    }
     let spec = job.spec.defaulted();
     let status = job.status.clone().unwrap_or_default();
 
@@ -151,7 +161,7 @@ pub async fn reconcile(job: Arc<ImagePullJob>, ctx: Arc<Context>) -> Result<Acti
     let mut synced = Vec::new();
     if status.completion_time.is_none() {
         for name in spec.pull_secrets.iter().flatten() {
-            match sync_secret(&ctx, &ns, name, &key).await {
+            match sync_secret(ctx, &ns, name, &key).await {
                 Ok(copy) => synced.push((ctx.pull_secrets_namespace.clone(), copy)),
                 Err(message) => {
                     let _ = ctx
@@ -170,40 +180,12 @@ pub async fn reconcile(job: Arc<ImagePullJob>, ctx: Arc<Context>) -> Result<Acti
 
     let (image, tag) = plan::split_image(&spec.image);
     let node_images: Api<NodeImage> = Api::all(ctx.client.clone());
-    let all = node_images
-        .list(&ListParams::default())
-        .await
-        .map_err(api_err(&key, "listing NodeImages"))?;
     let uid = job.uid().unwrap_or_default();
-    let nodes: Vec<NodeTag> = all
-        .items
-        .iter()
-        .map(|ni| node_tag(ni, &image, &tag, &uid))
-        .collect();
-
-    let pod_nodes = match &spec.pod_selector {
-        None => None,
-        Some(sel) => {
-            let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-            let list = pods
-                .list(&ListParams::default().labels(&selector_string(sel)))
-                .await
-                .map_err(api_err(&key, "listing pods of podSelector"))?;
-            Some(
-                list.items
-                    .iter()
-                    .filter(|p| p.metadata.deletion_timestamp.is_none())
-                    .filter(|p| {
-                        !matches!(
-                            p.status.as_ref().and_then(|s| s.phase.as_deref()),
-                            Some("Succeeded" | "Failed")
-                        )
-                    })
-                    .filter_map(|p| p.spec.as_ref().and_then(|s| s.node_name.clone()))
-                    .collect(),
-            )
-        }
-    };
+    let nodes = node_tags(&ctx.node_images, &image, &tag, &uid);
+    let pod_nodes = spec
+        .pod_selector
+        .as_ref()
+        .map(|sel| pod_nodes(&ctx.pods, &ns, sel));
 
     let snapshot = Snapshot {
         job: plan::Job {
@@ -231,7 +213,10 @@ pub async fn reconcile(job: Arc<ImagePullJob>, ctx: Arc<Context>) -> Result<Acti
     let mut conflicts = false;
     for w in &plan.writes {
         match write_tag(&node_images, w, &owner, &synced, &spec.sandbox_config).await {
-            Ok(()) => {}
+            Ok(resource_version) => ctx.expectations.expect(
+                &expectations_key(&key),
+                Expected::Patched(w.node.clone(), resource_version),
+            ),
             Err(kube::Error::Api(e)) if e.code == 409 || e.code == 404 => conflicts = true,
             Err(e) => {
                 return Err(api_err(
@@ -243,7 +228,7 @@ pub async fn reconcile(job: Arc<ImagePullJob>, ctx: Arc<Context>) -> Result<Acti
     }
 
     if status_changed(&status, &plan.status) {
-        patch_status(&jobs, &job, &plan.status)
+        patch_status(&jobs, job, &plan.status)
             .await
             .map_err(api_err(&key, "writing status"))?;
     }
@@ -263,6 +248,7 @@ pub async fn reconcile(job: Arc<ImagePullJob>, ctx: Arc<Context>) -> Result<Acti
     }
     if plan.delete_job {
         tracing::info!(imagepulljob = %key, "ttlSecondsAfterFinished passed: deleting");
+        ctx.expectations.forget(&expectations_key(&key));
         match jobs
             .delete(&job.name_any(), &DeleteParams::background())
             .await
@@ -309,6 +295,35 @@ async fn patch_status(
     .map(|_| ())
 }
 
+/// This job's tag on every NodeImage of the cache, by node name (the order a list returns).
+fn node_tags(cache: &Store<NodeImage>, image: &str, tag: &str, uid: &str) -> Vec<NodeTag> {
+    let mut nodes: Vec<NodeTag> = cache
+        .state()
+        .iter()
+        .map(|ni| node_tag(ni, image, tag, uid))
+        .collect();
+    nodes.sort_by(|a, b| a.node.cmp(&b.node));
+    nodes
+}
+
+/// The nodes running active pods of namespace `ns` that `selector` matches (a `podSelector`).
+fn pod_nodes(cache: &Store<Pod>, ns: &str, selector: &LabelSelector) -> BTreeSet<String> {
+    cache
+        .state()
+        .iter()
+        .filter(|p| p.metadata.namespace.as_deref() == Some(ns))
+        .filter(|p| graft_api::selector::matches_labels(selector, p.metadata.labels.as_ref()))
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| {
+            !matches!(
+                p.status.as_ref().and_then(|s| s.phase.as_deref()),
+                Some("Succeeded" | "Failed")
+            )
+        })
+        .filter_map(|p| p.spec.as_ref().and_then(|s| s.node_name.clone()))
+        .collect()
+}
+
 /// This job's tag as NodeImage `ni` has it.
 fn node_tag(ni: &NodeImage, image: &str, tag: &str, uid: &str) -> NodeTag {
     let spec_tag = ni
@@ -338,14 +353,16 @@ fn node_tag(ni: &NodeImage, image: &str, tag: &str, uid: &str) -> NodeTag {
     }
 }
 
-/// Writes one tag into a NodeImage with optimistic concurrency (a conflict is retried later).
+/// Writes one tag into a NodeImage with optimistic concurrency (a conflict is retried later);
+/// returns the NodeImage's new resourceVersion. Reads the NodeImage fresh: the write is a
+/// compare-and-swap on the latest version, not on the cache's.
 async fn write_tag(
     api: &Api<NodeImage>,
     w: &TagWrite,
     owner: &ObjectReference,
     synced: &[(String, String)],
     sandbox: &Option<graft_api::apps::v1alpha1::imagepulljob::SandboxConfig>,
-) -> Result<(), kube::Error> {
+) -> Result<String, kube::Error> {
     let mut ni = api.get(&w.node).await?;
     let images = ni.spec.images.get_or_insert_with(BTreeMap::new);
     let image = images.entry(w.image.clone()).or_default();
@@ -390,8 +407,8 @@ async fn write_tag(
             image_pull_policy: Some(w.image_pull_policy),
         }),
     }
-    api.replace(&w.node, &PostParams::default(), &ni).await?;
-    Ok(())
+    let written = api.replace(&w.node, &PostParams::default(), &ni).await?;
+    Ok(written.metadata.resource_version.unwrap_or_default())
 }
 
 /// Copies pull secret `name` of namespace `ns` for job `job_key`; returns the copy's name or a
@@ -461,50 +478,12 @@ async fn ensure_namespace(client: &Client, name: &str) -> Result<(), String> {
     }
 }
 
-/// A label selector in the API server's query syntax.
-pub fn selector_string(sel: &LabelSelector) -> String {
-    let mut parts: Vec<String> = sel
-        .match_labels
-        .iter()
-        .flatten()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    for e in sel.match_expressions.iter().flatten() {
-        let values = e.values.clone().unwrap_or_default().join(",");
-        parts.push(match e.operator.as_str() {
-            "In" => format!("{} in ({values})", e.key),
-            "NotIn" => format!("{} notin ({values})", e.key),
-            "Exists" => e.key.clone(),
-            _ => format!("!{}", e.key),
-        });
-    }
-    parts.join(",")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn ni(v: serde_json::Value) -> NodeImage {
         serde_json::from_value(v).unwrap()
-    }
-
-    #[test]
-    fn selectors_render_in_the_api_server_syntax() {
-        let sel: LabelSelector = serde_json::from_value(json!({
-            "matchLabels": {"app": "web"},
-            "matchExpressions": [
-                {"key": "tier", "operator": "In", "values": ["a", "b"]},
-                {"key": "zone", "operator": "NotIn", "values": ["x"]},
-                {"key": "gpu", "operator": "Exists"},
-                {"key": "spot", "operator": "DoesNotExist"}
-            ]
-        }))
-        .unwrap();
-        assert_eq!(
-            selector_string(&sel),
-            "app=web,tier in (a,b),zone notin (x),gpu,!spot"
-        );
     }
 
     #[test]

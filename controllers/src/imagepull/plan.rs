@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use graft_api::apps::common::CompletionPolicyType;
 use graft_api::apps::v1alpha1::imagepulljob::{
-    DEFAULT_BACKOFF_LIMIT, DEFAULT_TIMEOUT_SECONDS, ImagePullJobSpec, ImagePullJobStatus,
-    ImagePullPolicy,
+    DEFAULT_BACKOFF_LIMIT, DEFAULT_TIMEOUT_SECONDS, ImagePullJobNodeSelector, ImagePullJobSpec,
+    ImagePullJobStatus, ImagePullPolicy,
 };
 use graft_api::apps::v1alpha1::nodeimage::{ImagePullPhase, ImageTagPullPolicy};
+use graft_api::field::{FieldError, FieldErrors};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
@@ -158,23 +159,35 @@ pub fn node_pull_policy(spec: &ImagePullJobSpec) -> ImageTagPullPolicy {
     }
 }
 
-fn matches_labels(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    let ok_labels = selector
-        .match_labels
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    let ok_exprs = selector.match_expressions.iter().flatten().all(|e| {
-        let values = e.values.clone().unwrap_or_default();
-        match e.operator.as_str() {
-            "In" => labels.get(&e.key).is_some_and(|v| values.contains(v)),
-            "NotIn" => labels.get(&e.key).is_none_or(|v| !values.contains(v)),
-            "Exists" => labels.contains_key(&e.key),
-            "DoesNotExist" => !labels.contains_key(&e.key),
-            _ => false,
+/// The job's node selector as a label selector (without `names`).
+fn node_label_selector(sel: &ImagePullJobNodeSelector) -> LabelSelector {
+    LabelSelector {
+        match_labels: sel.match_labels.clone(),
+        match_expressions: sel.match_expressions.clone(),
+    }
+}
+
+/// The job's selectors the API server would refuse (an unknown operator, values where none
+/// belong): reported on the job as invalid input, like [`ImagePullJobSpec::validate`]'s errors.
+pub fn selector_errors(spec: &ImagePullJobSpec) -> FieldErrors {
+    let mut errs = FieldErrors::default();
+    let selectors = [
+        (
+            "spec.selector",
+            spec.selector.as_ref().map(node_label_selector),
+        ),
+        ("spec.podSelector", spec.pod_selector.clone()),
+    ];
+    for (field, sel) in selectors {
+        if let Some(Err(e)) = sel.as_ref().map(graft_api::selector::to_query) {
+            errs.push(FieldError::invalid(
+                &format!("{field}.matchExpressions"),
+                &e.key,
+                &e.reason,
+            ));
         }
-    });
-    ok_labels && ok_exprs
+    }
+    errs
 }
 
 /// Whether `node` is a target of the job.
@@ -187,13 +200,7 @@ fn targeted(snapshot: &Snapshot, node: &NodeTag) -> bool {
         None => true,
         Some(sel) => match sel.names.as_ref().filter(|n| !n.is_empty()) {
             Some(names) => names.contains(&node.node),
-            None => matches_labels(
-                &LabelSelector {
-                    match_labels: sel.match_labels.clone(),
-                    match_expressions: sel.match_expressions.clone(),
-                },
-                &node.labels,
-            ),
+            None => graft_api::selector::matches(&node_label_selector(sel), &node.labels),
         },
     }
 }

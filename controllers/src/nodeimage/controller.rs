@@ -1,23 +1,22 @@
 //! The NodeImage manager's executor: a level-triggered loop woken by changes to Nodes, NodeImages
-//! and ImagePullJobs (and every few seconds), which reads them all, runs the pure
-//! [`plan`](super::plan) and applies it. It also releases pull-secret copies no running job needs.
+//! and ImagePullJobs (and every few seconds), which reads them from the shared caches of the
+//! [`Context`], runs the pure [`plan`](super::plan) and applies it. It also releases pull-secret
+//! copies no running job needs.
 
 use std::collections::{BTreeMap, BTreeSet};
-
-use futures::FutureExt;
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
-use graft_api::apps::v1alpha1::imagepulljob::ImagePullJob;
 use graft_api::apps::v1alpha1::nodeimage::{NodeImage, NodeImageSpec};
 use k8s_openapi::api::core::v1::{Node, Secret};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::runtime::watcher;
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, ResourceExt};
 use serde_json::json;
+use tokio::sync::Notify;
 
 use super::plan::{self, Action, NodeView, Snapshot};
+use crate::context::Context;
 use crate::imagepull::secrets::{self, COPIED_SECRET_LABEL, SweepAction};
 
 /// Field manager of graft's writes.
@@ -34,64 +33,72 @@ pub struct Options {
     pub creation_delay: Duration,
     /// How long the node agent has to report on a new tag (kruise: 10 min).
     pub response_timeout: Duration,
-    /// Namespace of the pull-secret copies to release.
-    pub pull_secrets_namespace: String,
 }
 
-/// Runs the manager until the process stops.
-pub async fn run(client: Client, opts: Options) {
-    let nodes: Api<Node> = Api::all(client.clone());
-    let node_images: Api<NodeImage> = Api::all(client.clone());
-    let jobs: Api<ImagePullJob> = Api::all(client.clone());
-    let secrets_api: Api<Secret> = Api::namespaced(client.clone(), &opts.pull_secrets_namespace);
-    let cfg = || watcher::Config::default().any_semantic();
-    let mut changes = futures::stream::select_all(vec![
-        watcher(nodes.clone(), cfg()).map(|_| ()).boxed(),
-        watcher(node_images.clone(), cfg()).map(|_| ()).boxed(),
-        watcher(jobs.clone(), cfg()).map(|_| ()).boxed(),
-    ]);
+/// Errors of one pass of the manager.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The context has no Node cache (the runtime watches Nodes only for the manager).
+    #[error("the NodeImage manager needs the Node cache, and this process does not watch Nodes")]
+    NoNodeCache,
+    /// Listing the pull-secret copies failed.
+    #[error("listing the pull-secret copies in {namespace}: {source}")]
+    ListCopies {
+        /// The pull-secrets namespace.
+        namespace: String,
+        /// The cause.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// Runs the manager until the process stops: a pass now, then one after every wake-up of
+/// `changes` (notified by the runtime on every Node, NodeImage and ImagePullJob change; changes
+/// during a pass coalesce into one more pass) or after [`RESYNC`].
+pub async fn run(ctx: Arc<Context>, opts: Options, changes: Arc<Notify>) {
     tracing::info!("NodeImage manager running");
     loop {
-        if let Err(e) = pass(&nodes, &node_images, &jobs, &secrets_api, &opts).await {
+        if let Err(e) = pass(&ctx, &opts).await {
             tracing::warn!(error = %e, "NodeImage manager pass");
         }
         tokio::time::sleep(MIN_INTERVAL).await;
         tokio::select! {
-            c = changes.next() => if c.is_none() { tracing::warn!("NodeImage manager watches ended"); return; },
+            () = changes.notified() => {}
             () = tokio::time::sleep(RESYNC) => {}
         }
-        // Drain what queued up meanwhile: one pass covers it all.
-        while let Some(Some(_)) = changes.next().now_or_never() {}
     }
 }
 
-async fn pass(
-    nodes: &Api<Node>,
-    node_images: &Api<NodeImage>,
-    jobs: &Api<ImagePullJob>,
-    secrets_api: &Api<Secret>,
-    opts: &Options,
-) -> Result<(), kube::Error> {
-    let node_list = nodes.list(&ListParams::default()).await?;
-    let ni_list = node_images.list(&ListParams::default()).await?;
-    let job_list = jobs.list(&ListParams::default()).await?;
+async fn pass(ctx: &Context, opts: &Options) -> Result<(), Error> {
+    let nodes = ctx.nodes.as_ref().ok_or(Error::NoNodeCache)?;
+    let node_images: Api<NodeImage> = Api::all(ctx.client.clone());
+    let secrets_api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.pull_secrets_namespace);
+    let jobs = ctx.image_pull_jobs.state();
+    let mut node_list = nodes.state();
+    node_list.sort_by_key(|n| n.name_any());
+    let mut ni_list: Vec<NodeImage> = ctx
+        .node_images
+        .state()
+        .iter()
+        .map(|ni| (**ni).clone())
+        .collect();
+    ni_list.sort_by_key(|n| n.name_any());
     let snapshot = Snapshot {
-        nodes: node_list.items.iter().map(node_view).collect(),
-        node_images: ni_list.items.clone(),
-        live_jobs: job_list.items.iter().filter_map(|j| j.uid()).collect(),
+        nodes: node_list.iter().map(|n| node_view(n)).collect(),
+        node_images: ni_list,
+        live_jobs: jobs.iter().filter_map(|j| j.uid()).collect(),
         now: Timestamp::now(),
         creation_delay: opts.creation_delay,
         response_timeout: opts.response_timeout,
     };
     for action in plan::plan(&snapshot) {
-        if let Err(e) = apply(node_images, &action).await {
+        if let Err(e) = apply(&node_images, &action).await {
             tracing::warn!(?action, error = %e, "NodeImage manager action");
         }
     }
 
     // Release pull-secret copies whose jobs are gone or finished.
-    let running: BTreeSet<String> = job_list
-        .items
+    let running: BTreeSet<String> = jobs
         .iter()
         .filter(|j| {
             j.status
@@ -100,13 +107,19 @@ async fn pass(
         })
         .map(|j| format!("{}/{}", j.namespace().unwrap_or_default(), j.name_any()))
         .collect();
+    // No cache holds Secrets (graft reads only these copies, in one namespace): list them.
     let copies = match secrets_api
         .list(&ListParams::default().labels(&format!("{COPIED_SECRET_LABEL}=true")))
         .await
     {
         Ok(l) => l.items,
         Err(kube::Error::Api(e)) if e.code == 404 => vec![],
-        Err(e) => return Err(e),
+        Err(source) => {
+            return Err(Error::ListCopies {
+                namespace: ctx.pull_secrets_namespace.clone(),
+                source,
+            });
+        }
     };
     for a in secrets::sweep(&copies, &running) {
         let res = match &a {

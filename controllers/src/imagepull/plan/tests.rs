@@ -163,6 +163,53 @@ fn selectors_choose_the_target_nodes() {
 }
 
 #[test]
+fn selectors_the_api_server_would_refuse_are_invalid_input() {
+    let spec = |extra: serde_json::Value| -> ImagePullJobSpec {
+        let mut spec = json!({"image": "reg/app:v1"});
+        spec.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        serde_json::from_value(spec).unwrap()
+    };
+    let cases = [
+        (json!({}), vec![]),
+        (
+            json!({"selector": {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["a"]}]}}),
+            vec![],
+        ),
+        (
+            json!({"selector": {"matchExpressions": [{"key": "pool", "operator": "Near"}]}}),
+            vec!["spec.selector.matchExpressions"],
+        ),
+        (
+            json!({"podSelector": {"matchExpressions": [{"key": "app", "operator": "Like", "values": ["x"]}]}}),
+            vec!["spec.podSelector.matchExpressions"],
+        ),
+        (
+            json!({"podSelector": {"matchExpressions": [{"key": "app", "operator": "In"}]}}),
+            vec!["spec.podSelector.matchExpressions"],
+        ),
+    ];
+    for (extra, want) in cases {
+        let errs = selector_errors(&spec(extra.clone()));
+        let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, want, "{extra}");
+    }
+    let errs = selector_errors(&spec(
+        json!({"selector": {"matchExpressions": [{"key": "pool", "operator": "Near"}]}}),
+    ));
+    let message = errs
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    assert!(
+        message.contains("\"pool\"") && message.contains("Near"),
+        "{message}"
+    );
+}
+
+#[test]
 fn counters_and_message_match_kruise() {
     use ImagePullPhase::*;
     let nodes = vec![
