@@ -9,6 +9,7 @@
 //! One reconcile either scales or updates, never both (OpenKruise: "the controller is designed not
 //! to do scale and update in once reconcile"); the status is computed every time.
 
+mod decide;
 pub mod diff;
 mod scale;
 mod sort;
@@ -17,13 +18,19 @@ mod update;
 mod view;
 
 #[cfg(test)]
+mod decide_tests;
+#[cfg(test)]
 mod tests;
+
+pub use decide::{Claim, Observed, ObservedPod, Refusal, admit, claim, decide};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use graft_api::apps::common::LifecycleState;
 use graft_api::apps::v1alpha1::{CloneSet, CloneSetStatus};
+use k8s_openapi::api::apps::v1::ControllerRevision;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::Timestamp;
 
 /// Everything the planner looks at, gathered by the executor from its caches.
@@ -183,6 +190,9 @@ pub struct Plan {
     pub waiting: Option<String>,
     /// What this reconcile did: scale, update, or nothing.
     pub phase: Phase,
+    /// Old ControllerRevisions to delete (`truncateHistory`: at most `revisionHistoryLimit`
+    /// besides the live ones). Set by [`decide`].
+    pub delete_revisions: Vec<String>,
 }
 
 /// Which half of the reconcile acted (scale and update are never both done at once).
@@ -197,9 +207,52 @@ pub enum Phase {
     Update,
 }
 
-/// One pod or PVC operation.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One pod, PVC or revision operation.
+#[derive(Clone, Debug, PartialEq)]
 pub enum Action {
+    /// Adopt an orphan pod: write `owner_references` (its own plus the CloneSet's controller
+    /// reference), with the pod's uid as precondition so a recreated namesake is not adopted.
+    AdoptPod {
+        /// Pod name.
+        name: String,
+        /// The uid the pod had when observed.
+        uid: Option<String>,
+        /// The owner references to write.
+        owner_references: Vec<OwnerReference>,
+    },
+    /// Release an owned pod that no longer matches the selector: write `owner_references`
+    /// (its own without the CloneSet's), with the pod's uid as precondition.
+    ReleasePod {
+        /// Pod name.
+        name: String,
+        /// The uid the pod had when observed.
+        uid: Option<String>,
+        /// The owner references to write.
+        owner_references: Vec<OwnerReference>,
+    },
+    /// Create the update revision. If the name is taken by a revision that was not observed
+    /// (AlreadyExists), write `status.collisionCount = collision_count_on_conflict` instead and
+    /// reconcile again at once, without the rest of the plan.
+    CreateRevision {
+        /// The revision to create.
+        revision: Box<ControllerRevision>,
+        /// The collision count to write if the name is taken.
+        collision_count_on_conflict: i32,
+    },
+    /// Rollback to an earlier template: set `.revision` of the named revision (moving it to the
+    /// top of the history).
+    BumpRevision {
+        /// Revision name.
+        name: String,
+        /// Its new `.revision`.
+        revision: i64,
+    },
+    /// Give a pod with the `KruisePodReady` readiness gate its first `KruisePodReady=True`
+    /// condition: pods start in service.
+    InitKruisePodReady {
+        /// Pod name.
+        name: String,
+    },
     /// Create pod `<cloneset>-<instance_id>` from the template of `revision` (a full revision name:
     /// the update or the current revision), with owner reference, template labels,
     /// `controller-revision-hash=<revision>`, `pod-template-hash=<short hash>`,
@@ -338,7 +391,12 @@ impl Action {
             Self::SetLifecycleState { .. }
             | Self::SetPodTemplateHash { .. }
             | Self::RefreshInPlace { .. }
-            | Self::RemovePvcs { .. } => None,
+            | Self::RemovePvcs { .. }
+            | Self::AdoptPod { .. }
+            | Self::ReleasePod { .. }
+            | Self::CreateRevision { .. }
+            | Self::BumpRevision { .. }
+            | Self::InitKruisePodReady { .. } => None,
         }
     }
 
@@ -370,8 +428,68 @@ impl Action {
             Self::SetLifecycleState { .. }
             | Self::SetPodTemplateHash { .. }
             | Self::RefreshInPlace { .. }
-            | Self::RemovePvcs { .. } => None,
+            | Self::RemovePvcs { .. }
+            | Self::AdoptPod { .. }
+            | Self::ReleasePod { .. }
+            | Self::CreateRevision { .. }
+            | Self::BumpRevision { .. }
+            | Self::InitKruisePodReady { .. } => None,
         }
+    }
+}
+
+impl Action {
+    /// True for the actions that settle ownership and history before any pod is touched
+    /// (claims, revision writes, first `KruisePodReady` conditions): the executor stops the
+    /// reconcile when one of them does not go through, since the rest of the plan counted on it.
+    pub fn is_setup(&self) -> bool {
+        matches!(
+            self,
+            Self::AdoptPod { .. }
+                | Self::ReleasePod { .. }
+                | Self::CreateRevision { .. }
+                | Self::BumpRevision { .. }
+                | Self::InitKruisePodReady { .. }
+        )
+    }
+}
+
+/// The metadata an in-place update to `revision` writes at once with the revision label (never
+/// parked with the images during a grace period).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InPlaceStamp {
+    /// Labels to set.
+    pub labels: BTreeMap<String, String>,
+    /// Annotations to set.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// What [`Action::UpdateInPlace`] stamps on the pod besides the engine's changes: the short
+/// revision hash as `pod-template-hash`, lifecycle state `Updating` and its timestamp.
+pub fn in_place_stamp(revision: &str, now: Timestamp) -> InPlaceStamp {
+    use graft_api::labels;
+    InPlaceStamp {
+        labels: BTreeMap::from([
+            (
+                labels::POD_TEMPLATE_HASH.to_string(),
+                view::short_hash(revision).to_string(),
+            ),
+            (
+                labels::LIFECYCLE_STATE.to_string(),
+                labels::LIFECYCLE_STATE_UPDATING.to_string(),
+            ),
+        ]),
+        annotations: BTreeMap::from([(labels::LIFECYCLE_TIMESTAMP.to_string(), now.to_string())]),
+    }
+}
+
+/// The lifecycle hook a pod entering `state` waits for while held out of service (the key of
+/// its `KruisePodReady` not-ready reason), or `None` when entering `state` puts it back in.
+pub fn not_ready_hook(state: LifecycleState) -> Option<&'static str> {
+    match state {
+        LifecycleState::PreparingDelete => Some("preDeleteHook"),
+        LifecycleState::PreparingUpdate => Some("preUpdateHook"),
+        _ => None,
     }
 }
 

@@ -8,8 +8,8 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use graft_api::apps::common::{UpdatePriorityStrategy, UpdateScatterTerm};
-use graft_api::selector;
 use graft_api::labels;
+use graft_api::selector;
 use k8s_openapi::jiff::Timestamp;
 
 use super::PodPhase;

@@ -1,0 +1,487 @@
+//! The execute step: turns the plan's actions into API calls, in order, and decides nothing.
+//! Setup actions (claims, revisions) come first and stop the reconcile when one does not go
+//! through; pod creations go out in slow-start batches (1, 2, 4, …); the first failed pod
+//! operation stops the rest.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use graft_api::apps::common::LifecycleState;
+use graft_api::apps::v1alpha1::CloneSet;
+use graft_api::labels;
+use k8s_openapi::api::apps::v1::ControllerRevision;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, PodTemplateSpec};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, Patch, Preconditions};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+
+use super::controller::{CONTROLLER, Error, api_err, post, pp};
+use super::gather::Gathered;
+use super::plan::{self, Action};
+use super::{facts, pods, status};
+use crate::context::Context;
+use crate::expectations::Expected;
+use crate::inplace;
+
+/// Carries out one plan for one CloneSet.
+pub(super) struct Executor<'a> {
+    ctx: &'a Context,
+    key: &'a str,
+    cs: &'a CloneSet,
+    now: Timestamp,
+    pods_api: Api<Pod>,
+    pvcs_api: Api<PersistentVolumeClaim>,
+    /// The observed pods by name.
+    pods: &'a HashMap<String, Arc<Pod>>,
+    /// Templates by revision name, the update revision's being the CloneSet's own.
+    templates: HashMap<String, PodTemplateSpec>,
+}
+
+/// How the setup actions went.
+pub(super) enum Setup {
+    /// All went through: go on with the pod operations.
+    Done,
+    /// One did not (the world changed under us): reconcile again after this long.
+    Again(Duration),
+}
+
+impl<'a> Executor<'a> {
+    /// An executor for what `gathered` read; `update_revision` names the CloneSet's template.
+    pub fn new(
+        ctx: &'a Context,
+        key: &'a str,
+        gathered: &'a Gathered,
+        update_revision: &str,
+    ) -> Self {
+        let cs = &gathered.observed.cloneset;
+        let ns = cs.namespace().unwrap_or_default();
+        let mut templates = gathered.templates.clone();
+        templates.insert(update_revision.to_string(), cs.spec.template.clone());
+        Self {
+            ctx,
+            key,
+            cs,
+            now: gathered.observed.now,
+            pods_api: Api::namespaced(ctx.client.clone(), &ns),
+            pvcs_api: Api::namespaced(ctx.client.clone(), &ns),
+            pods: &gathered.pods,
+            templates,
+        }
+    }
+
+    /// Runs the leading setup actions one by one.
+    pub async fn setup(&self, actions: &[Action]) -> Result<Setup, Error> {
+        for a in actions.iter().take_while(|a| a.is_setup()) {
+            if let Setup::Again(after) = self.setup_action(a).await? {
+                return Ok(Setup::Again(after));
+            }
+            tracing::info!(cloneset = %self.key, action = ?a, "done");
+        }
+        Ok(Setup::Done)
+    }
+
+    async fn setup_action(&self, action: &Action) -> Result<Setup, Error> {
+        match action {
+            Action::AdoptPod {
+                name,
+                uid,
+                owner_references,
+            } => {
+                self.write_owners(name, uid, owner_references, "adopting")
+                    .await
+            }
+            Action::ReleasePod {
+                name,
+                uid,
+                owner_references,
+            } => {
+                self.write_owners(name, uid, owner_references, "releasing")
+                    .await
+            }
+            Action::CreateRevision {
+                revision,
+                collision_count_on_conflict,
+            } => {
+                self.create_revision(revision, *collision_count_on_conflict)
+                    .await
+            }
+            Action::BumpRevision { name, revision } => {
+                Api::<ControllerRevision>::namespaced(self.ctx.client.clone(), &self.ns())
+                    .patch(name, &pp(), &Patch::Merge(&json!({"revision": revision})))
+                    .await
+                    .map_err(api_err(self.key, "moving a revision to the top (rollback)"))?;
+                Ok(Setup::Done)
+            }
+            Action::InitKruisePodReady { name } => {
+                if let Some(pod) = self.pods.get(name) {
+                    self.set_pod_not_ready_reason(pod, None).await?;
+                }
+                Ok(Setup::Done)
+            }
+            other => {
+                tracing::warn!(cloneset = %self.key, action = ?other, "not a setup action");
+                Ok(Setup::Done)
+            }
+        }
+    }
+
+    fn ns(&self) -> String {
+        self.cs.namespace().unwrap_or_default()
+    }
+
+    /// Adopts or releases a pod. The uid precondition makes sure we change the pod we looked
+    /// at, not a recreated namesake; when the pod changed, the plan that counted on it is stale.
+    async fn write_owners(
+        &self,
+        name: &str,
+        uid: &Option<String>,
+        owner_references: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference],
+        doing: &str,
+    ) -> Result<Setup, Error> {
+        let patch = json!({"metadata": {"ownerReferences": owner_references, "uid": uid}});
+        match self
+            .pods_api
+            .patch(name, &pp(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(p) => {
+                self.expect_patched(name, &p);
+                Ok(Setup::Done)
+            }
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 || e.code == 422 => {
+                tracing::debug!(cloneset = %self.key, pod = %name, error = %e, "{doing} pod: it changed");
+                Ok(Setup::Again(Duration::from_secs(1)))
+            }
+            Err(e) => Err(api_err(self.key, format!("{doing} pod {name}"))(e)),
+        }
+    }
+
+    async fn create_revision(
+        &self,
+        revision: &ControllerRevision,
+        collision_count_on_conflict: i32,
+    ) -> Result<Setup, Error> {
+        let api = Api::<ControllerRevision>::namespaced(self.ctx.client.clone(), &self.ns());
+        match api.create(&post(), revision).await {
+            Ok(_) => Ok(Setup::Done),
+            Err(kube::Error::Api(e)) if e.code == 409 => {
+                let patch = json!({"status": {"collisionCount": collision_count_on_conflict}});
+                Api::<CloneSet>::namespaced(self.ctx.client.clone(), &self.ns())
+                    .patch_status(&self.cs.name_any(), &pp(), &Patch::Merge(&patch))
+                    .await
+                    .map_err(api_err(self.key, "writing collisionCount"))?;
+                Ok(Setup::Again(Duration::from_millis(100)))
+            }
+            Err(e) => Err(api_err(self.key, "creating the update revision")(e)),
+        }
+    }
+
+    /// Runs the pod operations after the setup actions: creations in slow-start batches, the
+    /// rest one by one, each with its Event; stops at the first failure.
+    pub async fn pod_operations(&self, actions: &[Action]) {
+        let actions: Vec<&Action> = actions.iter().skip_while(|a| a.is_setup()).collect();
+        let cs_name = self.cs.name_any();
+        let mut batch = 1usize;
+        let mut i = 0usize;
+        while i < actions.len() {
+            let end = if matches!(actions[i], Action::CreatePod { .. }) {
+                let creates = actions[i..]
+                    .iter()
+                    .take(batch)
+                    .take_while(|a| matches!(a, Action::CreatePod { .. }))
+                    .count();
+                batch *= 2;
+                i + creates
+            } else {
+                i + 1
+            };
+            let group = &actions[i..end];
+            let results = futures::future::join_all(group.iter().map(|a| self.pod_action(a))).await;
+            let mut failed = false;
+            for (a, r) in group.iter().zip(results) {
+                let event = match r {
+                    Ok(()) => {
+                        tracing::info!(cloneset = %self.key, action = ?a, "done");
+                        a.success_event(&cs_name)
+                    }
+                    Err(e) => {
+                        failed = true;
+                        tracing::warn!(cloneset = %self.key, action = ?a, error = %e, "action failed");
+                        a.failure_event(&cs_name, &e.to_string())
+                    }
+                };
+                if let Some(ev) = event {
+                    status::publish(self.ctx, self.cs, &ev).await;
+                }
+            }
+            if failed {
+                break;
+            }
+            i = end;
+        }
+    }
+
+    async fn pod_action(&self, action: &Action) -> Result<(), Error> {
+        match action {
+            Action::CreatePod {
+                instance_id,
+                revision,
+                reuse_pvcs,
+            } => self.create_pod(instance_id, revision, *reuse_pvcs).await,
+            Action::DeletePod { name, instance_id } => {
+                self.delete_pod(name, instance_id.as_deref()).await
+            }
+            Action::RemovePvcs { instance_id } => self.delete_pvcs(instance_id).await,
+            Action::SetLifecycleState {
+                name,
+                state,
+                mark_pod_not_ready,
+            } => {
+                self.set_lifecycle_state(name, *state, *mark_pod_not_ready)
+                    .await
+            }
+            Action::SetPodTemplateHash { name, hash } => {
+                let patch = json!({"metadata": {"labels": {labels::POD_TEMPLATE_HASH: hash}}});
+                self.patch_pod(name, &Patch::Merge(&patch)).await
+            }
+            Action::MarkSpecifiedDelete { name, .. } => {
+                let patch = json!({"metadata": {"labels": {labels::SPECIFIED_DELETE: "true"}}});
+                self.patch_pod(name, &Patch::Merge(&patch)).await?;
+                self.ctx.metrics.pod_action(CONTROLLER, "recreate");
+                Ok(())
+            }
+            Action::UpdateInPlace { name, revision } => self.update_in_place(name, revision).await,
+            Action::RefreshInPlace { name } => {
+                let Some(pod) = self.pods.get(name) else {
+                    return Ok(());
+                };
+                for change in facts::refresh_changes(pod, self.now) {
+                    self.apply_change(name, change).await?;
+                }
+                Ok(())
+            }
+            Action::AdoptPod { .. }
+            | Action::ReleasePod { .. }
+            | Action::CreateRevision { .. }
+            | Action::BumpRevision { .. }
+            | Action::InitKruisePodReady { .. } => {
+                tracing::warn!(cloneset = %self.key, action = ?action, "setup action out of order");
+                Ok(())
+            }
+        }
+    }
+
+    async fn create_pod(
+        &self,
+        instance_id: &str,
+        revision: &str,
+        reuse_pvcs: bool,
+    ) -> Result<(), Error> {
+        let template = self
+            .templates
+            .get(revision)
+            .unwrap_or(&self.cs.spec.template);
+        if !reuse_pvcs {
+            for pvc in pods::new_pvcs(self.cs, instance_id) {
+                match self.pvcs_api.create(&post(), &pvc).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 409 => {}
+                    Err(e) => return Err(api_err(self.key, "creating a PVC")(e)),
+                }
+            }
+        }
+        let pod = pods::new_pod(self.cs, instance_id, revision, template);
+        let pod_name = pod.metadata.name.clone().unwrap_or_default();
+        self.ctx
+            .expectations
+            .expect(self.key, Expected::Created(pod_name.clone()));
+        if let Err(e) = self.pods_api.create(&post(), &pod).await {
+            self.ctx.expectations.forget(self.key);
+            return Err(api_err(self.key, format!("creating pod {pod_name}"))(e));
+        }
+        self.ctx.metrics.pod_action(CONTROLLER, "create");
+        Ok(())
+    }
+
+    async fn delete_pod(&self, name: &str, instance_id: Option<&str>) -> Result<(), Error> {
+        self.ctx
+            .expectations
+            .expect(self.key, Expected::Deleted(name.to_string()));
+        let uid = self.pods.get(name).and_then(|p| p.metadata.uid.clone());
+        let dp = DeleteParams {
+            preconditions: uid.map(|uid| Preconditions {
+                uid: Some(uid),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        match self.pods_api.delete(name, &dp).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(api_err(self.key, format!("deleting pod {name}"))(e)),
+        }
+        if let Some(id) = instance_id {
+            self.delete_pvcs(id).await?;
+        }
+        self.ctx.metrics.pod_action(CONTROLLER, "delete");
+        Ok(())
+    }
+
+    async fn delete_pvcs(&self, instance_id: &str) -> Result<(), Error> {
+        for pvc in pods::new_pvcs(self.cs, instance_id) {
+            let n = pvc.metadata.name.unwrap_or_default();
+            match self.pvcs_api.delete(&n, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(api_err(self.key, format!("deleting PVC {n}"))(e)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn set_lifecycle_state(
+        &self,
+        name: &str,
+        state: LifecycleState,
+        mark_pod_not_ready: bool,
+    ) -> Result<(), Error> {
+        if mark_pod_not_ready && let Some(pod) = self.pods.get(name) {
+            // Out of service before the hook runs, back in service after.
+            self.set_pod_not_ready_reason(pod, plan::not_ready_hook(state))
+                .await?;
+        }
+        let patch = json!({"metadata": {
+            "labels": {labels::LIFECYCLE_STATE: state.as_str()},
+            "annotations": {labels::LIFECYCLE_TIMESTAMP: self.now.to_string()},
+        }});
+        self.patch_pod(name, &Patch::Merge(&patch)).await
+    }
+
+    async fn update_in_place(&self, name: &str, revision: &str) -> Result<(), Error> {
+        let Some(pod) = self.pods.get(name) else {
+            return Ok(());
+        };
+        let old_rev = facts::pod_revision(pod);
+        let (Some(old), Some(new)) = (self.templates.get(&old_rev), self.templates.get(revision))
+        else {
+            return Ok(());
+        };
+        let grace = self
+            .cs
+            .spec
+            .update_strategy
+            .as_ref()
+            .and_then(|u| u.in_place_update_strategy.as_ref())
+            .and_then(|s| s.grace_period_seconds)
+            .unwrap_or(0);
+        let mut spec = match inplace::calculate(old, new, revision, grace) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(cloneset = %self.key, pod = %name, reason = %e, "not in-place-able");
+                return Ok(());
+            }
+        };
+        let stamp = plan::in_place_stamp(revision, self.now);
+        for (k, v) in stamp.labels {
+            spec.immediate.labels.insert(k, Some(v));
+        }
+        for (k, v) in stamp.annotations {
+            spec.immediate.annotations.insert(k, Some(v));
+        }
+        let changes = inplace::begin(pod, &spec, self.now).map_err(|e| Error::InPlace {
+            key: self.key.to_string(),
+            message: e.to_string(),
+        })?;
+        for change in changes {
+            self.apply_change(name, change).await?;
+        }
+        self.ctx.metrics.pod_action(CONTROLLER, "update_in_place");
+        Ok(())
+    }
+
+    /// Sets (or clears, with `hook: None`) the lifecycle's "not ready" reason in the pod's
+    /// `KruisePodReady` condition. The condition's message is kruise's JSON list of reasons; it
+    /// is False while the list is non-empty, and then the pod's Ready condition goes False too.
+    async fn set_pod_not_ready_reason(&self, pod: &Pod, hook: Option<&str>) -> Result<(), Error> {
+        use graft_api::annotations::{PodNotReadyReason, PodNotReadyReasons};
+        use k8s_openapi::api::core::v1::PodCondition;
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        let current = inplace::pod_condition(pod, labels::KRUISE_POD_READY);
+        let mut reasons: PodNotReadyReasons = current
+            .and_then(|c| c.message.as_deref())
+            .and_then(|m| serde_json::from_str(m).ok())
+            .unwrap_or_default();
+        reasons.retain(|r| r.user_agent != "Lifecycle");
+        if let Some(hook) = hook {
+            reasons.push(PodNotReadyReason {
+                user_agent: "Lifecycle".into(),
+                key: hook.into(),
+            });
+        }
+        let status = if reasons.is_empty() { "True" } else { "False" };
+        let message = serde_json::to_string(&reasons).unwrap_or_else(|_| "[]".into());
+        if current.is_some_and(|c| c.status == status && c.message.as_deref() == Some(&message)) {
+            return Ok(());
+        }
+        let mut conditions = vec![PodCondition {
+            type_: labels::KRUISE_POD_READY.to_string(),
+            status: status.to_string(),
+            message: Some(message),
+            last_transition_time: Some(Time(self.now)),
+            ..Default::default()
+        }];
+        if status == "False" {
+            conditions.push(PodCondition {
+                type_: "Ready".to_string(),
+                status: "False".to_string(),
+                reason: Some("ReadinessGatesNotReady".into()),
+                last_transition_time: Some(Time(self.now)),
+                ..Default::default()
+            });
+        }
+        self.apply_change(&pod.name_any(), inplace::PodChange::Conditions(conditions))
+            .await
+    }
+
+    async fn apply_change(&self, name: &str, change: inplace::PodChange) -> Result<(), Error> {
+        match change {
+            inplace::PodChange::Conditions(conditions) => {
+                let patch = inplace::PodChange::status_patch(&conditions);
+                let p = self
+                    .pods_api
+                    .patch_status(name, &pp(), &Patch::Strategic(&patch))
+                    .await
+                    .map_err(api_err(self.key, format!("patching status of pod {name}")))?;
+                self.expect_patched(name, &p);
+                Ok(())
+            }
+            inplace::PodChange::Patch(patch) => {
+                self.patch_pod(name, &Patch::Strategic(&patch)).await
+            }
+        }
+    }
+
+    async fn patch_pod<P: serde::Serialize + std::fmt::Debug>(
+        &self,
+        name: &str,
+        patch: &Patch<P>,
+    ) -> Result<(), Error> {
+        let p = self
+            .pods_api
+            .patch(name, &pp(), patch)
+            .await
+            .map_err(api_err(self.key, format!("patching pod {name}")))?;
+        self.expect_patched(name, &p);
+        Ok(())
+    }
+
+    fn expect_patched(&self, name: &str, pod: &Pod) {
+        if let Some(rv) = &pod.metadata.resource_version {
+            self.ctx
+                .expectations
+                .expect(self.key, Expected::Patched(name.to_string(), rv.clone()));
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! The whole reconcile decided at once: from what the executor [`Observed`] (the CloneSet, every
+//! pod of its namespace, its revisions) to one [`Plan`]. Before the pod rules of [`plan`] run,
+//! this step refuses invalid CloneSets, claims pods (adopt orphans that match the selector,
+//! release owned pods that stopped matching, leave other controllers' pods alone) and settles the
+//! revision history (create the update revision, stepping `collisionCount` past taken names, or
+//! move an old revision to the top on a rollback). All of it is pure, like the rest of the planner.
+
+use std::collections::BTreeMap;
+
+use graft_api::apps::v1alpha1::CloneSet;
+use graft_api::{labels, selector};
+use k8s_openapi::api::apps::v1::ControllerRevision;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::jiff::Timestamp;
+use kube::Resource;
+use serde_json::Value;
+
+use super::view::same_revision;
+use super::{Action, Plan, PodInfo, Snapshot, plan};
+use crate::cloneset::pods;
+use crate::revision::{self, RevisionAction, RevisionOwner};
+
+/// Everything the executor read for one reconcile: the CloneSet, the pods of its namespace from
+/// the shared cache, its revisions, its PVCs' instance ids, and the clock.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observed {
+    /// The CloneSet as read.
+    pub cloneset: CloneSet,
+    /// Every pod of the CloneSet's namespace (owned, orphaned, or another controller's):
+    /// which of them the CloneSet owns is decided here.
+    pub pods: Vec<ObservedPod>,
+    /// The ControllerRevisions owned by the CloneSet.
+    pub revisions: Vec<ControllerRevision>,
+    /// The CloneSet's template as revision data ([`revision::template_revision_data`]).
+    pub revision_data: Value,
+    /// Instance ids of the PVCs owned by the CloneSet ([`Snapshot::pvc_instance_ids`]).
+    pub pvc_instance_ids: Vec<String>,
+    /// Pre-generated random instance ids ([`Snapshot::fresh_instance_ids`]).
+    pub fresh_instance_ids: Vec<String>,
+    /// The manager flag `--cloneset-scaling-exclude-preparing-delete`.
+    pub scaling_exclude_preparing_delete: bool,
+    /// The clock.
+    pub now: Timestamp,
+}
+
+/// One pod of the namespace with the facts claiming needs besides its [`PodInfo`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObservedPod {
+    /// `metadata.uid` (the adopt/release patch carries it as a precondition).
+    pub uid: Option<String>,
+    /// `metadata.ownerReferences`.
+    pub owner_references: Vec<OwnerReference>,
+    /// The pod has the `KruisePodReady` readiness gate.
+    pub kruise_pod_ready_gate: bool,
+    /// The pod has a `KruisePodReady` condition (of any status).
+    pub kruise_pod_ready_condition: bool,
+    /// The pod as the rules see it. `in_place.possible` is measured from the template of the
+    /// pod's own revision to the CloneSet's template; a pod at the update revision is always
+    /// in-place-able.
+    pub info: PodInfo,
+}
+
+/// Why a CloneSet is not reconciled: invalid input, reported once (Warning Event `InvalidSpec`)
+/// and then the controller waits for the object to change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// What is wrong, in the validation's words.
+    pub message: String,
+}
+
+/// Validates the CloneSet as OpenKruise's webhook does (an empty selector included: it would
+/// select every pod of the namespace) and renders its selector for list calls and
+/// `status.labelSelector`. A selector the API server would refuse is invalid input too.
+pub fn admit(cs: &CloneSet) -> Result<String, Refusal> {
+    let errors = cs.spec.validate();
+    if !errors.is_empty() {
+        return Err(Refusal {
+            message: errors.to_string(),
+        });
+    }
+    if selector::is_empty(&cs.spec.selector) {
+        return Err(Refusal {
+            message: "spec.selector: empty selector is not valid".into(),
+        });
+    }
+    selector::to_query(&cs.spec.selector).map_err(|e| Refusal {
+        message: format!("spec.selector: {e}"),
+    })
+}
+
+/// What claiming does with one pod of the namespace (`ClaimPods`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// Owned and matching: one of the CloneSet's pods.
+    Keep,
+    /// An orphan (no controller) that matches and is not terminating: adopt it.
+    Adopt,
+    /// Owned but no longer matching: drop our owner reference.
+    Release,
+    /// Another controller's pod, or an orphan that does not match (or is terminating).
+    Ignore,
+}
+
+/// Claims one pod for the CloneSet with uid `uid`.
+pub fn claim(cs: &CloneSet, pod: &ObservedPod) -> Claim {
+    let uid = cs.metadata.uid.as_deref().unwrap_or_default();
+    let matches = selector::matches(&cs.spec.selector, &pod.info.labels);
+    let controller = pod
+        .owner_references
+        .iter()
+        .find(|o| o.controller == Some(true));
+    match controller {
+        Some(o) if o.uid == uid && matches => Claim::Keep,
+        Some(o) if o.uid == uid => Claim::Release,
+        None if matches && pod.info.deletion_timestamp.is_none() => Claim::Adopt,
+        _ => Claim::Ignore,
+    }
+}
+
+/// The update and current revisions, the collision count, and what to write to the history.
+struct Revisions {
+    update: String,
+    current: String,
+    collision_count: i32,
+    action: Option<Action>,
+}
+
+fn revisions(obs: &Observed) -> Revisions {
+    let cs = &obs.cloneset;
+    let owner = RevisionOwner {
+        api_version: CloneSet::api_version(&()).to_string(),
+        kind: CloneSet::kind(&()).to_string(),
+        name: cs.metadata.name.clone().unwrap_or_default(),
+        namespace: cs.metadata.namespace.clone(),
+        uid: cs.metadata.uid.clone().unwrap_or_default(),
+    };
+    let status = cs.status.clone().unwrap_or_default();
+    let template_labels = cs
+        .spec
+        .template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    let active = revision::resolve_revisions(
+        &obs.revisions,
+        &owner,
+        &template_labels,
+        &BTreeMap::new(),
+        obs.revision_data.clone(),
+        status.current_revision.as_deref(),
+        status.collision_count.unwrap_or(0),
+    );
+    let action = match active.action {
+        RevisionAction::None => None,
+        // A name taken by a revision we did not list (not ours, or not labelled like ours) only
+        // shows as a conflict on create: then the next collision count is the one to try.
+        RevisionAction::Create(rev) => Some(Action::CreateRevision {
+            revision: Box::new(rev),
+            collision_count_on_conflict: active.collision_count.saturating_add(1),
+        }),
+        RevisionAction::BumpRevision { name, revision } => {
+            Some(Action::BumpRevision { name, revision })
+        }
+    };
+    Revisions {
+        update: active.update.metadata.name.clone().unwrap_or_default(),
+        current: active.current.metadata.name.clone().unwrap_or_default(),
+        collision_count: active.collision_count,
+        action,
+    }
+}
+
+fn adopt(cs: &CloneSet, pod: &ObservedPod) -> Action {
+    let mut owner_references = pod.owner_references.clone();
+    owner_references.push(pods::owner_reference(cs));
+    Action::AdoptPod {
+        name: pod.info.name.clone(),
+        uid: pod.uid.clone(),
+        owner_references,
+    }
+}
+
+fn release(cs: &CloneSet, pod: &ObservedPod) -> Action {
+    let uid = cs.metadata.uid.as_deref().unwrap_or_default();
+    Action::ReleasePod {
+        name: pod.info.name.clone(),
+        uid: pod.uid.clone(),
+        owner_references: pod
+            .owner_references
+            .iter()
+            .filter(|o| o.uid != uid)
+            .cloned()
+            .collect(),
+    }
+}
+
+/// Plans one reconcile from what was observed: refuse invalid input, claim pods, settle the
+/// revisions, run the pod rules ([`plan`]) on the claimed pods, and name the old revisions to
+/// prune. The plan's actions start with the claims and the revision write, then the
+/// `KruisePodReady` conditions of pods that lack one, then the pod operations.
+pub fn decide(obs: &Observed) -> Result<Plan, Refusal> {
+    let cs = &obs.cloneset;
+    let label_selector = admit(cs)?;
+    let revs = revisions(obs);
+
+    let mut first: Vec<Action> = Vec::new();
+    let mut owned: Vec<&ObservedPod> = Vec::new();
+    for pod in &obs.pods {
+        match claim(cs, pod) {
+            Claim::Keep => owned.push(pod),
+            Claim::Adopt => {
+                first.push(adopt(cs, pod));
+                owned.push(pod);
+            }
+            Claim::Release => first.push(release(cs, pod)),
+            Claim::Ignore => {}
+        }
+    }
+    first.extend(revs.action);
+    // Pods with the KruisePodReady gate start in service: give them the condition once.
+    first.extend(
+        owned
+            .iter()
+            .filter(|p| {
+                p.info.deletion_timestamp.is_none()
+                    && p.kruise_pod_ready_gate
+                    && !p.kruise_pod_ready_condition
+            })
+            .map(|p| Action::InitKruisePodReady {
+                name: p.info.name.clone(),
+            }),
+    );
+
+    let infos: Vec<PodInfo> = owned
+        .iter()
+        .map(|p| {
+            let mut info = p.info.clone();
+            if same_revision(
+                info.labels
+                    .get(labels::CONTROLLER_REVISION_HASH)
+                    .map(String::as_str),
+                &revs.update,
+            ) {
+                info.in_place.possible = Ok(());
+            }
+            info
+        })
+        .collect();
+    let snapshot = Snapshot {
+        cloneset: cs.clone(),
+        pods: infos,
+        update_revision: revs.update.clone(),
+        current_revision: revs.current.clone(),
+        collision_count: Some(revs.collision_count),
+        label_selector,
+        pvc_instance_ids: obs.pvc_instance_ids.clone(),
+        fresh_instance_ids: obs.fresh_instance_ids.clone(),
+        scaling_exclude_preparing_delete: obs.scaling_exclude_preparing_delete,
+        now: obs.now,
+    };
+    let mut plan = plan(&snapshot);
+    first.append(&mut plan.actions);
+    plan.actions = first;
+
+    // History: keep revisionHistoryLimit besides the live revisions.
+    let pod_revisions: Vec<&str> = owned
+        .iter()
+        .filter_map(|p| {
+            p.info
+                .labels
+                .get(labels::CONTROLLER_REVISION_HASH)
+                .map(String::as_str)
+        })
+        .collect();
+    plan.delete_revisions = revision::revisions_to_delete(
+        &obs.revisions,
+        cs.spec.revision_history_limit.unwrap_or(10),
+        &revs.current,
+        &revs.update,
+        &pod_revisions,
+    );
+    Ok(plan)
+}
