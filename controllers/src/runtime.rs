@@ -38,6 +38,7 @@ pub struct Options {
     /// Watch and act in this namespace only (`None`: all namespaces).
     pub namespace: Option<String>,
     /// Run the cluster-wide NodeImage manager (one per cluster; off for namespaced test runs).
+    /// With it, this process also watches Nodes, and ImagePullJobs in every namespace.
     pub nodeimage_manager: bool,
     /// How long a Node must be Ready before it gets a NodeImage.
     pub nodeimage_creation_delay: Duration,

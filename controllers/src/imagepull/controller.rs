@@ -20,10 +20,10 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
 use super::plan::{self, NodeTag, Snapshot, TagWrite};
-use super::secrets;
 use crate::context::Context;
 use crate::events::EventType;
 use crate::expectations::{CacheView, Expected};
+use crate::pullsecrets as secrets;
 
 /// Field manager of graft's writes.
 const MANAGER: &str = "graft";
@@ -484,6 +484,88 @@ mod tests {
 
     fn ni(v: serde_json::Value) -> NodeImage {
         serde_json::from_value(v).unwrap()
+    }
+
+    fn cache<K>(objects: Vec<K>) -> Store<K>
+    where
+        K: kube::Resource + Clone + 'static,
+        K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    {
+        let (store, mut writer) = kube::runtime::reflector::store();
+        for o in objects {
+            writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(o));
+        }
+        store
+    }
+
+    fn pod(v: serde_json::Value) -> Pod {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn a_pod_selector_picks_the_nodes_of_active_matching_pods_of_the_jobs_namespace() {
+        let pods = cache(vec![
+            pod(
+                json!({"metadata": {"name": "a", "namespace": "ns", "labels": {"app": "x"}},
+                "spec": {"nodeName": "n1", "containers": []}}),
+            ),
+            pod(
+                json!({"metadata": {"name": "other-app", "namespace": "ns", "labels": {"app": "y"}},
+                "spec": {"nodeName": "n2", "containers": []}}),
+            ),
+            pod(
+                json!({"metadata": {"name": "other-ns", "namespace": "ns2", "labels": {"app": "x"}},
+                "spec": {"nodeName": "n3", "containers": []}}),
+            ),
+            pod(
+                json!({"metadata": {"name": "done", "namespace": "ns", "labels": {"app": "x"}},
+                "spec": {"nodeName": "n4", "containers": []}, "status": {"phase": "Succeeded"}}),
+            ),
+            pod(
+                json!({"metadata": {"name": "unscheduled", "namespace": "ns", "labels": {"app": "x"}},
+                "spec": {"containers": []}}),
+            ),
+        ]);
+        let sel: LabelSelector = serde_json::from_value(json!({
+            "matchExpressions": [{"key": "app", "operator": "In", "values": ["x"]}]
+        }))
+        .unwrap();
+        assert_eq!(
+            pod_nodes(&pods, "ns", &sel),
+            BTreeSet::from(["n1".to_string()])
+        );
+    }
+
+    #[test]
+    fn node_tags_come_from_the_cache_in_name_order() {
+        let nis = cache(vec![
+            ni(json!({"metadata": {"name": "n2"}, "spec": {}})),
+            ni(json!({"metadata": {"name": "n1"}, "spec": {}})),
+            ni(json!({"metadata": {"name": "n3"}, "spec": {}})),
+        ]);
+        let names: Vec<String> = node_tags(&nis, "reg/app", "v1", "u1")
+            .into_iter()
+            .map(|t| t.node)
+            .collect();
+        assert_eq!(names, ["n1", "n2", "n3"]);
+    }
+
+    #[test]
+    fn the_node_image_cache_shows_our_writes_to_expectations() {
+        let nis = cache(vec![ni(
+            json!({"metadata": {"name": "n1", "resourceVersion": "12"}, "spec": {}}),
+        )]);
+        let e = crate::expectations::Expectations::new(Duration::from_secs(300));
+        let key = expectations_key("ns/job");
+        e.expect(&key, Expected::Patched("n1".into(), "13".into()));
+        assert!(!e.satisfied(&key, &NodeImageView(&nis)));
+        let e2 = crate::expectations::Expectations::new(Duration::from_secs(300));
+        e2.expect(&key, Expected::Patched("n1".into(), "12".into()));
+        assert!(e2.satisfied(&key, &NodeImageView(&nis)));
+        assert!(
+            e2.satisfied("ns/job", &NodeImageView(&nis)),
+            "a CloneSet ns/job waits for nothing"
+        );
     }
 
     #[test]

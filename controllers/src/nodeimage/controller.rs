@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 
 use super::plan::{self, Action, NodeView, Snapshot};
 use crate::context::Context;
-use crate::imagepull::secrets::{self, COPIED_SECRET_LABEL, SweepAction};
+use crate::pullsecrets::{self as secrets, COPIED_SECRET_LABEL, SweepAction};
 
 /// Field manager of graft's writes.
 const MANAGER: &str = "graft";

@@ -1,5 +1,6 @@
 //! Pull secrets of ImagePullJobs, copied into the one namespace the node agents may read
-//! (kruise copies them into `kruise-daemon-config`), and released when no live job needs them.
+//! (kruise copies them into `kruise-daemon-config`) by the ImagePullJob controller, and released
+//! by the NodeImage manager when no live job needs them: a rule both share, so it sits below both.
 
 use std::collections::{BTreeMap, BTreeSet};
 
