@@ -535,7 +535,8 @@ fn web(args: WebArgs) -> anyhow::Result<()> {
             addr: args.addr,
             token: args.token.filter(|t| !t.is_empty()),
             namespace: args.namespace,
-            git_cache: Some(args.git_cache),
+            // `graft web` reads the sync's cache and fetches nothing (it may not read Secrets).
+            diffs: Some(run::dashboard_diffs(args.git_cache, None)),
         };
         graft_web::serve(client, opts)
             .await

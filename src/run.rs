@@ -141,11 +141,17 @@ async fn front(
         let cache =
             graft_web::cache::Cache::start(client.clone(), namespace, Duration::from_secs(15))
                 .await;
+        // Every replica shows diffs: a standby, whose sync never ran, fetches the commits it is
+        // asked about into a cache of its own (the sync's cache is only read).
+        let diffs = dashboard_diffs(
+            opts.cache_dir.clone(),
+            Some((opts.cache_dir.join("dashboard"), client.clone())),
+        );
         // The dashboard's router brings `/healthz`.
         app = app.merge(graft_web::router(
             Arc::new(cache),
             opts.dashboard_token.clone(),
-            Some(opts.cache_dir.clone()),
+            Some(diffs),
         ));
     } else {
         app = app.route("/healthz", get(|| async { "ok\n" }));
@@ -203,5 +209,51 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term => {}
         _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// The dashboard's manifest diffs, from the sync's Git cache under `sync_cache` (only read);
+/// with `fetch`, commits that cache lacks are fetched into the given directory, with the
+/// GitSync's credentials read through the client.
+pub fn dashboard_diffs(
+    sync_cache: PathBuf,
+    fetch: Option<(PathBuf, kube::Client)>,
+) -> Arc<dyn graft_web::diff::DiffSource> {
+    let mut source = graft_sync::diff::ManifestSource::read_only(sync_cache);
+    if let Some((own_cache, client)) = fetch {
+        source = source.with_fetch(own_cache, client);
+    }
+    Arc::new(SyncDiffs(source))
+}
+
+/// The sync's rendered commits handed to the dashboard in its own types.
+struct SyncDiffs(graft_sync::diff::ManifestSource);
+
+impl graft_web::diff::DiffSource for SyncDiffs {
+    fn manifests<'a>(
+        &'a self,
+        gitsync: &'a graft_api::graft::gitsync::GitSync,
+        from: Option<&'a str>,
+        to: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<graft_web::diff::CommitManifests, String>> {
+        use graft_web::diff::{CommitManifests, RenderedObject};
+        let objects = |v: Vec<graft_sync::render::RenderedObject>| -> Vec<RenderedObject> {
+            v.into_iter()
+                .map(|o| RenderedObject {
+                    id: o.reference.id().to_string(),
+                    file: o.location.file,
+                    object: o.object,
+                })
+                .collect()
+        };
+        Box::pin(async move {
+            let pair = self.0.commits(gitsync, from, to).await?;
+            Ok(CommitManifests {
+                from: pair.from,
+                old: objects(pair.old),
+                new: objects(pair.new),
+                note: pair.note,
+            })
+        })
     }
 }

@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod apply;
+pub mod diff;
 pub mod error;
 pub mod git;
 pub mod gitsync;

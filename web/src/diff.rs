@@ -1,19 +1,17 @@
 //! The rendered manifests of a commit against the previous commit.
 //!
-//! The dashboard reads the commits from the sync's own Git cache (`--git-cache`, the same
-//! directory `graft sync` fetches into; it never fetches itself) and renders both with the
-//! sync's renderer, so the diff shows exactly what graft applied. Secret values are replaced
-//! before diffing. Without the cache (the dashboard on another machine), the page says so.
+//! The sync renders both commits with its own renderer (so the diff shows exactly what graft
+//! applied) and hands the objects over through [`DiffSource`]; the dashboard hides Secret
+//! values, writes the objects as YAML and diffs the lines. Without a source, or when the source
+//! has no copy of the commits, the page says why.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
+use futures::future::BoxFuture;
+use graft_api::graft::gitsync::GitSync;
 use serde::Serialize;
 use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
-
-use graft_sync::git::{GitCache, ReadLimits, RepoUrl};
-use graft_sync::render::{self, Directory, Renderer};
 
 /// Lines of context around each change.
 const CONTEXT: usize = 3;
@@ -88,17 +86,14 @@ fn hide_secrets(obj: &mut Value) {
     }
 }
 
-/// Renders files into manifests keyed by identity (Secret values hidden).
-pub fn manifests(files: &[render::SourceFile]) -> Result<Manifests, String> {
-    let objects = Directory.render(files).map_err(|e| e.to_string())?;
+/// The objects as YAML keyed by identity (Secret values hidden).
+pub fn manifests(objects: &[RenderedObject]) -> Result<Manifests, String> {
     let mut out = Manifests::new();
-    for mut o in objects {
-        hide_secrets(&mut o.object);
-        let text = serde_saphyr::to_string(&o.object).map_err(|e| e.to_string())?;
-        out.insert(
-            o.reference.id().to_string(),
-            (o.location.file.clone(), text),
-        );
+    for o in objects {
+        let mut object = o.object.clone();
+        hide_secrets(&mut object);
+        let text = serde_saphyr::to_string(&object).map_err(|e| e.to_string())?;
+        out.insert(o.id.clone(), (o.file.clone(), text));
     }
     Ok(out)
 }
@@ -166,68 +161,68 @@ pub fn diff(old: &Manifests, new: &Manifests) -> Diff {
     d
 }
 
-/// Reads `new` and `old` (or `new`'s first parent) from the Git cache under `cache_root` and
-/// diffs their rendered manifests under `path`. Blocking (libgit2). Never fetches and never
-/// creates a cache.
-pub fn from_git_cache(
-    cache_root: &Path,
-    url: &str,
-    path: &str,
-    old: Option<&str>,
-    new: &str,
+/// One object of a commit, as the sync's renderer read it (Secret values included: they are
+/// hidden here, before anything is shown).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RenderedObject {
+    /// `group/kind namespace/name`.
+    pub id: String,
+    /// File the object is in.
+    pub file: String,
+    /// The object.
+    pub object: Value,
+}
+
+/// The rendered objects of the two commits a diff compares.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CommitManifests {
+    /// The commit compared against (none: everything is new).
+    pub from: Option<String>,
+    /// The objects of `from`.
+    pub old: Vec<RenderedObject>,
+    /// The objects of the commit shown.
+    pub new: Vec<RenderedObject>,
+    /// What was left out (e.g. an unreadable previous commit).
+    pub note: Option<String>,
+}
+
+/// Where the dashboard gets the rendered manifests of commits: the sync's side (Git and the
+/// renderer), wired in by the binary, so that the dashboard links neither.
+pub trait DiffSource: Send + Sync {
+    /// The objects of commit `to` of `gitsync` and of `from` (default: `to`'s first parent).
+    /// `Err` says why there is no diff.
+    fn manifests<'a>(
+        &'a self,
+        gitsync: &'a GitSync,
+        from: Option<&'a str>,
+        to: &'a str,
+    ) -> BoxFuture<'a, Result<CommitManifests, String>>;
+}
+
+/// The diff of commit `to` of `gitsync` against `from` (default: its first parent), from
+/// `source`.
+pub async fn of_commit(
+    source: &dyn DiffSource,
+    gitsync: &GitSync,
+    from: Option<&str>,
+    to: &str,
 ) -> Diff {
     let fail = |note: String| Diff {
         note: Some(note),
         ..Default::default()
     };
-    let parsed = match RepoUrl::parse(url) {
-        Ok(u) => u,
-        Err(e) => return fail(format!("repository URL: {e}")),
+    let pair = match source.manifests(gitsync, from, to).await {
+        Ok(p) => p,
+        Err(e) => return fail(e),
     };
-    let cache = GitCache::new(cache_root);
-    let dir = cache.dir_for(&parsed);
-    if !dir.exists() {
-        return fail(format!(
-            "no diff: the Git cache {} has no copy of this repository (run the dashboard where graft sync keeps its cache, --git-cache)",
-            cache_root.display()
-        ));
-    }
-    let repo = match cache.open(url) {
-        Ok(r) => r,
-        Err(e) => return fail(format!("no diff: {e}")),
+    let (old, new) = match (manifests(&pair.old), manifests(&pair.new)) {
+        (Ok(o), Ok(n)) => (o, n),
+        (Err(e), _) | (_, Err(e)) => return fail(format!("no diff: {e}")),
     };
-    let old = old.map(str::to_string).or_else(|| {
-        repo.repository()
-            .revparse_single(&format!("{new}^1"))
-            .ok()
-            .map(|o| o.id().to_string())
-    });
-    let read = |sha: &str| -> Result<Manifests, String> {
-        let files = repo
-            .read_files(sha, path, &ReadLimits::default(), &|p| Directory.accepts(p))
-            .map_err(|e| e.to_string())?;
-        manifests(&files)
-    };
-    let new_m = match read(new) {
-        Ok(m) => m,
-        Err(e) => return fail(format!("no diff: commit {new}: {e}")),
-    };
-    let (old_m, note) = match &old {
-        Some(o) => match read(o) {
-            Ok(m) => (m, None),
-            Err(e) => (
-                Manifests::new(),
-                Some(format!(
-                    "previous commit {o} unreadable ({e}); showing everything as added"
-                )),
-            ),
-        },
-        None => (Manifests::new(), None),
-    };
-    let mut d = diff(&old_m, &new_m);
-    d.from = old;
+    let mut d = diff(&old, &new);
+    d.from = pair.from;
     if d.note.is_none() {
-        d.note = note;
+        d.note = pair.note;
     }
     d
 }
@@ -235,13 +230,23 @@ pub fn from_git_cache(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use graft_sync::render::SourceFile;
 
-    fn files(list: &[(&str, &str)]) -> Vec<SourceFile> {
+    /// Objects as the sync renders them: one YAML document per file, identified by kind and
+    /// name.
+    fn files(list: &[(&str, &str)]) -> Vec<RenderedObject> {
         list.iter()
-            .map(|(p, c)| SourceFile {
-                path: p.to_string(),
-                content: c.as_bytes().to_vec(),
+            .map(|(p, c)| {
+                let object: Value = serde_saphyr::from_str(c).expect("yaml");
+                let id = format!(
+                    "{} {}",
+                    object["kind"].as_str().unwrap_or_default(),
+                    object["metadata"]["name"].as_str().unwrap_or_default()
+                );
+                RenderedObject {
+                    id,
+                    file: p.to_string(),
+                    object,
+                }
             })
             .collect()
     }

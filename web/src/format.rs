@@ -32,18 +32,18 @@ pub fn age(t: Timestamp, now: Timestamp) -> String {
     }
 }
 
-/// The first 8 characters of a commit SHA.
+/// The short form of a commit SHA ([`graft_api::commit::short_sha`]: 7 characters).
 pub fn short_sha(sha: &str) -> String {
-    sha.chars().take(8).collect()
+    graft_api::commit::short_sha(sha).to_string()
 }
 
-/// Shortens every full commit SHA (40 hex digits) in `text` to its first 8 characters.
+/// Shortens every full commit SHA (40 hex digits) in `text` to its short form.
 pub fn shorten_shas(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut run = String::new();
     let flush = |run: &mut String, out: &mut String| {
         if run.len() == 40 {
-            out.push_str(&run[..8]);
+            out.push_str(graft_api::commit::short_sha(run));
         } else {
             out.push_str(run);
         }
@@ -59,6 +59,46 @@ pub fn shorten_shas(text: &str) -> String {
     }
     flush(&mut run, &mut out);
     out
+}
+
+/// A repository URL as it may be shown: a user or token in an http(s) URL becomes `***`, a
+/// password in any other URL becomes `***`; scp-like (`git@host:path`) and local paths show as
+/// written. A URL graft would refuse (unknown scheme, no host) is `(invalid URL)`.
+pub fn redacted_url(url: &str) -> String {
+    const INVALID: &str = "(invalid URL)";
+    let url = url.trim();
+    if url.is_empty() {
+        return INVALID.into();
+    }
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.into();
+    };
+    let scheme_lc = scheme.to_ascii_lowercase();
+    let http = matches!(scheme_lc.as_str(), "http" | "https");
+    let remote = http || matches!(scheme_lc.as_str(), "git" | "ssh" | "git+ssh" | "ssh+git");
+    if !remote && scheme_lc != "file" {
+        return INVALID.into();
+    }
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let (userinfo, host) = match authority.rfind('@') {
+        Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
+        None => (None, authority),
+    };
+    let host_name = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    if remote && host_name.trim_matches(['[', ']']).is_empty() {
+        return INVALID.into();
+    }
+    let userinfo = match userinfo.filter(|u| !u.is_empty()) {
+        None => String::new(),
+        Some(_) if http => "***@".into(),
+        Some(u) => match u.split_once(':') {
+            Some((user, _)) => format!("{user}:***@"),
+            None => format!("{u}@"),
+        },
+    };
+    let path = if path.is_empty() && remote { "/" } else { path };
+    format!("{scheme_lc}://{userinfo}{host}{path}")
 }
 
 /// `rollingOut` / `RollingOut` / `PrePulling` → `rolling out` / `pre-pulling`: a phase name as
@@ -134,8 +174,45 @@ mod tests {
         let sha = "181fd9c702fd3abbc5d8161750fa2c0712b7febf";
         assert_eq!(
             shorten_shas(&format!("Applied revision {sha}: 0 created, deadbeef")),
-            "Applied revision 181fd9c7: 0 created, deadbeef"
+            "Applied revision 181fd9c: 0 created, deadbeef"
         );
+        assert_eq!(short_sha(sha), "181fd9c");
+    }
+
+    #[test]
+    fn urls_never_show_credentials() {
+        let cases = [
+            (
+                "https://user:hunter2@git.example.com/team/app.git",
+                "https://***@git.example.com/team/app.git",
+            ),
+            (
+                "https://ghp_token@github.com/o/r",
+                "https://***@github.com/o/r",
+            ),
+            ("https://github.com/o/r.git", "https://github.com/o/r.git"),
+            ("http://127.0.0.1:8080/r.git", "http://127.0.0.1:8080/r.git"),
+            (
+                "ssh://git:s3cret@example.com:2222/o/r.git",
+                "ssh://git:***@example.com:2222/o/r.git",
+            ),
+            (
+                "ssh://git@example.com/o/r.git",
+                "ssh://git@example.com/o/r.git",
+            ),
+            ("git@github.com:o/r.git", "git@github.com:o/r.git"),
+            ("git://127.0.0.1/r.git", "git://127.0.0.1/r.git"),
+            ("file:///srv/git/r.git", "file:///srv/git/r.git"),
+            ("/srv/git/r.git", "/srv/git/r.git"),
+            ("https://example.com", "https://example.com/"),
+            ("ftp://x/r", "(invalid URL)"),
+            ("https://", "(invalid URL)"),
+            ("https://bob:pw@/r", "(invalid URL)"),
+            ("", "(invalid URL)"),
+        ];
+        for (raw, shown) in cases {
+            assert_eq!(redacted_url(raw), shown, "{raw}");
+        }
     }
 
     #[test]

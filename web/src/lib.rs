@@ -7,8 +7,8 @@
 //! - [`view`]: pure functions from a snapshot to the data of each page (the JSON API returns
 //!   these as they are; the HTML pages render them with askama templates).
 //! - [`workload`], [`waiting`], [`pods`]: reading a workload's progress and why it waits.
-//! - [`diff`]: the rendered manifests of a commit against the previous one (read from the sync's
-//!   Git cache).
+//! - [`diff`]: the rendered manifests of a commit against the previous one (the objects come from
+//!   a [`diff::DiffSource`]: the sync's, wired in by the binary).
 //! - [`server`]: the axum router: pages, JSON, SSE, static assets, bearer-token check.
 #![warn(missing_docs)]
 

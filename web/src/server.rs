@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,11 +20,11 @@ use serde::Serialize;
 use subtle::ConstantTimeEq;
 
 use crate::cache::{Cache, Source};
-use crate::diff::{self, Diff};
+use crate::diff::{self, Diff, DiffSource};
 use crate::view::{self, CommitDetail, Overview, Timeline, WorkloadDetail};
 
 /// How `graft web` runs.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Options {
     /// Where to listen (default 127.0.0.1:8080: local only).
     pub addr: SocketAddr,
@@ -33,8 +32,19 @@ pub struct Options {
     pub token: Option<String>,
     /// Show only this namespace (and watch only it).
     pub namespace: Option<String>,
-    /// The sync's Git cache, read for manifest diffs (never written).
-    pub git_cache: Option<PathBuf>,
+    /// Where the manifest diffs of commits come from (none: the commit page says so).
+    pub diffs: Option<Arc<dyn DiffSource>>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("addr", &self.addr)
+            .field("token", &self.token.as_ref().map(|_| "(set)"))
+            .field("namespace", &self.namespace)
+            .field("diffs", &self.diffs.is_some())
+            .finish()
+    }
 }
 
 /// Name of the cookie that carries the token for browsers.
@@ -50,22 +60,22 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 struct AppState {
     source: Arc<dyn Source>,
     token: Option<String>,
-    git_cache: Option<PathBuf>,
+    diff_source: Option<Arc<dyn DiffSource>>,
     diffs: Mutex<HashMap<String, Diff>>,
 }
 
 type Shared = Arc<AppState>;
 
-/// The dashboard's routes over `source`.
+/// The dashboard's routes over `source`, with commit diffs from `diffs`.
 pub fn router(
     source: Arc<dyn Source>,
     token: Option<String>,
-    git_cache: Option<PathBuf>,
+    diffs: Option<Arc<dyn DiffSource>>,
 ) -> Router {
     let state = Arc::new(AppState {
         source,
         token: token.filter(|t| !t.is_empty()),
-        git_cache,
+        diff_source: diffs,
         diffs: Mutex::new(HashMap::new()),
     });
     let protected = Router::new()
@@ -96,7 +106,7 @@ pub fn router(
 /// requests must name a loopback host (see [`loopback_hosts_only`]).
 pub async fn serve(client: kube::Client, opts: Options) -> std::io::Result<()> {
     let cache = Cache::start(client, opts.namespace.clone(), Duration::from_secs(15)).await;
-    let mut app = router(Arc::new(cache), opts.token.clone(), opts.git_cache.clone());
+    let mut app = router(Arc::new(cache), opts.token.clone(), opts.diffs.clone());
     if opts.addr.ip().is_loopback() {
         app = loopback_hosts_only(app);
     }
@@ -365,23 +375,13 @@ async fn commit_detail(st: &Shared, ns: &str, name: &str, sha: &str) -> Option<C
     d.diff = Some(match cached {
         Some(diff) => diff,
         None => {
-            let diff = match &st.git_cache {
+            let diff = match &st.diff_source {
                 None => Diff {
                     note: Some("no diff: the dashboard was started without a Git cache".into()),
                     ..Default::default()
                 },
-                Some(root) => {
-                    let (root, url) = (root.clone(), gs.spec.url.clone());
-                    let path = gs.spec.path.clone().unwrap_or_else(|| ".".into());
-                    let (old, new) = (d.previous.clone(), sha.to_string());
-                    tokio::task::spawn_blocking(move || {
-                        diff::from_git_cache(&root, &url, &path, old.as_deref(), &new)
-                    })
-                    .await
-                    .unwrap_or_else(|e| Diff {
-                        note: Some(format!("no diff: {e}")),
-                        ..Default::default()
-                    })
+                Some(source) => {
+                    diff::of_commit(source.as_ref(), gs, d.previous.as_deref(), sha).await
                 }
             };
             // Only a diff that was computed is final; "no cache yet" may change.

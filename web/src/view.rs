@@ -170,12 +170,6 @@ fn git_ref(gs: &GitSync) -> String {
     }
 }
 
-fn redacted_url(url: &str) -> String {
-    graft_sync::git::RepoUrl::parse(url)
-        .map(|u| u.redacted().to_string())
-        .unwrap_or_else(|_| "(invalid URL)".into())
-}
-
 fn gitsync_href(ns: &str, name: &str) -> String {
     format!("/gitsyncs/{}/{}", seg(ns), seg(name))
 }
@@ -206,7 +200,7 @@ pub fn gitsync_row(gs: &GitSync, now: Timestamp) -> GitSyncRow {
     let commit = status.last_applied_commit.clone();
     GitSyncRow {
         href: gitsync_href(&ns, &name),
-        url: redacted_url(&gs.spec.url),
+        url: format::redacted_url(&gs.spec.url),
         git_ref: git_ref(gs),
         path: gs.spec.path.clone().unwrap_or_else(|| ".".into()),
         commit_short: commit.as_deref().map(format::short_sha).unwrap_or_default(),
@@ -471,7 +465,7 @@ pub fn commit_row(
         phase,
         phases,
         total,
-        reason: h.reason.clone(),
+        reason: h.reason.as_deref().map(str::to_string),
         status_message: h.status_message.clone().filter(|m| !m.is_empty()),
         workloads: h.workloads.as_ref().map_or(0, Vec::len),
         href: commit_href(ns, name, &h.sha),

@@ -365,7 +365,8 @@ fn hostile_scene() -> graft_web::Snapshot {
     )];
     history[0]["author"] = Value::from(HOSTILE);
     history[0]["statusMessage"] = Value::from(HOSTILE);
-    history[0]["reason"] = Value::from(HOSTILE);
+    // The reason is a closed enum (`CommitReason`): hostile text cannot reach it any more.
+    history[0]["reason"] = Value::from("ValidationFailed");
     snap.gitsyncs
         .push(fixtures::gitsync(HOSTILE, HOSTILE, history, false));
     snap.workloads
