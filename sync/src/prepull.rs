@@ -41,19 +41,10 @@ pub struct Pull {
     pub job: Value,
 }
 
-/// `(group, kind)` of the workloads whose new images are pre-pulled.
-pub const WORKLOADS: [(&str, &str); 6] = [
-    ("apps", "Deployment"),
-    ("apps", "StatefulSet"),
-    ("apps", "DaemonSet"),
-    ("apps.kruise.io", "CloneSet"),
-    ("apps.kruise.io", "StatefulSet"),
-    ("apps.kruise.io", "SidecarSet"),
-];
-
-/// Whether `r` is a workload whose images are pre-pulled.
+/// Whether `r` is a workload whose images are pre-pulled: one of the kinds a commit waits for
+/// ([`graft_api::workload::WorkloadKind::ROLLOUT`]).
 pub fn is_workload(r: &ObjectRef) -> bool {
-    WORKLOADS.iter().any(|(g, k)| r.group == *g && r.kind == *k)
+    graft_api::workload::WorkloadKind::is_rollout(&r.group, &r.kind)
 }
 
 /// The images a workload's pods run: its pod template's containers and init containers, or a

@@ -111,7 +111,7 @@ pub async fn publish_drift_event(
     };
     let note = format!(
         "{sync} reverted {who} to match commit {}",
-        short_sha(commit)
+        graft_api::commit::short_sha(commit)
     );
     let regarding = k8s_openapi::api::core::v1::ObjectReference {
         api_version: Some(if r.group.is_empty() {
@@ -135,11 +135,6 @@ pub async fn publish_drift_event(
     {
         tracing::warn!(object = %r, error = %e, "could not publish the drift event");
     }
-}
-
-/// The first 7 characters of a commit SHA.
-pub fn short_sha(commit: &str) -> &str {
-    commit.get(..7).unwrap_or(commit)
 }
 
 /// Why a sync applied nothing (or stopped part way, for [`SyncError::Apply`]).

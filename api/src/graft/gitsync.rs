@@ -218,7 +218,10 @@ pub struct CommitRecord {
     pub phase_times: PhaseTimes,
     /// Machine-readable reason of the phase (e.g. `ValidationFailed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    // A plain string in the CRD, as it always was: a reason added later must not make older
+    // status readers (or the schema) reject the object.
+    #[schemars(with = "Option<String>")]
+    pub reason: Option<CommitReason>,
     /// Human-readable detail of the phase (file, document and cause for failures).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_message: Option<String>,
@@ -254,6 +257,117 @@ impl CommitPhase {
     /// True for phases a commit never leaves.
     pub fn is_final(self) -> bool {
         matches!(self, Self::Healthy | Self::Failed | Self::Superseded)
+    }
+}
+
+/// Why a commit is where it is (`status.history[].reason`), and the reasons of the `Ready`
+/// condition. Serialized as the variant name, the strings the status always carried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CommitReason {
+    /// The manifests do not render, or the API server's dry-run refused an object; also a
+    /// fetched commit whose path is missing or has a file over the size limit.
+    ValidationFailed,
+    /// The repository could not be fetched or read.
+    FetchFailed,
+    /// The API server refused a write part way through the apply.
+    ApplyFailed,
+    /// The new tip does not descend from the last applied commit (a force-push), refused until
+    /// the accept-rewrite annotation names it.
+    HistoryRewritten,
+    /// The BeforeRollout pre-pull did not finish in `prePull.timeoutSeconds`; applied anyway.
+    PrePullTimedOut,
+    /// No ImagePullJob controller answered; applied without the pre-pull.
+    PrePullSkipped,
+    /// The pre-pull jobs could not be read; applied anyway.
+    PrePullUnknown,
+    /// `Ready`: the credentials Secret could not be read or used.
+    CredentialsFailed,
+    /// `Ready`: the last commit failed (its history entry says why).
+    SyncFailed,
+    /// `Ready`: the commit is applied.
+    Succeeded,
+}
+
+impl CommitReason {
+    /// The reason as written in the status (`ValidationFailed`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ValidationFailed => "ValidationFailed",
+            Self::FetchFailed => "FetchFailed",
+            Self::ApplyFailed => "ApplyFailed",
+            Self::HistoryRewritten => "HistoryRewritten",
+            Self::PrePullTimedOut => "PrePullTimedOut",
+            Self::PrePullSkipped => "PrePullSkipped",
+            Self::PrePullUnknown => "PrePullUnknown",
+            Self::CredentialsFailed => "CredentialsFailed",
+            Self::SyncFailed => "SyncFailed",
+            Self::Succeeded => "Succeeded",
+        }
+    }
+}
+
+impl std::fmt::Display for CommitReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Reads as its status string, so `record.reason.as_deref()` is the text a user sees.
+impl std::ops::Deref for CommitReason {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+/// Reasons of the Events the GitSync controller publishes about a GitSync (and, for
+/// [`Self::DriftCorrected`], about the object whose drift it reverted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventReason {
+    /// The commit failed for this reason (validation, fetch, apply, history rewrite,
+    /// credentials).
+    Failed(CommitReason),
+    /// Pre-pull jobs were created for the commit's new images.
+    PrePulling,
+    /// The pre-pull jobs could not be created; the commit applies without them.
+    PrePullFailed,
+    /// The BeforeRollout hold ended (done, timed out, skipped or unknown).
+    PrePulled,
+    /// A new commit was applied.
+    CommitApplied,
+    /// Edits made outside Git were reverted.
+    DriftCorrected,
+    /// Objects that left the repository were deleted.
+    Pruned,
+    /// An object that left the repository could not be deleted.
+    PruneFailed,
+    /// Every workload the commit changed is updated and available.
+    RolloutHealthy,
+    /// A workload the commit changed is degraded.
+    RolloutFailed,
+}
+
+impl EventReason {
+    /// The Event's `reason` field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Failed(r) => r.as_str(),
+            Self::PrePulling => "PrePulling",
+            Self::PrePullFailed => "PrePullFailed",
+            Self::PrePulled => "PrePulled",
+            Self::CommitApplied => "CommitApplied",
+            Self::DriftCorrected => "DriftCorrected",
+            Self::Pruned => "Pruned",
+            Self::PruneFailed => "PruneFailed",
+            Self::RolloutHealthy => "RolloutHealthy",
+            Self::RolloutFailed => "RolloutFailed",
+        }
+    }
+}
+
+impl std::fmt::Display for EventReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -590,6 +704,43 @@ mod tests {
             let s: GitSyncSpec = serde_json::from_value(v.clone()).unwrap();
             assert!(s.validate().has_field(field), "{v}: {}", s.validate());
         }
+    }
+
+    #[test]
+    fn reasons_serialize_as_the_status_strings() {
+        let all = [
+            CommitReason::ValidationFailed,
+            CommitReason::FetchFailed,
+            CommitReason::ApplyFailed,
+            CommitReason::HistoryRewritten,
+            CommitReason::PrePullTimedOut,
+            CommitReason::PrePullSkipped,
+            CommitReason::PrePullUnknown,
+            CommitReason::CredentialsFailed,
+            CommitReason::SyncFailed,
+            CommitReason::Succeeded,
+        ];
+        for r in all {
+            assert_eq!(serde_json::to_value(r).unwrap(), json!(r.as_str()));
+            let back: CommitReason = serde_json::from_value(json!(r.as_str())).unwrap();
+            assert_eq!(back, r);
+            assert_eq!(EventReason::Failed(r).as_str(), &*r);
+        }
+        let record: CommitRecord = serde_json::from_value(
+            json!({"sha": "a", "phase": "Failed", "reason": "HistoryRewritten"}),
+        )
+        .unwrap();
+        assert_eq!(record.reason.as_deref(), Some("HistoryRewritten"));
+        assert_eq!(EventReason::DriftCorrected.to_string(), "DriftCorrected");
+    }
+
+    #[test]
+    fn the_crd_keeps_the_reason_a_plain_string() {
+        let schema = serde_json::to_value(schemars::schema_for!(CommitRecord)).unwrap();
+        assert_eq!(
+            schema["properties"]["reason"]["type"],
+            json!(["string", "null"])
+        );
     }
 
     #[test]

@@ -151,7 +151,8 @@ impl Applier {
         let requests = AtomicUsize::new(0);
         let crd_kinds = plan_crd_kinds(plan);
         let missing_namespaces = self.missing_namespaces(plan, &requests).await;
-        let results: Vec<Option<ObjectError>> = stream::iter(plan.objects())
+        let checks: Vec<_> = plan
+            .objects()
             .map(|o| {
                 let (crd_kinds, missing_namespaces, requests) =
                     (&crd_kinds, &missing_namespaces, &requests);
@@ -177,9 +178,8 @@ impl Applier {
                         .map(|e| object_error(o, reason(&e)))
                 }
             })
-            .buffered(self.concurrency)
-            .collect()
-            .await;
+            .collect();
+        let results: Vec<Option<ObjectError>> = buffered(checks, self.concurrency).await;
         let mut errors: Vec<ObjectError> = results.into_iter().flatten().collect();
         if errors.is_empty() {
             return Ok(());
@@ -209,11 +209,13 @@ impl Applier {
             writes: writes.load(Ordering::Relaxed),
         };
         for wave in &plan.waves {
-            let checked: Vec<Result<Checked<'_>, ObjectError>> = stream::iter(&wave.objects)
+            let checks: Vec<_> = wave
+                .objects
+                .iter()
                 .map(|o| self.check(o, &crds, &requests))
-                .buffered(self.concurrency)
-                .collect()
-                .await;
+                .collect();
+            let checked: Vec<Result<Checked<'_>, ObjectError>> =
+                buffered(checks, self.concurrency).await;
             let (checked, mut rejected) = split(checked);
             if !rejected.is_empty() {
                 rejected.sort();
@@ -223,7 +225,8 @@ impl Applier {
                     applied: snapshot(&report),
                 });
             }
-            let written: Vec<Result<ObjectOutcome, ObjectError>> = stream::iter(checked)
+            let writes_of_wave: Vec<_> = checked
+                .into_iter()
                 .map(|c| {
                     let (requests, writes) = (&requests, &writes);
                     async move {
@@ -259,9 +262,9 @@ impl Applier {
                             .map_err(|e| object_error(c.object, reason(&e)))
                     }
                 })
-                .buffered(self.concurrency)
-                .collect()
-                .await;
+                .collect();
+            let written: Vec<Result<ObjectOutcome, ObjectError>> =
+                buffered(writes_of_wave, self.concurrency).await;
             let (outcomes, mut failed) = split(written);
             report.objects.extend(outcomes);
             if !failed.is_empty() {
@@ -297,14 +300,15 @@ impl Applier {
         let requests = AtomicUsize::new(0);
         let mut report = PruneReport::default();
         for wave in &prune.delete {
-            let results: Vec<(ObjectRef, Result<bool, String>)> = stream::iter(wave)
+            let deletes: Vec<_> = wave
+                .iter()
                 .map(|r| {
                     let requests = &requests;
                     async move { (r.clone(), self.delete(r, requests).await) }
                 })
-                .buffered(self.concurrency)
-                .collect()
-                .await;
+                .collect();
+            let results: Vec<(ObjectRef, Result<bool, String>)> =
+                buffered(deletes, self.concurrency).await;
             for (r, result) in results {
                 match result {
                     Ok(true) => report.deleted.push(r),
@@ -325,7 +329,8 @@ impl Applier {
         inventory: &[InventoryEntry],
     ) -> Result<BTreeMap<ObjectId, LiveMeta>, Error> {
         let requests = AtomicUsize::new(0);
-        let results: Vec<Result<Option<(ObjectId, LiveMeta)>, Error>> = stream::iter(inventory)
+        let reads: Vec<_> = inventory
+            .iter()
             .map(|entry| {
                 let requests = &requests;
                 async move {
@@ -349,9 +354,9 @@ impl Applier {
                     }
                 }
             })
-            .buffered(self.concurrency)
-            .collect()
-            .await;
+            .collect();
+        let results: Vec<Result<Option<(ObjectId, LiveMeta)>, Error>> =
+            buffered(reads, self.concurrency).await;
         let mut out = BTreeMap::new();
         for result in results {
             if let Some((id, meta)) = result? {
@@ -583,7 +588,8 @@ impl Applier {
             .filter(|o| o.reference.group.is_empty() && o.reference.kind == "Namespace")
             .map(|o| o.reference.name.as_str())
             .collect();
-        let found: Vec<(String, bool)> = stream::iter(names)
+        let reads: Vec<_> = names
+            .into_iter()
             .map(|name| {
                 let api = &api;
                 async move {
@@ -593,9 +599,8 @@ impl Applier {
                     (name.to_string(), missing)
                 }
             })
-            .buffered(self.concurrency)
-            .collect()
-            .await;
+            .collect();
+        let found: Vec<(String, bool)> = buffered(reads, self.concurrency).await;
         found
             .into_iter()
             .filter_map(|(name, missing)| missing.then_some(name))
@@ -646,6 +651,16 @@ impl Applier {
             _ => Api::all_with(self.client.clone(), ar),
         }
     }
+}
+
+/// Runs `futures` at most `n` at a time and returns their outputs in order.
+///
+/// The futures are built first (with `Iterator::map`) instead of with
+/// `stream::iter(..).map(closure).buffered(n)`: rustc cannot prove the higher-ranked bound of a
+/// stream's closure over borrowed items (rust-lang/rust#102211), which made every caller's
+/// future `!Send` and forced the sync onto a blocking thread.
+async fn buffered<F: std::future::Future>(futures: Vec<F>, n: usize) -> Vec<F::Output> {
+    stream::iter(futures).buffered(n).collect().await
 }
 
 fn split<T>(results: Vec<Result<T, ObjectError>>) -> (Vec<T>, Vec<ObjectError>) {

@@ -1,6 +1,7 @@
-//! The push webhook receiver of `graft run`, served by every replica (leader and standbys).
+//! The push webhook receiver (`POST /hook`) of `graft run`, served by every replica (leader and
+//! standbys), and of `graft sync`.
 //!
-//! A verified push does not sync in the receiving process: it stamps the GitSyncs that follow
+//! In `graft run`, a verified push does not sync in the receiving process: it stamps the GitSyncs that follow
 //! the pushed repository and ref with the [`RECEIVED_AT_ANNOTATION`] annotation. The change wakes
 //! the GitSync controller of whichever replica is the leader (its watch reconciles every change),
 //! so a webhook that the Service routes to a standby is not lost and no replica needs to know
@@ -8,8 +9,10 @@
 
 use std::sync::Arc;
 
+use futures::channel::mpsc::UnboundedSender;
 use graft_api::graft::gitsync::GitSync;
 use kube::api::{ListParams, Patch, PatchParams};
+use kube::runtime::reflector::{ObjectRef as KubeRef, Store};
 use kube::{Api, Client, ResourceExt};
 
 use super::Push;
@@ -36,18 +39,60 @@ pub fn targets<'a>(
         .collect()
 }
 
-/// `POST /hook`: verifies the delivery with `secret` and stamps the GitSyncs (of `namespace`, or
-/// all) it concerns. Answers 401 for a bad signature, 202 with the count for a push, 200 for
-/// other events.
+/// What a verified push does to the GitSyncs it concerns.
+pub enum Trigger {
+    /// Stamp them with [`RECEIVED_AT_ANNOTATION`] (`graft run`: whichever replica leads sees
+    /// the change).
+    Stamp {
+        /// Client to list and patch GitSyncs with.
+        client: Client,
+        /// Only this namespace's GitSyncs (`None`: all).
+        namespace: Option<String>,
+    },
+    /// Queue them on the GitSync controller running in this process (`graft sync`).
+    Queue {
+        /// The controller's GitSyncs.
+        store: Store<GitSync>,
+        /// The controller's extra trigger queue.
+        tx: UnboundedSender<KubeRef<GitSync>>,
+    },
+}
+
+impl Trigger {
+    /// Triggers the GitSyncs `push` concerns; returns how many.
+    async fn fire(&self, push: &Push) -> Result<usize, kube::Error> {
+        match self {
+            Self::Stamp { client, namespace } => stamp(client, namespace.as_deref(), push).await,
+            Self::Queue { store, tx } => {
+                let all = store.state();
+                let targets = targets(push, all.iter().map(AsRef::as_ref));
+                for (ns, name) in &targets {
+                    let _ = tx.unbounded_send(KubeRef::new(name).within(ns));
+                }
+                Ok(targets.len())
+            }
+        }
+    }
+}
+
+/// `POST /hook` of `graft run`: verifies the delivery with `secret` and stamps the GitSyncs
+/// (of `namespace`, or all) it concerns ([`Trigger::Stamp`]).
 pub fn router(client: Client, namespace: Option<String>, secret: Arc<Vec<u8>>) -> axum::Router {
+    router_with(Trigger::Stamp { client, namespace }, secret)
+}
+
+/// `POST /hook`, the one receiver of push webhooks: verifies the delivery with `secret` and
+/// fires `trigger` for the GitSyncs it concerns. Answers 401 for a bad signature, 202 with the
+/// count for a push, 200 for other events.
+pub fn router_with(trigger: Trigger, secret: Arc<Vec<u8>>) -> axum::Router {
     use axum::http::{HeaderMap, StatusCode};
     use axum::routing::post;
+    let trigger = Arc::new(trigger);
     axum::Router::new()
         .route(
             "/hook",
             post(move |headers: HeaderMap, body: axum::body::Bytes| {
-                let client = client.clone();
-                let namespace = namespace.clone();
+                let trigger = trigger.clone();
                 let secret = secret.clone();
                 async move {
                     let pairs: Vec<(&str, &str)> = headers
@@ -59,7 +104,7 @@ pub fn router(client: Client, namespace: Option<String>, secret: Arc<Vec<u8>>) -
                             tracing::warn!(error = %e, "webhook rejected");
                             (StatusCode::UNAUTHORIZED, "invalid signature\n".to_string())
                         }
-                        Ok((_, super::Event::Push(push))) => match stamp(&client, namespace.as_deref(), &push).await {
+                        Ok((_, super::Event::Push(push))) => match trigger.fire(&push).await {
                             Ok(n) => {
                                 tracing::info!(gitsyncs = n, "push webhook");
                                 (StatusCode::ACCEPTED, format!("{n} GitSync(s) to sync\n"))
@@ -74,7 +119,9 @@ pub fn router(client: Client, namespace: Option<String>, secret: Arc<Vec<u8>>) -
                 }
             }),
         )
-        .layer(axum::extract::DefaultBodyLimit::max(super::MAX_PAYLOAD_BYTES))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            super::MAX_PAYLOAD_BYTES,
+        ))
 }
 
 async fn stamp(
