@@ -476,48 +476,23 @@ fn sync(args: SyncArgs) -> anyhow::Result<()> {
             .context("connecting to the cluster (KUBECONFIG or in-cluster config)")?;
         let syncer = graft_sync::run::Syncer::new(client, args.cache_dir, source)
             .accept_rewrite(args.accept_rewrite);
-        let mut failures = 0u32;
-        loop {
-            match syncer.sync_once().await {
-                Ok(o) => {
-                    failures = 0;
-                    tracing::info!(
-                        commit = %o.commit, created = o.created, configured = o.configured,
-                        unchanged = o.unchanged, pruned = o.pruned, "synced"
-                    );
-                    for f in &o.prune_failures {
-                        tracing::warn!(failure = %f, "could not prune");
-                    }
-                    for d in &o.drift {
-                        tracing::info!(object = %d, "drift corrected");
-                    }
-                    if args.once {
-                        println!(
-                            "synced {}: {} created, {} configured, {} unchanged, {} pruned; {} API requests, {} writes",
-                            o.commit, o.created, o.configured, o.unchanged, o.pruned, o.requests, o.writes
-                        );
-                        for d in &o.drift {
-                            println!("drift corrected: {d}");
-                        }
-                        return Ok(());
-                    }
-                }
-                Err(e) => {
-                    if args.once {
-                        return Err(anyhow::anyhow!(e).context("sync failed"));
-                    }
-                    failures = failures.saturating_add(1);
-                    tracing::error!(error = %e, "sync failed");
-                }
-            }
-            // Exponential backoff after failures (5s, 10s, 20s, ...), never longer than the interval.
-            let wait = if failures == 0 {
-                interval
-            } else {
-                std::time::Duration::from_secs(5u64 << failures.min(10)).min(interval)
+        if !args.once {
+            let stop = async {
+                let _ = tokio::signal::ctrl_c().await;
             };
-            tokio::time::sleep(wait).await;
+            syncer.run_until(interval, stop).await;
+            return Ok(());
         }
+        let o = syncer.sync_once().await.context("sync failed")?;
+        o.log();
+        println!(
+            "synced {}: {} created, {} configured, {} unchanged, {} pruned; {} API requests, {} writes",
+            o.commit, o.created, o.configured, o.unchanged, o.pruned, o.requests, o.writes
+        );
+        for d in &o.drift {
+            println!("drift corrected: {d}");
+        }
+        Ok(())
     })
 }
 

@@ -7,8 +7,10 @@
 //! works across runs and restarts.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use graft_api::graft::gitsync::InventoryEntry;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -62,6 +64,22 @@ pub struct Outcome {
     pub requests: usize,
     /// Writes among them.
     pub writes: usize,
+}
+
+impl Outcome {
+    /// Logs what the sync did: the counts, each prune failure and each drift reverted.
+    pub fn log(&self) {
+        tracing::info!(
+            commit = %self.commit, created = self.created, configured = self.configured,
+            unchanged = self.unchanged, pruned = self.pruned, "synced"
+        );
+        for f in &self.prune_failures {
+            tracing::warn!(failure = %f, "could not prune");
+        }
+        for d in &self.drift {
+            tracing::info!(object = %d, "drift corrected");
+        }
+    }
 }
 
 /// An object whose live state had drifted from a commit already applied, and was reverted.
@@ -134,6 +152,16 @@ pub async fn publish_drift_event(
         .await
     {
         tracing::warn!(object = %r, error = %e, "could not publish the drift event");
+    }
+}
+
+/// How long [`Syncer::run_until`] waits after `failures` failed syncs in a row: the interval
+/// after a success, then 10 s, 20 s, 40 s, ... never longer than the interval.
+pub fn retry_after(failures: u32, interval: Duration) -> Duration {
+    if failures == 0 {
+        interval
+    } else {
+        Duration::from_secs(5u64 << failures.min(10)).min(interval)
     }
 }
 
@@ -459,6 +487,34 @@ impl Syncer {
         })
     }
 
+    /// Syncs now, then after every `interval` until `shutdown` completes (a sync in progress is
+    /// cancelled where it stands). After failures it tries again sooner, backing off
+    /// ([`retry_after`]). Every result is logged.
+    pub async fn run_until(&self, interval: Duration, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut failures = 0u32;
+        loop {
+            let synced = tokio::select! {
+                r = self.sync_once() => r,
+                _ = &mut shutdown => return,
+            };
+            match synced {
+                Ok(o) => {
+                    failures = 0;
+                    o.log();
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    tracing::error!(error = %e, "sync failed");
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(retry_after(failures, interval)) => {}
+                _ = &mut shutdown => return,
+            }
+        }
+    }
+
     /// Fetch the reference and make the cluster equal to its commit. Nothing is applied when
     /// the commit is invalid or its history was rewritten; the last good commit stays.
     pub async fn sync_once(&self) -> Result<Outcome, SyncError> {
@@ -494,5 +550,23 @@ impl Syncer {
             }
         }
         Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_syncs_back_off_up_to_the_interval() {
+        let minute = Duration::from_secs(60);
+        let secs = |failures| retry_after(failures, minute).as_secs();
+        assert_eq!(secs(0), 60, "after a success: the interval");
+        assert_eq!([secs(1), secs(2), secs(3), secs(4)], [10, 20, 40, 60]);
+        assert_eq!(secs(u32::MAX), 60);
+        assert_eq!(
+            retry_after(1, Duration::from_secs(3)),
+            Duration::from_secs(3)
+        );
     }
 }
