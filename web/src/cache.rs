@@ -21,7 +21,9 @@ use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
-use crate::snapshot::{LiveWorkload, Snapshot, WorkloadKind};
+use graft_api::workload::{Scope, WorkloadKind};
+
+use crate::snapshot::{LiveWorkload, Snapshot};
 
 /// The watched objects and the change counter.
 #[derive(Clone)]
@@ -272,14 +274,19 @@ impl Cache {
             reader
         };
         let mut workloads = Vec::new();
-        for kind in WorkloadKind::ALL {
-            let ar = kind.api_resource();
+        for kind in WorkloadKind::ROLLOUT {
+            let ar = api_resource(&kind);
+            let api: Api<DynamicObject> = match (kind.scope, ns) {
+                (Scope::Namespaced, Some(n)) => Api::namespaced_with(client.clone(), n, &ar),
+                (Scope::Namespaced, None) | (Scope::Cluster, None) => {
+                    Api::all_with(client.clone(), &ar)
+                }
+                // A dashboard of one namespace may read nothing cluster-wide (its RBAC is a
+                // RoleBinding): SidecarSets stay hidden, as NodeImage rows do.
+                (Scope::Cluster, Some(_)) => continue,
+            };
             let writer = reflector::store::Writer::<DynamicObject>::new(ar.clone());
             let reader = writer.as_reader();
-            let api: Api<DynamicObject> = match ns {
-                Some(n) => Api::namespaced_with(client.clone(), n, &ar),
-                None => Api::all_with(client.clone(), &ar),
-            };
             let stream = watcher(
                 api,
                 watcher::Config::default().labels(labels::GRAFT_GITSYNC),
@@ -299,6 +306,17 @@ impl Cache {
             node_images,
             changes,
         }
+    }
+}
+
+/// `kube`'s description of the resource of a workload kind.
+pub fn api_resource(kind: &WorkloadKind) -> kube::discovery::ApiResource {
+    kube::discovery::ApiResource {
+        group: kind.group.into(),
+        version: kind.version.into(),
+        api_version: kind.api_version(),
+        kind: kind.kind.into(),
+        plural: kind.plural.into(),
     }
 }
 

@@ -10,7 +10,9 @@ use k8s_openapi::api::core::v1::{Event, Pod};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
-use crate::snapshot::{LiveWorkload, Snapshot, WorkloadKind};
+use graft_api::workload::WorkloadKind;
+
+use crate::snapshot::{LiveWorkload, Snapshot};
 
 fn at(base: Timestamp, secs: i64) -> String {
     (base + SignedDuration::from_secs(secs)).to_string()

@@ -221,23 +221,34 @@ pub fn gitsync_row(gs: &GitSync, now: Timestamp) -> GitSyncRow {
     }
 }
 
+/// The namespace segment of a cluster-scoped workload's address (no namespace is named `-`).
+const NO_NAMESPACE: &str = "-";
+
 fn workload_href(w: &WorkloadInfo) -> String {
+    let ns = if w.cluster_scoped {
+        NO_NAMESPACE
+    } else {
+        &w.namespace
+    };
     format!(
         "/workloads/{}/{}/{}/{}",
         seg(&w.group),
         seg(&w.kind),
-        seg(&w.namespace),
+        seg(ns),
         seg(&w.name)
     )
 }
 
-/// The pods of a workload (same namespace, selected by its selector).
+/// The pods of a workload (same namespace, or any for a cluster-scoped kind, selected by its
+/// selector).
 pub fn pods_of<'a>(snap: &'a Snapshot, w: &WorkloadInfo) -> Vec<&'a Pod> {
     let mut v: Vec<&Pod> = snap
         .pods
         .iter()
         .map(|p| p.as_ref())
-        .filter(|p| p.metadata.namespace.as_deref() == Some(w.namespace.as_str()))
+        .filter(|p| {
+            w.cluster_scoped || p.metadata.namespace.as_deref() == Some(w.namespace.as_str())
+        })
         .filter(|p| w.selects(p.metadata.labels.as_ref()))
         .collect();
     v.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
@@ -807,10 +818,11 @@ pub fn workload_detail(
     ns: &str,
     name: &str,
 ) -> Option<WorkloadDetail> {
+    let cluster_scoped = ns == NO_NAMESPACE;
     let live = snap.workloads.iter().find(|l| {
         l.kind.group == group
             && l.kind.kind == kind
-            && l.object.metadata.namespace.as_deref() == Some(ns)
+            && (cluster_scoped || l.object.metadata.namespace.as_deref() == Some(ns))
             && l.object.metadata.name.as_deref() == Some(name)
     })?;
     let row = workload_row(snap, live);
@@ -823,7 +835,7 @@ pub fn workload_detail(
     let mut events: Vec<(Timestamp, EventRow)> = snap
         .events
         .iter()
-        .filter(|e| e.metadata.namespace.as_deref() == Some(ns))
+        .filter(|e| cluster_scoped || e.metadata.namespace.as_deref() == Some(ns))
         .filter(|e| {
             let o = &e.involved_object;
             let n = o.name.as_deref().unwrap_or_default();
@@ -937,6 +949,47 @@ mod tests {
         let mut gs = (*fixtures::gitsync("ns", "app", vec![healthy], true)).clone();
         gs.spec.suspend = Some(true);
         assert_eq!(gitsync_row(&gs, now).health.label, "Suspended");
+    }
+
+    /// SidecarSets are cluster-scoped: their address has `-` for a namespace, and their pods
+    /// are found in every namespace.
+    #[test]
+    fn a_sidecarset_selects_pods_in_every_namespace() {
+        let now = t("2026-03-01T12:00:00Z");
+        let mut snap = Snapshot::empty(now);
+        snap.workloads.push(LiveWorkload {
+            kind: graft_api::workload::WorkloadKind::SIDECARSET,
+            object: std::sync::Arc::new(
+                serde_json::from_value(json!({
+                    "apiVersion": "apps.kruise.io/v1alpha1", "kind": "SidecarSet",
+                    "metadata": {"name": "log", "labels": {"graft.dev/gitsync": "team.app"}},
+                    "spec": {"selector": {"matchLabels": {"app": "web"}}},
+                    "status": {"matchedPods": 2, "updatedPods": 2, "readyPods": 2,
+                               "updatedReadyPods": 2}
+                }))
+                .expect("SidecarSet"),
+            ),
+        });
+        for (ns, name, app) in [
+            ("a", "web-1", "web"),
+            ("b", "web-2", "web"),
+            ("a", "db-1", "db"),
+        ] {
+            snap.pods.push(fixtures::pod(
+                ns,
+                name,
+                app,
+                "r1",
+                "2026-03-01T11:00:00Z",
+                None,
+            ));
+        }
+        let row = workload_row(&snap, &snap.workloads[0]);
+        assert_eq!(row.href, "/workloads/apps.kruise.io/SidecarSet/-/log");
+        assert_eq!(row.status.label, "Up to date");
+        let d = workload_detail(&snap, "apps.kruise.io", "SidecarSet", "-", "log").expect("detail");
+        let pods: Vec<&str> = d.pods.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(pods, ["web-1", "web-2"]);
     }
 
     #[test]

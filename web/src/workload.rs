@@ -3,10 +3,12 @@
 
 use std::collections::BTreeMap;
 
+use graft_api::workload::{Scope, WorkloadKind};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::snapshot::{LiveWorkload, WorkloadKind};
+use crate::snapshot::LiveWorkload;
 
 /// What the pages show of a workload.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -41,9 +43,12 @@ pub struct WorkloadInfo {
     pub stale: bool,
     /// Conditions as `type=status: reason: message`, for the ones that explain a block.
     pub conditions: Vec<ConditionInfo>,
-    /// `spec.selector` (absent means none: selects nothing).
+    /// `spec.selector` (absent, or not a label selector, means none: selects nothing).
     #[serde(skip)]
-    pub selector: Option<Value>,
+    pub selector: Option<LabelSelector>,
+    /// Cluster-scoped kind (SidecarSet): its pods are in every namespace.
+    #[serde(skip)]
+    pub cluster_scoped: bool,
 }
 
 /// A workload condition.
@@ -88,23 +93,12 @@ impl WorkloadInfo {
         let obj = &w.object;
         let data = &obj.data;
         let k = w.kind;
-        let get = |f: &str| clamp(int(data, &format!("/status/{f}")).unwrap_or(0));
-        let replicas_spec = clamp(int(data, "/spec/replicas").unwrap_or(1));
-        let (replicas, updated, ready, available) = if k.kind == "DaemonSet" {
-            (
-                get("desiredNumberScheduled"),
-                get("updatedNumberScheduled"),
-                get("numberReady"),
-                get("numberAvailable"),
-            )
-        } else {
-            (
-                replicas_spec,
-                get("updatedReplicas"),
-                get("readyReplicas"),
-                get("availableReplicas"),
-            )
-        };
+        let graft_api::workload::Counters {
+            replicas,
+            updated,
+            ready,
+            available,
+        } = graft_api::workload::counters_of(&k, data);
         let (partition_v, max_unavailable_v, paused, default_max_unavailable, round_up) =
             strategy(k, data);
         let partition = partition_v
@@ -165,7 +159,10 @@ impl WorkloadInfo {
             max_unavailable,
             stale: generation > observed,
             conditions,
-            selector: data.pointer("/spec/selector").cloned(),
+            selector: data
+                .pointer("/spec/selector")
+                .and_then(|s| serde_json::from_value(s.clone()).ok()),
+            cluster_scoped: k.scope == Scope::Cluster,
         }
     }
 
@@ -177,12 +174,12 @@ impl WorkloadInfo {
             && self.available >= self.replicas
     }
 
-    /// Whether `labels` (a pod's) match the workload's selector.
+    /// Whether `labels` (a pod's) match the workload's selector ([`graft_api::selector`]: an
+    /// empty selector matches everything, none matches nothing).
     pub fn selects(&self, labels: Option<&BTreeMap<String, String>>) -> bool {
-        let Some(sel) = &self.selector else {
-            return false;
-        };
-        selector_matches(sel, labels)
+        self.selector
+            .as_ref()
+            .is_some_and(|s| graft_api::selector::matches_labels(s, labels))
     }
 }
 
@@ -211,6 +208,13 @@ fn strategy(k: WorkloadKind, data: &Value) -> (Option<&Value>, Option<&Value>, b
             "25%",
             false,
         ),
+        ("apps.kruise.io", "SidecarSet") => (
+            data.pointer("/spec/updateStrategy/partition"),
+            data.pointer("/spec/updateStrategy/maxUnavailable"),
+            b("/spec/updateStrategy/paused"),
+            "1",
+            false,
+        ),
         (_, "DaemonSet") => (
             data.pointer("/spec/updateStrategy/rollingUpdate/partition"),
             data.pointer("/spec/updateStrategy/rollingUpdate/maxUnavailable"),
@@ -220,49 +224,6 @@ fn strategy(k: WorkloadKind, data: &Value) -> (Option<&Value>, Option<&Value>, b
         ),
         _ => (None, None, false, "1", false),
     }
-}
-
-/// A `metav1.LabelSelector` (matchLabels and matchExpressions) against labels. An empty
-/// selector matches everything, as the API defines it.
-pub fn selector_matches(sel: &Value, labels: Option<&BTreeMap<String, String>>) -> bool {
-    let empty = BTreeMap::new();
-    let labels = labels.unwrap_or(&empty);
-    if let Some(ml) = sel.get("matchLabels").and_then(Value::as_object) {
-        for (k, v) in ml {
-            if labels.get(k).map(String::as_str) != v.as_str() {
-                return false;
-            }
-        }
-    }
-    for e in sel
-        .get("matchExpressions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
-        let values: Vec<&str> = e
-            .get("values")
-            .and_then(Value::as_array)
-            .map(|v| v.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        let have = labels.get(key).map(String::as_str);
-        let ok = match e
-            .get("operator")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-        {
-            "In" => have.is_some_and(|h| values.contains(&h)),
-            "NotIn" => have.is_none_or(|h| !values.contains(&h)),
-            "Exists" => have.is_some(),
-            "DoesNotExist" => have.is_none(),
-            _ => false,
-        };
-        if !ok {
-            return false;
-        }
-    }
-    true
 }
 
 #[cfg(test)]
@@ -326,27 +287,50 @@ mod tests {
 
     #[test]
     fn selector_expressions() {
-        let sel = json!({"matchLabels": {"a": "1"}, "matchExpressions": [
+        let with = |sel: Value| {
+            WorkloadInfo::of(&live(
+                "CloneSet",
+                "apps.kruise.io",
+                json!({"metadata": {"name": "web"}, "spec": {"selector": sel}}),
+            ))
+        };
+        let w = with(json!({"matchLabels": {"a": "1"}, "matchExpressions": [
             {"key": "tier", "operator": "In", "values": ["web", "api"]},
-            {"key": "canary", "operator": "DoesNotExist"}]});
+            {"key": "canary", "operator": "DoesNotExist"}]}));
         let l = |pairs: &[(&str, &str)]| {
             pairs
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect::<BTreeMap<_, _>>()
         };
-        assert!(selector_matches(
-            &sel,
-            Some(&l(&[("a", "1"), ("tier", "web")]))
+        assert!(w.selects(Some(&l(&[("a", "1"), ("tier", "web")]))));
+        assert!(!w.selects(Some(&l(&[("a", "1"), ("tier", "web"), ("canary", "x")]))));
+        assert!(!w.selects(Some(&l(&[("a", "1"), ("tier", "db")]))));
+        assert!(
+            with(json!({})).selects(None),
+            "an empty selector matches everything"
+        );
+        let none = WorkloadInfo::of(&live(
+            "CloneSet",
+            "apps.kruise.io",
+            json!({"metadata": {"name": "web"}}),
         ));
-        assert!(!selector_matches(
-            &sel,
-            Some(&l(&[("a", "1"), ("tier", "web"), ("canary", "x")]))
+        assert!(!none.selects(None), "no selector matches nothing");
+    }
+
+    #[test]
+    fn sidecarset_counters_and_scope() {
+        let w = WorkloadInfo::of(&live(
+            "SidecarSet",
+            "apps.kruise.io",
+            json!({"metadata": {"name": "log"},
+                   "spec": {"selector": {"matchLabels": {"app": "web"}},
+                            "updateStrategy": {"partition": 1, "paused": true}},
+                   "status": {"matchedPods": 4, "updatedPods": 2, "readyPods": 4, "updatedReadyPods": 1}}),
         ));
-        assert!(!selector_matches(
-            &sel,
-            Some(&l(&[("a", "1"), ("tier", "db")]))
-        ));
-        assert!(selector_matches(&json!({}), None));
+        assert_eq!((w.replicas, w.updated, w.ready, w.available), (4, 2, 4, 1));
+        assert_eq!(w.partition, Some(1));
+        assert!(w.paused && w.cluster_scoped);
+        assert_eq!(w.max_unavailable, 1);
     }
 }
