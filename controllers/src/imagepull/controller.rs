@@ -27,6 +27,8 @@ use crate::pullsecrets as secrets;
 
 /// Field manager of graft's writes.
 const MANAGER: &str = "graft";
+/// Name of this controller in metrics.
+const CONTROLLER: &str = "imagepulljob";
 
 /// Errors of one reconcile; each names the job and the step.
 #[derive(Debug, thiserror::Error)]
@@ -43,9 +45,6 @@ pub enum Error {
         source: kube::Error,
     },
 }
-
-/// Name of this controller in metrics.
-const CONTROLLER: &str = "imagepulljob";
 
 fn key_of(job: &ImagePullJob) -> String {
     format!("{}/{}", job.namespace().unwrap_or_default(), job.name_any())
