@@ -1,7 +1,7 @@
-//! The CloneSet reconcile as a pipeline: [`gather`](super::gather) what the caches and the API
-//! server hold, [`decide`](plan::decide) the whole plan purely, [`execute`](super::execute) its
-//! actions, write the [`status`](super::status). Only this file sequences the steps; none of them
-//! but the planner decides anything.
+//! The CloneSet reconcile as a pipeline: gather what the caches and the API server hold
+//! (`gather.rs`), [`decide`](plan::decide) the whole plan purely, execute its actions
+//! (`execute.rs`), write the status and Events (`status.rs`). Only this file sequences the
+//! steps; none of them but the planner decides anything.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -151,7 +151,8 @@ impl<'a> Executor<'a> {
                 Ok(Setup::Done)
             }
             Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 || e.code == 422 => {
-                tracing::debug!(cloneset = %self.key, pod = %name, error = %e, "{doing} pod: it changed");
+                let key = self.key;
+                tracing::debug!(cloneset = %key, pod = %name, error = %e, "{doing}: pod changed");
                 Ok(Setup::Again(Duration::from_secs(1)))
             }
             Err(e) => Err(api_err(self.key, format!("{doing} pod {name}"))(e)),
@@ -208,7 +209,8 @@ impl<'a> Executor<'a> {
                     }
                     Err(e) => {
                         failed = true;
-                        tracing::warn!(cloneset = %self.key, action = ?a, error = %e, "action failed");
+                        let key = self.key;
+                        tracing::warn!(cloneset = %key, action = ?a, error = %e, "action failed");
                         a.failure_event(&cs_name, &e.to_string())
                     }
                 };

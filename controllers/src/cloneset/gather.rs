@@ -1,5 +1,5 @@
-//! The gather step: reads what [`super::plan::decide`] looks at from the shared pod cache and the API
-//! server (revisions, PVCs), and nothing else. It decides nothing.
+//! The gather step: reads what [`super::plan::decide`] looks at from the shared pod cache and
+//! the API server (revisions, PVCs), and nothing else. It decides nothing.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,7 +30,8 @@ pub(super) struct Gathered {
     pub templates: HashMap<String, PodTemplateSpec>,
 }
 
-/// Reads the world of `cs`; `label_selector` is its selector in query syntax ([`super::plan::admit`]).
+/// Reads the world of `cs`; `label_selector` is its selector in query syntax
+/// ([`super::plan::admit`]).
 pub(super) async fn gather(
     ctx: &Context,
     cs: &CloneSet,

@@ -1,7 +1,12 @@
-//! The pure CloneSet planner: a [`Snapshot`] of the world in, a [`Plan`] of actions out.
+//! The pure CloneSet planner: what the executor gathered ([`Observed`]) in, a [`Plan`] of
+//! actions out.
 //!
-//! This is OpenKruise's `syncCloneSet` + `calculateStatus` (kruise-api.md §2.4, §2.5) without a
-//! client: no I/O, no async, no clock of its own, no randomness. Everything the rules need is in
+//! [`decide()`] is the entry point: it refuses invalid CloneSets ([`admit`]), claims pods
+//! ([`claim`]: adopt, release, ignore), settles the revision history, then runs [`plan`] on a
+//! [`Snapshot`] of the claimed pods.
+//!
+//! [`plan`] is OpenKruise's `syncCloneSet` + `calculateStatus` (kruise-api.md §2.4, §2.5)
+//! without a client: no I/O, no async, no clock of its own, no randomness. Everything the rules need is in
 //! the snapshot (the defaulted CloneSet, its pods with their conditions and lifecycle state, the
 //! revision names, whether each pod can be moved in place, pre-generated instance ids, `now`), and
 //! everything the executor must do is in the plan, so tests compare whole plans with `assert_eq!`.
@@ -39,9 +44,9 @@ pub struct Snapshot {
     /// The CloneSet as read (the planner applies `defaulted()` itself, so either form works).
     /// `metadata.name`, `metadata.generation`, `spec` and the old `status` are used.
     pub cloneset: CloneSet,
-    /// The pods owned by the CloneSet (after adoption/release). Inactive pods (terminating,
-    /// `Succeeded`, `Failed`) may be included: they are ignored except for `podsToDelete`
-    /// truncation, exactly like OpenKruise filters them out.
+    /// The pods owned by the CloneSet (after [`decide()`]'s adoption/release). Inactive pods
+    /// (terminating, `Succeeded`, `Failed`) may be included: they are ignored except for
+    /// `podsToDelete` truncation, exactly like OpenKruise filters them out.
     pub pods: Vec<PodInfo>,
     /// Full name of the update revision (`<cloneset>-<hash>`), the value new pods get in
     /// `controller-revision-hash`.
@@ -191,7 +196,7 @@ pub struct Plan {
     /// What this reconcile did: scale, update, or nothing.
     pub phase: Phase,
     /// Old ControllerRevisions to delete (`truncateHistory`: at most `revisionHistoryLimit`
-    /// besides the live ones). Set by [`decide`].
+    /// besides the live ones). Set by [`decide()`].
     pub delete_revisions: Vec<String>,
 }
 
