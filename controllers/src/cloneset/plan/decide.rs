@@ -101,7 +101,7 @@ pub enum Claim {
     Ignore,
 }
 
-/// Claims one pod for the CloneSet with uid `uid`.
+/// Claims one pod of the namespace for `cs` (matched by the CloneSet's uid).
 pub fn claim(cs: &CloneSet, pod: &ObservedPod) -> Claim {
     let uid = cs.metadata.uid.as_deref().unwrap_or_default();
     let matches = selector::matches(&cs.spec.selector, &pod.info.labels);
@@ -195,6 +195,36 @@ fn release(cs: &CloneSet, pod: &ObservedPod) -> Action {
     }
 }
 
+/// The adopt/release actions for the namespace's pods, and the pods the CloneSet owns once they
+/// went through.
+fn claim_all<'a>(cs: &CloneSet, pods: &'a [ObservedPod]) -> (Vec<Action>, Vec<&'a ObservedPod>) {
+    let mut actions = Vec::new();
+    let mut owned = Vec::new();
+    for pod in pods {
+        match claim(cs, pod) {
+            Claim::Keep => owned.push(pod),
+            Claim::Adopt => {
+                actions.push(adopt(cs, pod));
+                owned.push(pod);
+            }
+            Claim::Release => actions.push(release(cs, pod)),
+            Claim::Ignore => {}
+        }
+    }
+    (actions, owned)
+}
+
+/// The pod as the rules see it: a pod already at the update revision needs no in-place update,
+/// so it is never refused one.
+fn pod_info(pod: &ObservedPod, update_revision: &str) -> PodInfo {
+    let mut info = pod.info.clone();
+    let revision = info.labels.get(labels::CONTROLLER_REVISION_HASH);
+    if same_revision(revision.map(String::as_str), update_revision) {
+        info.in_place.possible = Ok(());
+    }
+    info
+}
+
 /// Plans one reconcile from what was observed: refuse invalid input, claim pods, settle the
 /// revisions, run the pod rules ([`plan`]) on the claimed pods, and name the old revisions to
 /// prune. The plan's actions start with the claims and the revision write, then the
@@ -204,19 +234,7 @@ pub fn decide(obs: &Observed) -> Result<Plan, Refusal> {
     let label_selector = admit(cs)?;
     let revs = revisions(obs);
 
-    let mut first: Vec<Action> = Vec::new();
-    let mut owned: Vec<&ObservedPod> = Vec::new();
-    for pod in &obs.pods {
-        match claim(cs, pod) {
-            Claim::Keep => owned.push(pod),
-            Claim::Adopt => {
-                first.push(adopt(cs, pod));
-                owned.push(pod);
-            }
-            Claim::Release => first.push(release(cs, pod)),
-            Claim::Ignore => {}
-        }
-    }
+    let (mut first, owned) = claim_all(cs, &obs.pods);
     first.extend(revs.action);
     // Pods with the KruisePodReady gate start in service: give them the condition once.
     first.extend(
@@ -232,24 +250,9 @@ pub fn decide(obs: &Observed) -> Result<Plan, Refusal> {
             }),
     );
 
-    let infos: Vec<PodInfo> = owned
-        .iter()
-        .map(|p| {
-            let mut info = p.info.clone();
-            if same_revision(
-                info.labels
-                    .get(labels::CONTROLLER_REVISION_HASH)
-                    .map(String::as_str),
-                &revs.update,
-            ) {
-                info.in_place.possible = Ok(());
-            }
-            info
-        })
-        .collect();
     let snapshot = Snapshot {
         cloneset: cs.clone(),
-        pods: infos,
+        pods: owned.iter().map(|p| pod_info(p, &revs.update)).collect(),
         update_revision: revs.update.clone(),
         current_revision: revs.current.clone(),
         collision_count: Some(revs.collision_count),
