@@ -10,7 +10,14 @@
 //! 3. [`plan`]: order the objects into apply waves, label them with their owner, and compute
 //!    the inventory and what to prune.
 //! 4. [`health`]: the health of a live object, with correct rules for the OpenKruise kinds.
-//! 5. [`webhook`]: verify push webhook signatures and read the repository and ref they name.
+//! 5. [`webhook`]: verify push webhook signatures and read the repository and ref they name;
+//!    [`webhook::receiver`] is the one `POST /hook` of `graft run` and `graft sync`.
+//! 6. [`gitsync::plan`]: the commit state machine of a GitSync (detected → validated →
+//!    pre-pulling → applying → rolling out → healthy / failed / superseded), pure.
+//!
+//! Around them, the executors: [`gitsync`] (the GitSync controller, gather → plan → execute)
+//! and [`run`] (`graft sync --repo`, [`run::Syncer::run_until`]), both on the async runtime and
+//! stopped by dropping them or by their shutdown future.
 #![warn(missing_docs)]
 
 pub mod apply;

@@ -8,10 +8,10 @@
 //! clean and when to look again. Nothing here talks to the API server or reads the clock.
 //!
 //! ```text
-//! new commit ─▶ Detected ─▶ Validated ─┬─▶ PrePulling ─(hold: done / timeout / skip / unknown)─┐
-//!                  │            │      └──────────────────────────────────────────────────────┴─▶ Applying ─▶ RollingOut ─▶ Healthy
-//!                  └─(unusable, invalid, apply failed)──▶ Failed                                                   └──────▶ Failed
-//! a newer commit ─▶ every unfinished entry Superseded
+//! new commit ──▶ Detected ──▶ Validated ──▶ [PrePulling ──hold──▶] Applying ──▶ RollingOut ──▶ Healthy
+//!                    │            │                                   │             └────────▶ Failed
+//!                    └────────────┴──(unusable / invalid / apply failed)┴──────────────────▶ Failed
+//! a newer commit: every unfinished entry ──▶ Superseded
 //! ```
 
 use std::collections::BTreeSet;
