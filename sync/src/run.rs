@@ -569,4 +569,46 @@ mod tests {
             Duration::from_secs(3)
         );
     }
+
+    fn syncer() -> Syncer {
+        // An API server nobody listens on: every sync fails at once.
+        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("a URL"));
+        let client = Client::try_from(config).expect("a client");
+        let source = Source {
+            url: "file:///nonexistent/repo".into(),
+            reference: Reference::DefaultBranch,
+            path: ".".into(),
+            prune: false,
+            owner: Owner {
+                namespace: "ns".into(),
+                name: "app".into(),
+            },
+            auth: Auth::default(),
+        };
+        let cache = std::env::temp_dir().join("graft-sync-run-until-test");
+        Syncer::new(client, cache, source)
+    }
+
+    /// The sync runs on the async runtime, not on a blocking thread: its futures are `Send`.
+    #[allow(dead_code)]
+    fn the_sync_futures_are_send(s: &Syncer) {
+        fn send<T: Send>(_: T) {}
+        send(s.sync_once());
+        send(s.run_until(Duration::ZERO, std::future::pending()));
+    }
+
+    #[tokio::test]
+    async fn the_polling_loop_stops_when_asked() {
+        let s = syncer();
+        let stop = tokio::time::sleep(Duration::from_millis(200));
+        let stopped = tokio::time::timeout(
+            Duration::from_secs(10),
+            s.run_until(Duration::from_secs(3600), stop),
+        )
+        .await;
+        assert!(
+            stopped.is_ok(),
+            "run_until did not return after its shutdown future"
+        );
+    }
 }
