@@ -1,7 +1,7 @@
 //! The context every controller's reconcile takes: the API client, the shared caches, the
-//! expectations, metrics and the Event recorder. Built once by [`crate::runtime::run`], which
-//! also runs the one watch behind each cache and starts no controller before every cache has
-//! listed its objects ([`Context::wait_until_ready`]).
+//! expectations, metrics and the Event recorder. Built once by `runtime::run`, which also runs
+//! the one watch behind each cache and starts no controller before every cache has listed its
+//! objects ([`Context::wait_until_ready`]).
 //!
 //! A controller reads pods, nodes, NodeImages and ImagePullJobs from these caches and never lists
 //! them itself; it fetches one object fresh only where a decision needs the latest version (a

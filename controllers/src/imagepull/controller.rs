@@ -1,8 +1,8 @@
 //! The ImagePullJob executor: gathers the snapshot (the job, every NodeImage and the pods of a
 //! `podSelector`, from the shared caches of the [`Context`]), runs the pure [`plan`](super::plan),
 //! writes tags into NodeImages, the status and Events, and deletes the job after its TTL. It
-//! decides nothing itself. [`crate::runtime`] runs it, woken by the job's own changes and, through
-//! [`owner_jobs`], by changes to the NodeImages that carry its tag.
+//! decides nothing itself. The runtime (`runtime.rs`) runs it, woken by the job's own changes
+//! and, through [`owner_jobs`], by changes to the NodeImages that carry its tag.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
