@@ -420,6 +420,30 @@ async fn installed_by_the_chart_graft_syncs_survives_its_leader_and_uninstalls_c
         |g| phase(g, &c1) == Some(CommitPhase::Healthy),
     )
     .await;
+    // Both replicas show the commit's manifest diff: the leader from its sync's cache, the
+    // standby (whose sync never ran) by fetching the commit itself with the GitSync's Secret.
+    for m in &managers {
+        let path = format!("/api/gitsyncs/{}/app/commits/{c1}", ns.name);
+        support::eventually(
+            &format!("{m} shows the diff of the first commit (the CloneSet added)"),
+            Duration::from_secs(60),
+            || async {
+                let page = pod_get(&ns.name, m, &path)?;
+                let v: serde_json::Value =
+                    serde_json::from_str(&page).map_err(|e| format!("{e}: {page:.300}"))?;
+                let objects = v["diff"]["objects"].as_array().cloned().unwrap_or_default();
+                objects
+                    .iter()
+                    .any(|o| {
+                        o["change"] == "added"
+                            && o["id"].as_str().is_some_and(|id| id.contains("CloneSet"))
+                    })
+                    .then_some(())
+                    .ok_or_else(|| format!("diff: {}", v["diff"]))
+            },
+        )
+        .await;
+    }
     let clonesets: Api<CloneSet> = ns.api();
 
     // Bump the image and announce it with a push webhook sent to the standby: the GitSync
