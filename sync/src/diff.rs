@@ -8,13 +8,11 @@
 //! sync's fetch timeout, with the GitSync's credentials Secret when it names one. It fetches
 //! only commits the dashboard asks about, which are commits of the GitSync's history.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use graft_api::graft::gitsync::GitSync;
-use k8s_openapi::api::core::v1::Secret;
-use kube::{Api, ResourceExt};
+use kube::ResourceExt;
 
 use crate::git::{Auth, FetchOptions, GitCache, ReadLimits, Reference, RepoUrl};
 use crate::render::{Directory, RenderedObject, Renderer};
@@ -219,7 +217,7 @@ impl ManifestSource {
             return Ok(pair);
         }
         let ns = gitsync.namespace().unwrap_or_default();
-        let auth = read_auth(&fb.client, &ns, gitsync)
+        let auth = crate::gitsync::read_auth(&fb.client, &ns, &gitsync.spec)
             .await
             .map_err(|e| format!("{why}; fetching it: {e}"))?;
         let (root, opts) = (fb.cache.clone(), fb.fetch.clone());
@@ -234,24 +232,6 @@ impl ManifestSource {
             .await
             .map_err(|m| m.message().to_string())
     }
-}
-
-/// The credentials the GitSync names (none: anonymous).
-async fn read_auth(client: &kube::Client, ns: &str, gitsync: &GitSync) -> Result<Auth, String> {
-    let Some(secret_ref) = &gitsync.spec.secret_ref else {
-        return Ok(Auth::default());
-    };
-    let secret = Api::<Secret>::namespaced(client.clone(), ns)
-        .get(&secret_ref.name)
-        .await
-        .map_err(|e| format!("reading Secret {ns}/{}: {e}", secret_ref.name))?;
-    let data: BTreeMap<String, Vec<u8>> = secret
-        .data
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, v.0))
-        .collect();
-    Auth::from_secret_data(&data).map_err(|e| format!("Secret {ns}/{}: {e}", secret_ref.name))
 }
 
 #[cfg(test)]
@@ -309,6 +289,12 @@ mod tests {
         (repo, url, c1, c2)
     }
 
+    /// What the sync does for a public repository.
+    fn fetch_anonymously(cache: &Path, url: &str, sha: &str) {
+        let opts = FetchOptions::default();
+        fetch_commits(cache, url, None, sha, &Auth::default(), &opts).expect("fetch");
+    }
+
     fn kinds(objects: &[RenderedObject]) -> Vec<String> {
         objects.iter().map(|o| o.reference.kind.clone()).collect()
     }
@@ -331,15 +317,7 @@ mod tests {
         );
 
         // The sync fetches; the diff reads.
-        fetch_commits(
-            cache_dir.path(),
-            &url,
-            None,
-            &c2,
-            &Auth::default(),
-            &FetchOptions::default(),
-        )
-        .expect("fetch");
+        fetch_anonymously(cache_dir.path(), &url, &c2);
         let p = read_cache(cache_dir.path(), &url, "deploy", Some(&c1), &c2).expect("pair");
         assert_eq!(p.note, None, "{p:?}");
         assert_eq!(p.from.as_deref(), Some(c1.as_str()));
@@ -375,15 +353,7 @@ mod tests {
         let c2 = commit(repo.path(), "bad", &[("cm.yaml", "kind: [\n")]);
         let c3 = commit(repo.path(), "fixed", &[("cm.yaml", &cm("red"))]);
         let cache_dir = tempfile::tempdir().expect("cache");
-        fetch_commits(
-            cache_dir.path(),
-            &url,
-            None,
-            &c3,
-            &Auth::default(),
-            &FetchOptions::default(),
-        )
-        .expect("fetch");
+        fetch_anonymously(cache_dir.path(), &url, &c3);
         let p = read_cache(cache_dir.path(), &url, "deploy", Some(&c2), &c3).expect("pair");
         assert!(p.old.is_empty());
         assert!(

@@ -196,7 +196,13 @@ async fn event(ctx: &Ctx, gs: &GitSync, e: &Event) {
     }
 }
 
-async fn read_auth(client: &Client, ns: &str, spec: &GitSyncSpec) -> Result<Auth, String> {
+/// The Git credentials the GitSync's `secretRef` names (none: anonymous); also read by the
+/// dashboard's diffs ([`crate::diff`]) when they fetch.
+pub(crate) async fn read_auth(
+    client: &Client,
+    ns: &str,
+    spec: &GitSyncSpec,
+) -> Result<Auth, String> {
     let Some(secret_ref) = &spec.secret_ref else {
         return Ok(Auth::default());
     };

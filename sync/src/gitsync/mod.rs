@@ -23,6 +23,7 @@ use kube::{Api, Client, ResourceExt};
 use crate::run::Engine;
 use crate::webhook::receiver;
 use controller::Ctx;
+pub(crate) use controller::read_auth;
 
 /// Errors of one GitSync reconcile that are retried (sync failures are written to the status).
 #[derive(Debug, thiserror::Error)]
