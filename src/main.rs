@@ -277,16 +277,27 @@ fn init_tracing(format: &str) {
     }
 }
 
-fn controllers(args: ControllersArgs) -> anyhow::Result<()> {
-    init_tracing(&args.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+/// Runs `work` to its end on a multi-threaded async runtime: the one place a subcommand's
+/// runtime is built.
+fn block_on<T>(work: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async {
-        let client = kube::Client::try_default()
-            .await
-            .context("connecting to the cluster (KUBECONFIG or in-cluster config)")?;
+        .context("starting the async runtime")?
+        .block_on(work)
+}
+
+/// The API client from KUBECONFIG or the in-cluster config.
+async fn cluster_client() -> anyhow::Result<kube::Client> {
+    kube::Client::try_default()
+        .await
+        .context("connecting to the cluster (KUBECONFIG or in-cluster config)")
+}
+
+fn controllers(args: ControllersArgs) -> anyhow::Result<()> {
+    init_tracing(&args.log_format);
+    block_on(async {
+        let client = cluster_client().await?;
         let opts = controllers_options(args);
         graft_controllers::runtime::run(client, opts)
             .await
@@ -366,25 +377,15 @@ fn run_manager(args: RunArgs) -> anyhow::Result<()> {
         leader,
         nodeagent,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async move {
-        let client = kube::Client::try_default()
-            .await
-            .context("connecting to the cluster (KUBECONFIG or in-cluster config)")?;
+    block_on(async move {
+        let client = cluster_client().await?;
         run::run(client, opts).await
     })
 }
 
 fn nodeagent(args: NodeagentArgs) -> anyhow::Result<()> {
     init_tracing(&args.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async move {
+    block_on(async move {
         let cri = graft_nodeagent::cri::CriClient::detect(
             args.cri_socket.as_deref(),
             graft_nodeagent::cri::Timeouts::default(),
@@ -402,9 +403,7 @@ fn nodeagent(args: NodeagentArgs) -> anyhow::Result<()> {
             cri_api = %version.runtime_api_version,
             "connected to the container runtime"
         );
-        let client = kube::Client::try_default()
-            .await
-            .context("connecting to the cluster (KUBECONFIG or in-cluster config)")?;
+        let client = cluster_client().await?;
         let opts = graft_nodeagent::agent::Options {
             node_name: args.node_name,
             max_concurrent_pulls: args.max_concurrent_pulls,
@@ -434,14 +433,8 @@ fn sync(args: SyncArgs) -> anyhow::Result<()> {
         _ => Reference::DefaultBranch,
     };
     let Some(repo) = args.repo else {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("starting the async runtime")?;
-        return runtime.block_on(async move {
-            let client = kube::Client::try_default()
-                .await
-                .context("connecting to the cluster (KUBECONFIG or in-cluster config)")?;
+        return block_on(async move {
+            let client = cluster_client().await?;
             let webhook = match (args.webhook_addr, args.webhook_secret) {
                 (Some(addr), Some(secret)) => Some(graft_sync::gitsync::WebhookOptions {
                     addr,
@@ -466,14 +459,8 @@ fn sync(args: SyncArgs) -> anyhow::Result<()> {
         },
         auth: Default::default(),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async move {
-        let client = kube::Client::try_default()
-            .await
-            .context("connecting to the cluster (KUBECONFIG or in-cluster config)")?;
+    block_on(async move {
+        let client = cluster_client().await?;
         let syncer = graft_sync::run::Syncer::new(client, args.cache_dir, source)
             .accept_rewrite(args.accept_rewrite);
         if !args.once {
@@ -498,14 +485,8 @@ fn sync(args: SyncArgs) -> anyhow::Result<()> {
 
 fn web(args: WebArgs) -> anyhow::Result<()> {
     init_tracing(&args.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async move {
-        let client = kube::Client::try_default()
-            .await
-            .context("connecting to the cluster (KUBECONFIG or in-cluster config)")?;
+    block_on(async move {
+        let client = cluster_client().await?;
         let opts = graft_web::Options {
             addr: args.addr,
             token: args.token.filter(|t| !t.is_empty()),

@@ -6,12 +6,12 @@
 //! Only the replica holding the Lease (`graft_lease`) runs the controllers, the
 //! GitSync controller and, when asked, the in-process node agent.
 //!
-//! Leadership is never handed back inside a process: a replica that loses the Lease exits
-//! (non-zero) and its Deployment restarts it as a standby. Dropping the controllers' futures
-//! would not stop a GitSync sync already running on a blocking thread, and a fresh process
-//! starts from clean caches. On SIGTERM the leader releases the Lease before exiting so the
-//! standby takes over at once; a leader that dies without releasing is replaced once the Lease
-//! expires (`lease_duration_seconds`).
+//! A leader that loses the Lease stops its work — the controllers, the GitSync controller (a sync
+//! in progress is cancelled where it stands: every step of it is an async task that stops when
+//! dropped) and the in-process node agent — and becomes a standby again, in the same process: no
+//! exit, no restart. A new term starts the work from clean caches. On SIGTERM the leader
+//! releases the Lease before exiting so the standby takes over at once; a leader that dies
+//! without releasing is replaced once the Lease expires (`lease_duration_seconds`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -53,7 +53,8 @@ const STARTING: u8 = 0;
 const STANDBY: u8 = 1;
 const LEADER: u8 = 2;
 
-/// Runs the manager until SIGTERM/ctrl-c (Ok) or until it loses the Lease (Err).
+/// Runs the manager until SIGTERM/ctrl-c (Ok) or until its front server fails (Err). Without
+/// leader election it leads at once and for good.
 pub async fn run(client: kube::Client, opts: Options) -> anyhow::Result<()> {
     let role = Arc::new(AtomicU8::new(STARTING));
     let front = front(&client, &opts, role.clone()).await?;
@@ -63,49 +64,84 @@ pub async fn run(client: kube::Client, opts: Options) -> anyhow::Result<()> {
     tracing::info!(addr = %opts.addr, dashboard = opts.dashboard, webhooks = opts.webhook_secret.is_some(), "serving /healthz, /readyz");
     let server = async move { axum::serve(listener, front).await };
     tokio::pin!(server);
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
 
     let elector = match &opts.leader {
         None => None,
-        Some(lo) => {
-            let elector = graft_lease::Elector::new(client.clone(), lo)
+        Some(lo) => Some(
+            graft_lease::Elector::new(client.clone(), lo)
                 .await
-                .context("setting up leader election")?;
+                .context("setting up leader election")?,
+        ),
+    };
+    loop {
+        if let (Some(elector), Some(lo)) = (&elector, &opts.leader) {
             role.store(STANDBY, Ordering::Release);
             tracing::info!(lease = %format!("{}/{}", lo.namespace, lo.lease_name), identity = %lo.identity, "standby: waiting for the lease");
             tokio::select! {
                 _ = elector.acquire() => {}
                 r = &mut server => return r.context("front server stopped"),
-                _ = shutdown_signal() => { tracing::info!("shutting down (standby)"); return Ok(()); }
+                _ = &mut shutdown => { tracing::info!("shutting down (standby)"); return Ok(()); }
             }
-            Some(elector)
         }
-    };
-    role.store(LEADER, Ordering::Release);
-    tracing::info!("leading: starting the controllers and the GitSync controller");
+        role.store(LEADER, Ordering::Release);
+        tracing::info!("leading: starting the controllers and the GitSync controller");
+        let term = lead(&client, &opts, elector.as_ref(), &mut server, &mut shutdown).await;
+        match term {
+            Term::LostLease => {
+                tracing::warn!("lost the leader lease: work stopped, back to standby");
+            }
+            Term::Ended(outcome) => {
+                if let Some(e) = &elector {
+                    e.release().await;
+                }
+                if outcome.is_ok() {
+                    tracing::info!("shutting down (leader): lease released");
+                }
+                return outcome;
+            }
+        }
+    }
+}
 
-    let work = leader_work(client.clone(), &opts);
+/// How a term as leader ended.
+enum Term {
+    /// Another replica holds the Lease now (or it may, after failed renewals).
+    LostLease,
+    /// Shutdown (Ok) or a failure of the work or the front server (Err).
+    Ended(anyhow::Result<()>),
+}
+
+/// One term as leader: the leader's work until the Lease is lost, the process is told to stop,
+/// or the work or the front server fails. Dropping the work on return stops all of it.
+async fn lead<S, D>(
+    client: &kube::Client,
+    opts: &Options,
+    elector: Option<&graft_lease::Elector>,
+    server: &mut std::pin::Pin<&mut S>,
+    shutdown: &mut std::pin::Pin<&mut D>,
+) -> Term
+where
+    S: std::future::Future<Output = std::io::Result<()>>,
+    D: std::future::Future<Output = ()>,
+{
+    let work = leader_work(client.clone(), opts);
     let lost = async {
-        match &elector {
+        match elector {
             Some(e) => e.hold().await,
             None => futures::future::pending().await,
         }
     };
-    let outcome = tokio::select! {
+    tokio::select! {
         biased;
-        _ = shutdown_signal() => Ok(()),
-        _ = lost => Err(anyhow::anyhow!("lost the leader lease; exiting so this replica restarts as a standby")),
+        _ = shutdown.as_mut() => Term::Ended(Ok(())),
+        _ = lost => Term::LostLease,
         // The controllers stop by themselves on SIGTERM too (kube-runtime's shutdown_on_signal),
         // and may see it first: stopping without an error is a shutdown.
-        r = work => r,
-        r = &mut server => Err(r.err().map(anyhow::Error::from).unwrap_or_else(|| anyhow::anyhow!("front server stopped"))),
-    };
-    if let Some(e) = &elector {
-        e.release().await;
+        r = work => Term::Ended(r),
+        r = server.as_mut() => Term::Ended(Err(r.err().map(anyhow::Error::from).unwrap_or_else(|| anyhow::anyhow!("front server stopped")))),
     }
-    if outcome.is_ok() {
-        tracing::info!("shutting down (leader): lease released");
-    }
-    outcome
 }
 
 /// The routes of the front port.

@@ -214,3 +214,115 @@ async fn two_processes_one_leader_and_the_standby_takes_over_when_it_dies() {
     })
     .await;
 }
+
+/// Another holder takes the Lease (as a replica whose clock says the leader's term ran out
+/// would): the leader stops its controllers — a CloneSet created meanwhile gets no pod — and
+/// waits as a standby in the same process; once the other holder stops renewing, it leads again
+/// and the CloneSet is reconciled.
+#[tokio::test]
+async fn a_leader_that_loses_the_lease_stops_its_work_and_leads_again_without_exiting() {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+    use k8s_openapi::jiff::Timestamp;
+    use kube::api::{ListParams, Patch, PatchParams};
+
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "run-relead").await;
+    let mut run = Run::start(&ns.name, "a", free_port(), &[]);
+    support::eventually("graft run leads", MINUTE, || async {
+        let r = run.readyz();
+        if r == "ok: leader" { Ok(()) } else { Err(r) }
+    })
+    .await;
+
+    let leases: Api<Lease> = ns.api();
+    let take = |holder: &'static str| {
+        let leases = leases.clone();
+        async move {
+            let now = MicroTime(Timestamp::now());
+            let patch = json!({"spec": {
+                "holderIdentity": holder, "acquireTime": now, "renewTime": now,
+                "leaseDurationSeconds": 6
+            }});
+            leases
+                .patch(
+                    "graft-manager",
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await
+                .map(|_| ())
+        }
+    };
+    take("intruder").await.expect("take the Lease");
+    support::eventually("the leader steps down to standby", MINUTE, || async {
+        let r = run.readyz();
+        if r == "ok: standby" { Ok(()) } else { Err(r) }
+    })
+    .await;
+
+    // While the intruder keeps renewing, nothing of the leader's work runs.
+    let clonesets: Api<graft_api::apps::v1alpha1::CloneSet> = ns.api();
+    let cs: graft_api::apps::v1alpha1::CloneSet = serde_json::from_value(json!({
+        "apiVersion": "apps.kruise.io/v1alpha1", "kind": "CloneSet",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "relead"}},
+            "template": {
+                "metadata": {"labels": {"app": "relead"}},
+                "spec": {"terminationGracePeriodSeconds": 1, "containers": [
+                    {"name": "app", "image": image("app:v1"), "imagePullPolicy": "IfNotPresent"}]}
+            }
+        }
+    }))
+    .expect("CloneSet literal");
+    clonesets
+        .create(&PostParams::default(), &cs)
+        .await
+        .expect("create CloneSet");
+    let pods: Api<Pod> = ns.api();
+    let quiet_until = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < quiet_until {
+        take("intruder").await.expect("renew the intruder's Lease");
+        assert!(
+            run.child.try_wait().expect("wait status").is_none(),
+            "graft run exited after losing the Lease"
+        );
+        let n = pods
+            .list(&ListParams::default().labels("app=relead"))
+            .await
+            .expect("list pods")
+            .items
+            .len();
+        assert_eq!(n, 0, "a standby created pods for the CloneSet");
+        assert_eq!(run.readyz(), "ok: standby");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+
+    // The intruder stops renewing: its term expires (6 s) and the same process leads again.
+    support::eventually("the same process leads again", MINUTE, || async {
+        let r = run.readyz();
+        if r == "ok: leader" { Ok(()) } else { Err(r) }
+    })
+    .await;
+    assert!(run.child.try_wait().expect("wait status").is_none());
+    support::eventually(
+        "the CloneSet's pod created by the new term",
+        MINUTE,
+        || async {
+            let n = pods
+                .list(&ListParams::default().labels("app=relead"))
+                .await
+                .map_err(|e| e.to_string())?
+                .items
+                .len();
+            if n == 1 {
+                Ok(())
+            } else {
+                Err(format!("{n} pods"))
+            }
+        },
+    )
+    .await;
+}

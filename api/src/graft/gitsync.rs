@@ -286,6 +286,10 @@ pub enum CommitReason {
     SyncFailed,
     /// `Ready`: the commit is applied.
     Succeeded,
+    /// A reason this version of graft does not know (written by a newer one): read as this, so
+    /// one such entry never makes the whole GitSync unreadable to the watches.
+    #[serde(other)]
+    Unknown,
 }
 
 impl CommitReason {
@@ -302,6 +306,7 @@ impl CommitReason {
             Self::CredentialsFailed => "CredentialsFailed",
             Self::SyncFailed => "SyncFailed",
             Self::Succeeded => "Succeeded",
+            Self::Unknown => "Unknown",
         }
     }
 }
@@ -732,6 +737,12 @@ mod tests {
         .unwrap();
         assert_eq!(record.reason.as_deref(), Some("HistoryRewritten"));
         assert_eq!(EventReason::DriftCorrected.to_string(), "DriftCorrected");
+        // A newer graft's reason does not make the record (and so the GitSync) unreadable.
+        let record: CommitRecord = serde_json::from_value(
+            json!({"sha": "a", "phase": "Failed", "reason": "SomethingNew"}),
+        )
+        .unwrap();
+        assert_eq!(record.reason, Some(CommitReason::Unknown));
     }
 
     #[test]
