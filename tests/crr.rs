@@ -159,7 +159,7 @@ async fn requests_for_a_missing_pod_or_container_are_rejected_with_a_clear_messa
     create(&e, &crr("no-container", "web", &["app", "nope"], json!({}))).await;
 
     let no_pod = wait_for(&e.crrs, "no-pod", "phase Completed", MINUTE, completed).await;
-    assert_eq!(message(&no_pod), "rejected: Pod missing not found");
+    assert_eq!(message(&no_pod), "rejected: no found Pod named missing");
     let no_container = wait_for(
         &e.crrs,
         "no-container",
@@ -170,7 +170,7 @@ async fn requests_for_a_missing_pod_or_container_are_rejected_with_a_clear_messa
     .await;
     assert_eq!(
         message(&no_container),
-        "rejected: container nope not found in Pod web"
+        "rejected: container nope not found in Pod"
     );
     // Rejected requests are never handed to a node agent.
     for r in [&no_pod, &no_container] {
@@ -182,7 +182,7 @@ async fn requests_for_a_missing_pod_or_container_are_rejected_with_a_clear_messa
     assert!(
         ev.iter().any(|ev| ev.reason.as_deref() == Some("Rejected")
             && ev.type_.as_deref() == Some("Warning")
-            && ev.note.as_deref() == Some("rejected: container nope not found in Pod web")),
+            && ev.note.as_deref() == Some("rejected: container nope not found in Pod")),
         "a Warning event Rejected with the message; events: {ev:?}"
     );
     // ttlSecondsAfterFinished removes the finished request; the one without a TTL stays.
@@ -699,4 +699,133 @@ async fn unready_grace_takes_a_gated_pod_out_of_service_before_the_restart_and_b
         },
     )
     .await;
+}
+
+/// OpenKruise's CRR webhook refusals that need no pod, made by the API server through the CRD's
+/// CEL rules: each invalid request is refused at create time with kruise's message, and what
+/// kruise accepts is accepted. Updates may not change the spec, except what the manager fills in.
+#[tokio::test]
+async fn the_api_server_refuses_what_kruises_webhook_refuses() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "crr-apply").await;
+    let crrs: Api<ContainerRecreateRequest> = Api::namespaced(client.clone(), &ns.name);
+    let dry = PostParams {
+        dry_run: true,
+        field_manager: None,
+    };
+    let refused = [
+        (
+            "empty podName",
+            crr("a", "", &["app"], json!({})),
+            "podName can not be empty",
+        ),
+        (
+            "no container",
+            crr("a", "web", &[], json!({})),
+            "containers list can not be null",
+        ),
+        (
+            "activeDeadlineSeconds below 3",
+            crr("a", "web", &["app"], json!({"activeDeadlineSeconds": 2})),
+            "activeDeadlineSeconds can not be less than 3s",
+        ),
+        (
+            "negative terminationGracePeriodSeconds",
+            crr(
+                "a",
+                "web",
+                &["app"],
+                json!({"strategy": {"terminationGracePeriodSeconds": -1}}),
+            ),
+            "terminationGracePeriodSeconds must be non-negative integer",
+        ),
+        (
+            "negative unreadyGracePeriodSeconds",
+            crr(
+                "a",
+                "web",
+                &["app"],
+                json!({"strategy": {"unreadyGracePeriodSeconds": -1}}),
+            ),
+            "unreadyGracePeriodSeconds must be non-negative integer",
+        ),
+        (
+            "a container named twice",
+            crr("a", "web", &["app", "app"], json!({})),
+            "can not recreate app multi times",
+        ),
+    ];
+    for (why, r, message) in refused {
+        match crrs.create(&dry, &r).await {
+            Ok(_) => panic!("the API server accepted {why}"),
+            Err(e) => assert!(
+                e.to_string().contains(message),
+                "{why}: refused, but without {message:?}: {e}"
+            ),
+        }
+    }
+    let accepted = crrs
+        .create(
+            &dry,
+            &crr(
+                "a",
+                "web",
+                &["app"],
+                json!({"activeDeadlineSeconds": 3, "ttlSecondsAfterFinished": -1, "strategy": {"minStartedSeconds": -1}}),
+            ),
+        )
+        .await
+        .expect("kruise accepts a 3 s deadline and negative ttl/minStartedSeconds");
+    assert_eq!(
+        serde_json::to_value(&accepted.spec.strategy).unwrap()["failurePolicy"],
+        json!("Fail"),
+        "default failurePolicy"
+    );
+
+    let created = crrs
+        .create(
+            &PostParams::default(),
+            &crr(
+                "keep",
+                "web",
+                &["app"],
+                json!({"activeDeadlineSeconds": 60}),
+            ),
+        )
+        .await
+        .expect("a valid request is stored");
+    let mut changed = created.clone();
+    changed.spec.active_deadline_seconds = Some(120);
+    match crrs.replace("keep", &PostParams::default(), &changed).await {
+        Ok(_) => panic!("the API server let the spec change"),
+        Err(e) => assert!(
+            e.to_string()
+                .contains("spec of ContainerRecreateRequest is immutable"),
+            "{e}"
+        ),
+    }
+    // What the manager fills in once (kruise's webhook fills it before storing) may be written.
+    let mut filled = created.clone();
+    filled.spec.containers[0].status_context = Some(
+        serde_json::from_value(json!({"containerID": "containerd://abc", "restartCount": 1}))
+            .unwrap(),
+    );
+    if let Some(st) = filled.spec.strategy.as_mut() {
+        st.termination_grace_period_seconds = Some(30);
+    }
+    let filled = crrs
+        .replace("keep", &PostParams::default(), &filled)
+        .await
+        .expect("the manager's fill is allowed");
+    let mut regrace = filled.clone();
+    if let Some(st) = regrace.spec.strategy.as_mut() {
+        st.termination_grace_period_seconds = Some(5);
+    }
+    assert!(
+        crrs.replace("keep", &PostParams::default(), &regrace)
+            .await
+            .is_err(),
+        "terminationGracePeriodSeconds, once set, is immutable"
+    );
 }

@@ -27,6 +27,9 @@ struct Fixture {
     ns: TestNamespace,
     manager: ChildProcess,
     agent: Option<ChildProcess>,
+    /// The agents' namespace for pull-secret copies when it is not `ns` (see
+    /// [`Fixture::with_agents_namespace`]).
+    agents: Option<TestNamespace>,
     _lock: ClusterLock,
 }
 
@@ -39,10 +42,27 @@ impl Fixture {
 
     /// [`Fixture::new`] with extra `graft controllers` flags.
     async fn with_manager_flags(prefix: &str, max_pulls: usize, flags: &[&str]) -> Fixture {
+        Self::build(prefix, max_pulls, flags, false).await
+    }
+
+    /// [`Fixture::new`] with the agents' pull-secret namespace apart from the jobs' namespace,
+    /// as in a real install (a job in the agents' own namespace has its secrets used as they
+    /// are, without copies).
+    async fn with_agents_namespace(prefix: &str, max_pulls: usize) -> Fixture {
+        Self::build(prefix, max_pulls, &[], true).await
+    }
+
+    async fn build(prefix: &str, max_pulls: usize, flags: &[&str], apart: bool) -> Fixture {
         let lock = ClusterLock::acquire();
         let client = support::client().await;
         support::install_crds(&client).await;
         let ns = TestNamespace::new(&client, prefix).await;
+        let agents = if apart {
+            Some(TestNamespace::new(&client, &format!("{prefix}-agents")).await)
+        } else {
+            None
+        };
+        let secrets_ns = agents.as_ref().map_or(ns.name.clone(), |a| a.name.clone());
         let nis: Api<NodeImage> = Api::all(client.clone());
         // Tags of earlier tests (their jobs may still be terminating) must not take pull slots.
         let _ = nis.delete(&node_name(), &DeleteParams::default()).await;
@@ -66,7 +86,7 @@ impl Fixture {
             },
         )
         .await;
-        let manager = start_manager_with(&ns.name, &ns.name, flags);
+        let manager = start_manager_with(&ns.name, &secrets_ns, flags);
         wait_for(
             &nis,
             &node_name(),
@@ -75,14 +95,20 @@ impl Fixture {
             |_| true,
         )
         .await;
-        let agent = Some(start_agent(&node_name(), &ns.name, max_pulls));
+        let agent = Some(start_agent(&node_name(), &secrets_ns, max_pulls));
         Fixture {
             client,
             ns,
             manager,
             agent,
+            agents,
             _lock: lock,
         }
+    }
+
+    /// Secrets in the agents' pull-secret namespace.
+    fn agents_secrets(&self) -> Api<Secret> {
+        self.agents.as_ref().unwrap_or(&self.ns).api()
     }
 
     fn jobs(&self) -> Api<ImagePullJob> {
@@ -403,7 +429,7 @@ fn pull_secret(name: &str, config: &str) -> Secret {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registry_with_credentials_needs_the_right_pull_secret() {
     let registry = AuthRegistry::start().await;
-    let fx = Fixture::new("ipj-auth", 2).await;
+    let fx = Fixture::with_agents_namespace("ipj-auth", 2).await;
     let private = format!("{}/graft-test/app:v2", registry.addr);
     let cri = cri().await;
     cri.remove_image(&private).await.unwrap();
@@ -464,7 +490,7 @@ async fn a_registry_with_credentials_needs_the_right_pull_secret() {
     );
 
     // The secret copies for the agent are released once their jobs are finished.
-    let copies: Api<Secret> = fx.ns.api();
+    let copies: Api<Secret> = fx.agents_secrets();
     support::eventually(
         "the copied pull secrets to be released",
         Duration::from_secs(60),
@@ -780,29 +806,34 @@ async fn a_pod_selector_targets_the_nodes_running_its_pods() {
         .await;
     let st = job.status.unwrap();
     assert_eq!((st.desired, st.succeeded), (1, 1), "{st:?}");
+    // kruise: an Always job whose selector finds no node is done at once (desired 0 ==
+    // succeeded + failed); only a Never job stays "running, no progress".
     let job = fx
         .wait_job(
             "no-pods",
-            "running without targets",
+            "completed without targets",
             Duration::from_secs(30),
             |j| {
                 j.status
                     .as_ref()
-                    .is_some_and(|s| s.message.as_deref() == Some("job is running, no progress"))
+                    .is_some_and(|s| s.message.as_deref() == Some("job has completed"))
             },
         )
         .await;
-    assert_eq!(job.status.unwrap().desired, 0);
+    let st = job.status.unwrap();
+    assert_eq!((st.desired, st.succeeded, st.failed), (0, 0, 0), "{st:?}");
+    assert!(st.completion_time.is_some(), "{st:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_job_is_reported_and_pulls_nothing() {
     let fx = Fixture::new("ipj-invalid", 2).await;
-    // The API server's schema lets this through; the controller's validation does not.
+    // The API server's schema lets this through (CEL has no cheap "distinct"); the
+    // controller's validation does not (kruise: "duplicated name in selector names").
     fx.create_job(
         "bad",
         json!({"image": image("app:v1"),
-        "selector": {"names": [node_name()], "matchLabels": {"a": "b"}}}),
+        "selector": {"names": [node_name(), node_name()]}}),
     )
     .await;
     let job = fx
@@ -820,7 +851,9 @@ async fn an_invalid_job_is_reported_and_pulls_nothing() {
         .await;
     let msg = job.status.unwrap().message.unwrap();
     assert!(
-        msg.contains(&format!("{}/bad", fx.ns.name)) && msg.contains("spec.selector"),
+        msg.contains(&format!("{}/bad", fx.ns.name))
+            && msg.contains("spec.selector")
+            && msg.contains("duplicated name in selector names"),
         "{msg}"
     );
     let events = fx.job_events("bad").await;
@@ -936,4 +969,262 @@ async fn the_active_deadline_ends_a_job_whose_nodes_do_not_finish() {
         events.iter().any(|e| e.starts_with("DeadlineExceeded")),
         "{events:?}"
     );
+}
+
+/// OpenKruise's ImagePullJob webhook rules, enforced by the API server through the CRD's CEL
+/// rules: what kruise refuses is refused at create time with kruise's message (no controller
+/// runs here), what kruise accepts is accepted with kruise's defaults, and `pullSecrets` cannot
+/// change.
+#[tokio::test]
+async fn the_api_server_refuses_what_kruises_webhook_refuses() {
+    let client = support::client().await;
+    support::install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "ipj-apply").await;
+    let jobs: Api<ImagePullJob> = Api::namespaced(client.clone(), &ns.name);
+    let dry = PostParams {
+        dry_run: true,
+        field_manager: None,
+    };
+    let job = |name: &str, spec: serde_json::Value| -> ImagePullJob {
+        serde_json::from_value(json!({
+            "apiVersion": "apps.kruise.io/v1alpha1", "kind": "ImagePullJob",
+            "metadata": {"name": name}, "spec": spec
+        }))
+        .expect("ImagePullJob literal")
+    };
+    let refused = [
+        (
+            json!({"image": "nginx", "selector": {"names": ["n"], "matchLabels": {"a": "b"}}}),
+            "can not set both names and labelSelector in this spec.selector",
+        ),
+        (
+            json!({"image": "nginx", "selector": {"names": ["n"]}, "podSelector": {"matchLabels": {"a": "b"}}}),
+            "can not set both selector and podSelector",
+        ),
+        (json!({"image": ""}), "image can not be empty"),
+        (
+            json!({"image": "nginx", "parallelism": "50%"}),
+            "parallelism does not support percentage value",
+        ),
+        (
+            json!({"image": "nginx", "parallelism": "two"}),
+            r#"parallelism must be a valid integer: strconv.ParseInt: parsing \"two\": invalid syntax"#,
+        ),
+        (
+            json!({"image": "nginx", "parallelism": -1}),
+            "parallelism must be non-negative",
+        ),
+        (
+            json!({"image": "nginx", "completionPolicy": {"activeDeadlineSeconds": 599}}),
+            "completionPolicy.activeDeadlineSeconds must be greater than pullPolicy.timeoutSeconds(default 600)",
+        ),
+        (
+            json!({"image": "nginx", "completionPolicy": {"type": "Never", "ttlSecondsAfterFinished": 5}}),
+            "activeDeadlineSeconds and ttlSecondsAfterFinished can only work with Always CompletionPolicyType",
+        ),
+    ];
+    for (spec, message) in refused {
+        match jobs.create(&dry, &job("bad", spec.clone())).await {
+            Ok(_) => panic!("the API server accepted {spec}"),
+            Err(e) => {
+                let text = e.to_string();
+                // The error quotes the message; quotes inside it come escaped or not.
+                assert!(
+                    text.contains(message) || text.contains(&message.replace(r#"\""#, "\"")),
+                    "{spec}: refused, but without {message:?}: {text}"
+                )
+            }
+        }
+    }
+    for spec in [
+        json!({"image": "nginx", "completionPolicy": {"activeDeadlineSeconds": 600}}),
+        json!({"image": "nginx", "pullPolicy": {"timeoutSeconds": 30}, "completionPolicy": {"activeDeadlineSeconds": 30}}),
+        json!({"image": "nginx", "parallelism": "5"}),
+        json!({"image": "nginx", "pullPolicy": {"timeoutSeconds": 0, "backoffLimit": -1}}),
+    ] {
+        jobs.create(&dry, &job("good", spec.clone()))
+            .await
+            .unwrap_or_else(|e| panic!("kruise accepts {spec}, graft refused it: {e}"));
+    }
+    let created = jobs
+        .create(&dry, &job("defaults", json!({"image": "nginx"})))
+        .await
+        .expect("a minimal job is accepted");
+    assert_eq!(
+        serde_json::to_value(&created.spec).unwrap(),
+        json!({
+            "image": "nginx",
+            "pullPolicy": {"timeoutSeconds": 600, "backoffLimit": 3},
+            "completionPolicy": {"type": "Always"},
+            "imagePullPolicy": "IfNotPresent"
+        }),
+        "kruise's defaults, and no parallelism written"
+    );
+
+    let stored = jobs
+        .create(
+            &PostParams::default(),
+            &job(
+                "secrets",
+                json!({"image": "nginx", "pullSecrets": ["a"], "parallelism": 0}),
+            ),
+        )
+        .await
+        .expect("a job with a pull secret is stored");
+    let mut changed = stored.clone();
+    changed.spec.pull_secrets = Some(vec!["b".into()]);
+    match jobs
+        .replace("secrets", &PostParams::default(), &changed)
+        .await
+    {
+        Ok(_) => panic!("the API server let pullSecrets change"),
+        Err(e) => assert!(
+            e.to_string().contains("spec.pullSecrets is immutable"),
+            "{e}"
+        ),
+    }
+    let mut other = stored.clone();
+    other.spec.parallelism =
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1));
+    jobs.replace("secrets", &PostParams::default(), &other)
+        .await
+        .expect("other fields may change");
+}
+
+/// kruise's pull-secret handling over the life of a job that never completes
+/// (`completionPolicy: Never`): the copy for the agents is made with kruise's annotations and
+/// referenced from the NodeImage in `batch` mode, stays while the job runs (also after its
+/// node is done, since the job never completes), follows a rotated source secret, and is
+/// released when the job is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_never_jobs_pull_secret_copy_lives_and_follows_its_source_until_the_job_is_deleted() {
+    let fx = Fixture::with_agents_namespace("ipj-never-secret", 2).await;
+    let ns = fx.ns.name.clone();
+    let secrets: Api<Secret> = fx.ns.api();
+    let copies = fx.agents_secrets();
+    let agents_ns = fx.agents.as_ref().unwrap().name.clone();
+    let config = |user: &str| {
+        format!(r#"{{"auths":{{"registry.invalid":{{"username":"{user}","password":"p"}}}}}}"#)
+    };
+    secrets
+        .create(
+            &PostParams::default(),
+            &pull_secret("creds", &config("one")),
+        )
+        .await
+        .unwrap();
+    fx.create_job(
+        "forever",
+        json!({"image": image("app:v1"), "pullSecrets": ["creds"],
+        "completionPolicy": {"type": "Never"}, "selector": {"names": [node_name()]}}),
+    )
+    .await;
+    let copy_name = format!("{ns}.creds");
+    let data_of = |s: &Secret| {
+        s.data
+            .as_ref()
+            .and_then(|d| d.get(".dockerconfigjson"))
+            .map(|b| String::from_utf8_lossy(&b.0).to_string())
+            .unwrap_or_default()
+    };
+    let copy = wait_for(
+        &copies,
+        &copy_name,
+        "the pull secret's copy for the agents",
+        Duration::from_secs(60),
+        |_| true,
+    )
+    .await;
+    let ann = copy.annotations();
+    assert_eq!(
+        ann.get("imagepulljobs.kruise.io/source-key"),
+        Some(&format!("{ns}/creds"))
+    );
+    assert_eq!(
+        ann.get("imagepulljobs.kruise.io/references"),
+        Some(&format!("{ns}/forever"))
+    );
+    assert_eq!(
+        ann.get("imagepulljobs.kruise.io/mode").map(String::as_str),
+        Some("batch")
+    );
+    assert_eq!(data_of(&copy), config("one"));
+
+    let (name, _) = split(&image("app:v1"));
+    let nis: Api<NodeImage> = Api::all(fx.client.clone());
+    let ni = wait_for(
+        &nis,
+        &node_name(),
+        "the NodeImage to reference the copy",
+        Duration::from_secs(60),
+        |ni| {
+            ni.spec
+                .images
+                .as_ref()
+                .and_then(|m| m.get(&name))
+                .and_then(|i| i.pull_secrets.as_ref())
+                .is_some_and(|ps| ps.iter().any(|p| p.name.as_deref() == Some(&copy_name)))
+        },
+    )
+    .await;
+    let reference = ni.spec.images.unwrap()[&name]
+        .pull_secrets
+        .clone()
+        .unwrap()
+        .into_iter()
+        .find(|p| p.name.as_deref() == Some(&copy_name))
+        .unwrap();
+    assert_eq!(reference.namespace.as_deref(), Some(agents_ns.as_str()));
+    assert_eq!(reference.mode.as_deref(), Some("batch"));
+
+    let job = fx
+        .wait_job("forever", "its node done", Duration::from_secs(120), |j| {
+            j.status.as_ref().is_some_and(|s| s.succeeded == 1)
+        })
+        .await;
+    assert!(!completed(&job), "a Never job does not complete");
+    assert!(
+        copies.get_opt(&copy_name).await.unwrap().is_some(),
+        "the copy stays while the Never job runs"
+    );
+
+    // Rotate the source: the copy follows while the job runs.
+    let mut src = secrets.get("creds").await.unwrap();
+    src.data = None;
+    src.string_data = Some(BTreeMap::from([(
+        ".dockerconfigjson".to_string(),
+        config("two"),
+    )]));
+    secrets
+        .replace("creds", &PostParams::default(), &src)
+        .await
+        .unwrap();
+    wait_for(
+        &copies,
+        &copy_name,
+        "the copy to follow the rotated source",
+        Duration::from_secs(60),
+        |s| data_of(s) == config("two"),
+    )
+    .await;
+
+    fx.jobs()
+        .delete("forever", &DeleteParams::default())
+        .await
+        .unwrap();
+    support::eventually(
+        "the copy to be released with its job",
+        Duration::from_secs(60),
+        || {
+            let copies = copies.clone();
+            let copy_name = copy_name.clone();
+            async move {
+                match copies.get_opt(&copy_name).await {
+                    Ok(None) => Ok(()),
+                    other => Err(format!("still there: {other:?}")),
+                }
+            }
+        },
+    )
+    .await;
 }

@@ -2,7 +2,7 @@
 //! (kruise copies them into `kruise-daemon-config`) by the ImagePullJob controller, and released
 //! by the NodeImage manager when no live job needs them: a rule both share, so it sits below both.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use graft_api::labels::{IMAGEPULLJOB_REFERENCES, IMAGEPULLJOB_SOURCE_KEY};
 use k8s_openapi::api::core::v1::Secret;
@@ -10,6 +10,17 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// Label on every copied secret, so the sweep finds them.
 pub const COPIED_SECRET_LABEL: &str = "graft.dev/imagepulljob-secret";
+/// Annotation kruise 1.9 puts on the copies it makes (`imagepulljobs.kruise.io/mode`).
+pub const MODE_ANNOTATION: &str = "imagepulljobs.kruise.io/mode";
+/// The mode of copies made by a job (kruise's `ReferenceObjectModeBatch`).
+pub const MODE_BATCH: &str = "batch";
+
+/// The `mode` of a NodeImage reference, written by a job of `job_namespace`, to a secret in
+/// `secret_namespace`: `batch` for a copy, none for a job's own secret in the agents' namespace
+/// (which kruise does not copy either).
+pub fn reference_mode(job_namespace: &str, secret_namespace: &str) -> Option<String> {
+    (job_namespace != secret_namespace).then(|| MODE_BATCH.to_string())
+}
 
 /// Name of the copy of secret `name` from namespace `namespace`: `<namespace>.<name>`.
 pub fn copy_name(namespace: &str, name: &str) -> String {
@@ -33,7 +44,10 @@ pub fn references(secret: &Secret) -> BTreeSet<String> {
 }
 
 /// The copy of `source` for job `job_key` in `target_namespace`, keeping the references of an
-/// `existing` copy.
+/// `existing` copy. As kruise's copy: the source's data, type, labels and annotations, plus
+/// `source-key`, `references` (sorted, comma-separated) and `mode: batch`. Unlike kruise (which
+/// names copies `<name>-<6 random hex>`), the name is fixed, so a crash between create and
+/// record cannot leave an orphan copy.
 pub fn copy_for(
     source: &Secret,
     job_key: &str,
@@ -44,24 +58,26 @@ pub fn copy_for(
     let src_name = source.metadata.name.clone().unwrap_or_default();
     let mut refs = existing.map(references).unwrap_or_default();
     refs.insert(job_key.to_string());
+    let mut labels = source.metadata.labels.clone().unwrap_or_default();
+    labels.insert(COPIED_SECRET_LABEL.to_string(), "true".to_string());
+    let mut annotations = source.metadata.annotations.clone().unwrap_or_default();
+    // A source's last-applied copy would make kubectl treat the copy as its own object.
+    annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    annotations.insert(
+        IMAGEPULLJOB_SOURCE_KEY.to_string(),
+        format!("{src_ns}/{src_name}"),
+    );
+    annotations.insert(
+        IMAGEPULLJOB_REFERENCES.to_string(),
+        refs.into_iter().collect::<Vec<_>>().join(","),
+    );
+    annotations.insert(MODE_ANNOTATION.to_string(), MODE_BATCH.to_string());
     Secret {
         metadata: ObjectMeta {
             name: Some(copy_name(&src_ns, &src_name)),
             namespace: Some(target_namespace.to_string()),
-            labels: Some(BTreeMap::from([(
-                COPIED_SECRET_LABEL.to_string(),
-                "true".to_string(),
-            )])),
-            annotations: Some(BTreeMap::from([
-                (
-                    IMAGEPULLJOB_SOURCE_KEY.to_string(),
-                    format!("{src_ns}/{src_name}"),
-                ),
-                (
-                    IMAGEPULLJOB_REFERENCES.to_string(),
-                    refs.into_iter().collect::<Vec<_>>().join(","),
-                ),
-            ])),
+            labels: Some(labels),
+            annotations: Some(annotations),
             ..Default::default()
         },
         type_: source.type_.clone(),
@@ -135,5 +151,54 @@ mod tests {
             sweep(&[ab], &BTreeSet::new()),
             vec![SweepAction::Delete("team.creds".into())]
         );
+    }
+
+    /// kruise's handling over the life of a `completionPolicy: Never` job: the job never
+    /// completes, so its copy stays referenced for as long as the job exists, follows the
+    /// source's data on every reconcile, and is released only when the job is gone.
+    #[test]
+    fn a_never_jobs_copy_lives_as_long_as_the_job_and_follows_its_source() {
+        use k8s_openapi::ByteString;
+        use std::collections::BTreeMap;
+        let mut src = secret("team", "creds");
+        src.metadata.labels = Some(BTreeMap::from([("team".into(), "a".into())]));
+        src.data = Some(BTreeMap::from([(
+            ".dockerconfigjson".into(),
+            ByteString(b"v1".to_vec()),
+        )]));
+        let c1 = copy_for(&src, "team/never", None, "agents");
+        let ann = c1.metadata.annotations.clone().unwrap();
+        assert_eq!(ann[IMAGEPULLJOB_SOURCE_KEY], "team/creds");
+        assert_eq!(ann[IMAGEPULLJOB_REFERENCES], "team/never");
+        assert_eq!(ann[MODE_ANNOTATION], MODE_BATCH);
+        let labels = c1.metadata.labels.clone().unwrap();
+        assert_eq!(labels["team"], "a", "the source's labels are copied");
+        assert_eq!(labels[COPIED_SECRET_LABEL], "true");
+
+        let running = BTreeSet::from(["team/never".to_string()]);
+        assert!(
+            sweep(std::slice::from_ref(&c1), &running).is_empty(),
+            "a running Never job keeps its copy"
+        );
+
+        src.data = Some(BTreeMap::from([(
+            ".dockerconfigjson".into(),
+            ByteString(b"v2".to_vec()),
+        )]));
+        let c2 = copy_for(&src, "team/never", Some(&c1), "agents");
+        assert_eq!(c2.data, src.data, "the copy follows a rotated source");
+        assert_eq!(references(&c2), references(&c1));
+
+        assert_eq!(
+            sweep(&[c2], &BTreeSet::new()),
+            vec![SweepAction::Delete("team.creds".into())],
+            "the copy goes with the job"
+        );
+    }
+
+    #[test]
+    fn only_copies_are_referenced_in_batch_mode() {
+        assert_eq!(reference_mode("team", "agents"), Some(MODE_BATCH.into()));
+        assert_eq!(reference_mode("agents", "agents"), None);
     }
 }

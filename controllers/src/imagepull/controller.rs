@@ -374,6 +374,7 @@ async fn write_tag(
             secrets.push(ReferenceObject {
                 namespace: Some(ns.clone()),
                 name: Some(name.clone()),
+                mode: secrets::reference_mode(owner.namespace.as_deref().unwrap_or_default(), ns),
             });
         }
     }
@@ -413,13 +414,17 @@ async fn write_tag(
 /// Copies pull secret `name` of namespace `ns` for job `job_key`; returns the copy's name or a
 /// message saying why it could not.
 async fn sync_secret(ctx: &Context, ns: &str, name: &str, job_key: &str) -> Result<String, String> {
+    let target_ns = &ctx.pull_secrets_namespace;
+    if ns == target_ns {
+        // kruise: a job in the agents' own namespace uses its secrets as they are.
+        return Ok(name.to_string());
+    }
     let source_api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let source = source_api
         .get_opt(name)
         .await
         .map_err(|e| format!("reading pull secret {ns}/{name}: {e}"))?
         .ok_or_else(|| format!("pull secret {ns}/{name} of ImagePullJob {job_key} not found"))?;
-    let target_ns = &ctx.pull_secrets_namespace;
     ensure_namespace(&ctx.client, target_ns).await?;
     let target: Api<Secret> = Api::namespaced(ctx.client.clone(), target_ns);
     let copy_name = secrets::copy_name(ns, name);
@@ -431,7 +436,8 @@ async fn sync_secret(ctx: &Context, ns: &str, name: &str, job_key: &str) -> Resu
     let unchanged = existing.as_ref().is_some_and(|e| {
         e.data == copy.data
             && e.type_ == copy.type_
-            && secrets::references(e) == secrets::references(&copy)
+            && e.metadata.annotations == copy.metadata.annotations
+            && e.metadata.labels == copy.metadata.labels
     });
     if !unchanged {
         target

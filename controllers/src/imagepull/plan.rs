@@ -7,7 +7,7 @@ use std::time::Duration;
 use graft_api::apps::common::CompletionPolicyType;
 use graft_api::apps::v1alpha1::imagepulljob::{
     DEFAULT_BACKOFF_LIMIT, DEFAULT_TIMEOUT_SECONDS, ImagePullJobNodeSelector, ImagePullJobSpec,
-    ImagePullJobStatus, ImagePullPolicy,
+    ImagePullJobStatus, ImagePullPolicy, normalize_image,
 };
 use graft_api::apps::v1alpha1::nodeimage::{ImagePullPhase, ImageTagPullPolicy};
 use graft_api::field::{FieldError, FieldErrors};
@@ -24,7 +24,14 @@ pub const RESYNC_RUNNING: Duration = Duration::from_secs(5);
 
 /// Splits an image into the NodeImage key (name) and tag: `reg:5000/app:v1` is (`reg:5000/app`,
 /// `v1`), `app@sha256:..` is (`app`, `sha256:..`), `app` is (`app`, `latest`).
+///
+/// Names are normalised as OpenKruise does (`NormalizeImageRefToNameTag`): `docker.io/library/nginx`
+/// is `nginx`, and a tag next to a digest is dropped. An image that is no valid reference (the
+/// job is refused before planning) is split as written.
 pub fn split_image(image: &str) -> (String, String) {
+    if let Ok(n) = normalize_image(image) {
+        return (n.name, n.tag);
+    }
     if let Some((name, digest)) = image.split_once('@') {
         return (name.to_string(), digest.to_string());
     }
@@ -198,7 +205,8 @@ fn targeted(snapshot: &Snapshot, node: &NodeTag) -> bool {
     }
     match &spec.selector {
         None => true,
-        Some(sel) => match sel.names.as_ref().filter(|n| !n.is_empty()) {
+        // kruise: `names != nil` picks by name, so `names: []` targets no node.
+        Some(sel) => match sel.names.as_ref() {
             Some(names) => names.contains(&node.node),
             None => graft_api::selector::matches(&node_label_selector(sel), &node.labels),
         },
@@ -287,12 +295,36 @@ pub fn plan(s: &Snapshot) -> Plan {
     let mut completed_now = false;
     if always && status.completion_time.is_none() {
         let started = status.start_time.as_ref().map_or(s.now, |t| t.0);
+        // kruise: the deadline only ends a job that still has nodes to do; the ones pulling and
+        // the ones not started count as failed and are listed after the failed ones.
         if let Some(ad) = cp.active_deadline_seconds
+            && status.desired != status.succeeded + status.failed
             && started + secs(ad) <= s.now
         {
             status.completion_time = Some(Time(s.now));
             status.failed = status.desired - status.succeeded;
             status.active = 0;
+            let mut pulling: Vec<String> = s
+                .nodes
+                .iter()
+                .filter(|n| targeted(s, n))
+                .filter(|n| matches!(n.spec, Some((_, true))))
+                .filter(|n| !failed_nodes.contains(&n.node))
+                .filter(|n| {
+                    !matches!((n.spec, &n.status), (Some((v, _)), Some((ImagePullPhase::Succeeded, sv, _))) if sv == &v)
+                })
+                .map(|n| n.node.clone())
+                .collect();
+            pulling.sort();
+            let mut unsynced: Vec<String> = not_synced.iter().map(|n| n.node.clone()).collect();
+            unsynced.sort();
+            let all: Vec<String> = failed_nodes
+                .iter()
+                .cloned()
+                .chain(pulling)
+                .chain(unsynced)
+                .collect();
+            status.failed_nodes = (!all.is_empty()).then_some(all);
             status.message = Some("job exceeds activeDeadlineSeconds".into());
             plan.events.push(PlannedEvent {
                 warning: true,
@@ -303,7 +335,8 @@ pub fn plan(s: &Snapshot) -> Plan {
                 ),
             });
             completed_now = true;
-        } else if status.desired > 0 && status.desired == status.succeeded + status.failed {
+        } else if status.desired == status.succeeded + status.failed {
+            // kruise completes a job with no target node at once, too.
             status.completion_time = Some(Time(s.now));
             plan.events.push(PlannedEvent {
                 warning: status.failed > 0,
@@ -347,11 +380,9 @@ pub fn plan(s: &Snapshot) -> Plan {
     }
 
     // Write the tag into up to `parallelism - active` NodeImages that do not have it yet.
-    let parallelism = match &spec.parallelism {
-        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(p)) => *p,
-        _ => 1,
-    };
-    let room = usize::try_from(parallelism - active).unwrap_or(0);
+    // An integer, or a string holding one (OpenKruise accepts `"5"`); unset means 1.
+    let parallelism = spec.parallelism_value().unwrap_or(1);
+    let room = usize::try_from(parallelism - i64::from(active)).unwrap_or(0);
     let pull_policy = node_pull_policy(spec);
     let image_pull_policy = spec.image_pull_policy.unwrap_or_default();
     for node in not_synced.into_iter().take(room) {

@@ -9,6 +9,37 @@ use serde::{Deserialize, Serialize};
 
 use crate::field::{FieldError, FieldErrors};
 
+/// OpenKruise's CRR webhook messages (`pkg/webhook/containerrecreaterequest/mutating`), word
+/// for word: the CRD's CEL rules, [`ContainerRecreateRequestSpec::validate`] and the manager's
+/// create-time checks use them.
+pub mod messages {
+    /// `podName: ""`.
+    pub const POD_NAME_EMPTY: &str = "podName can not be empty";
+    /// `containers: []`.
+    pub const CONTAINERS_EMPTY: &str = "containers list can not be null";
+    /// `activeDeadlineSeconds` below 3.
+    pub const DEADLINE_BELOW_MIN: &str = "activeDeadlineSeconds can not be less than 3s";
+    /// Negative `strategy.terminationGracePeriodSeconds`.
+    pub const TERMINATION_GRACE_NEGATIVE: &str =
+        "terminationGracePeriodSeconds must be non-negative integer";
+    /// Negative `strategy.unreadyGracePeriodSeconds`.
+    pub const UNREADY_GRACE_NEGATIVE: &str =
+        "unreadyGracePeriodSeconds must be non-negative integer";
+    /// preStop/ports/statusContext given by the user (kruise's typo "ready-only" kept).
+    pub const READ_ONLY_FIELDS: &str =
+        "preStop, ports, statusContext in container are ready-only fields";
+    /// An update that changes the spec.
+    pub const SPEC_IMMUTABLE: &str = "spec of ContainerRecreateRequest is immutable";
+    /// A container named twice.
+    pub fn duplicate_container(name: &str) -> String {
+        format!("can not recreate {name} multi times")
+    }
+    /// An unknown `strategy.failurePolicy`.
+    pub fn unknown_failure_policy(policy: &str) -> String {
+        format!("unknown failurePolicy {policy}")
+    }
+}
+
 /// Desired recreation; immutable after creation.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
@@ -45,28 +76,52 @@ use crate::field::{FieldError, FieldErrors};
     )
 )]
 #[serde(rename_all = "camelCase")]
-#[schemars(extend("x-kubernetes-validations" = [{
-    "rule": "self.podName == oldSelf.podName && self.containers.map(c, c.name) == oldSelf.containers.map(c, c.name)",
-    "message": "podName and containers are immutable"
-}]))]
+// OpenKruise's webhook rules the API server can check itself (table: `ContainerRecreateRequestSpec::validate`).
+// The spec is immutable except for what graft's controller fills in once from the pod (kruise's
+// webhook fills it before the object is stored): each container's preStop/ports/statusContext and
+// strategy.terminationGracePeriodSeconds.
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "self.podName == oldSelf.podName && self.containers.map(c, c.name) == oldSelf.containers.map(c, c.name) && has(self.activeDeadlineSeconds) == has(oldSelf.activeDeadlineSeconds) && (!has(self.activeDeadlineSeconds) || self.activeDeadlineSeconds == oldSelf.activeDeadlineSeconds) && has(self.ttlSecondsAfterFinished) == has(oldSelf.ttlSecondsAfterFinished) && (!has(self.ttlSecondsAfterFinished) || self.ttlSecondsAfterFinished == oldSelf.ttlSecondsAfterFinished)",
+        "message": messages::SPEC_IMMUTABLE
+    }
+]))]
 pub struct ContainerRecreateRequestSpec {
     /// Pod in the same namespace.
-    #[schemars(length(min = 1))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "size(self) > 0",
+        "message": messages::POD_NAME_EMPTY
+    }]))]
     pub pod_name: String,
-    /// Containers to recreate (at least one, unique names).
-    #[schemars(length(min = 1, max = 64))]
+    /// Containers to recreate (at least one, unique names). graft caps the list at 64 so that
+    /// the API server can afford its CEL rules; OpenKruise has no cap.
+    #[schemars(length(max = 64), extend("x-kubernetes-validations" = [
+        {
+            "rule": "size(self) > 0",
+            "message": messages::CONTAINERS_EMPTY
+        },
+        {
+            "rule": "self.all(c, self.exists_one(d, d.name == c.name))",
+            "messageExpression": "'can not recreate ' + self.map(c, c.name).filter(n, self.filter(d, d.name == n).size() > 1)[0] + ' multi times'"
+        }
+    ]))]
     pub containers: Vec<ContainerRecreateRequestContainer>,
     /// How to recreate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("default" = {}))]
+    #[schemars(extend("default" = {}, "x-kubernetes-validations" = [{
+        "rule": "has(self.failurePolicy) == has(oldSelf.failurePolicy) && (!has(self.failurePolicy) || self.failurePolicy == oldSelf.failurePolicy) && has(self.orderedRecreate) == has(oldSelf.orderedRecreate) && (!has(self.orderedRecreate) || self.orderedRecreate == oldSelf.orderedRecreate) && has(self.forceRecreate) == has(oldSelf.forceRecreate) && (!has(self.forceRecreate) || self.forceRecreate == oldSelf.forceRecreate) && has(self.unreadyGracePeriodSeconds) == has(oldSelf.unreadyGracePeriodSeconds) && (!has(self.unreadyGracePeriodSeconds) || self.unreadyGracePeriodSeconds == oldSelf.unreadyGracePeriodSeconds) && has(self.minStartedSeconds) == has(oldSelf.minStartedSeconds) && (!has(self.minStartedSeconds) || self.minStartedSeconds == oldSelf.minStartedSeconds) && (!has(oldSelf.terminationGracePeriodSeconds) || (has(self.terminationGracePeriodSeconds) && self.terminationGracePeriodSeconds == oldSelf.terminationGracePeriodSeconds))",
+        "message": messages::SPEC_IMMUTABLE
+    }]))]
     pub strategy: Option<ContainerRecreateRequestStrategy>,
     /// Seconds before the request is given up (at least 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 3))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self >= 3",
+        "message": messages::DEADLINE_BELOW_MIN
+    }]))]
     pub active_deadline_seconds: Option<i64>,
-    /// Seconds after completion before the request is deleted.
+    /// Seconds after completion before the request is deleted (OpenKruise sets no minimum).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
     pub ttl_seconds_after_finished: Option<i32>,
 }
 
@@ -75,7 +130,7 @@ pub struct ContainerRecreateRequestSpec {
 #[serde(rename_all = "camelCase")]
 pub struct ContainerRecreateRequestContainer {
     /// Container name.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(max = 253))]
     pub name: String,
     /// The container's preStop handler (filled by graft).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -117,15 +172,20 @@ pub struct ContainerRecreateRequestStrategy {
     pub force_recreate: Option<bool>,
     /// Grace period for stopping (default: the pod's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self >= 0",
+        "message": messages::TERMINATION_GRACE_NEGATIVE
+    }]))]
     pub termination_grace_period_seconds: Option<i64>,
     /// Seconds to keep the pod not ready before stopping.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self >= 0",
+        "message": messages::UNREADY_GRACE_NEGATIVE
+    }]))]
     pub unready_grace_period_seconds: Option<i64>,
-    /// Seconds a new container must run to count as succeeded.
+    /// Seconds a new container must run to count as succeeded (OpenKruise sets no minimum).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
     pub min_started_seconds: Option<i32>,
 }
 
@@ -221,30 +281,35 @@ impl ContainerRecreateRequestSpec {
         s
     }
 
-    /// Checks podName, containers (≥1, unique names) and deadlines.
+    /// Checks the spec as OpenKruise's webhook does at create time, with its messages. Rules
+    /// (kruise 1.9 `crr_mutating_handler.go`), and where graft enforces each:
+    ///
+    /// | rule | message | graft |
+    /// |---|---|---|
+    /// | podName empty | [`messages::POD_NAME_EMPTY`] | CEL on `spec.podName` + here |
+    /// | containers empty | [`messages::CONTAINERS_EMPTY`] | CEL on `spec.containers` + here |
+    /// | activeDeadlineSeconds < 3 | [`messages::DEADLINE_BELOW_MIN`] | CEL + here |
+    /// | terminationGracePeriodSeconds < 0 | [`messages::TERMINATION_GRACE_NEGATIVE`] | CEL + here |
+    /// | unreadyGracePeriodSeconds < 0 | [`messages::UNREADY_GRACE_NEGATIVE`] | CEL + here |
+    /// | unknown failurePolicy (default `Fail`) | `unknown failurePolicy X` | the schema's enum (its own message); default in the schema |
+    /// | a container named twice | `can not recreate X multi times` | CEL on `spec.containers` + here |
+    /// | preStop/ports/statusContext set at create | [`messages::READ_ONLY_FIELDS`] | the manager only: a CEL create-only rule would refuse CRRs as kruise stored them (restores, takeover; fixture `containerrecreaterequest-force.yaml`) |
+    /// | pod missing / inactive / pending, container missing / without containerID | see `crr::plan` in graft-controllers | the manager (needs the pod) |
+    /// | update changes the spec | [`messages::SPEC_IMMUTABLE`] | CEL transition rules, except the fields graft's manager fills once |
+    /// | update changes label pod-uid / node-name, or a set unready-acquired annotation | `not allowed to update immutable label ...` | not enforced: CEL cannot see metadata labels |
     pub fn validate(&self) -> FieldErrors {
         let mut errs = FieldErrors::default();
         if self.pod_name.is_empty() {
-            errs.push(FieldError::required("spec.podName", ""));
+            errs.push(FieldError::required(
+                "spec.podName",
+                messages::POD_NAME_EMPTY,
+            ));
         }
         if self.containers.is_empty() {
             errs.push(FieldError::required(
                 "spec.containers",
-                "at least one container",
+                messages::CONTAINERS_EMPTY,
             ));
-        }
-        for (i, c) in self.containers.iter().enumerate() {
-            if c.name.is_empty() {
-                errs.push(FieldError::required(
-                    &format!("spec.containers[{i}].name"),
-                    "",
-                ));
-            } else if self.containers[..i].iter().any(|o| o.name == c.name) {
-                errs.push(FieldError::duplicate(
-                    &format!("spec.containers[{i}].name"),
-                    &c.name,
-                ));
-            }
         }
         if let Some(a) = self.active_deadline_seconds
             && a < 3
@@ -252,27 +317,36 @@ impl ContainerRecreateRequestSpec {
             errs.push(FieldError::invalid(
                 "spec.activeDeadlineSeconds",
                 a,
-                "must be at least 3",
+                messages::DEADLINE_BELOW_MIN,
             ));
         }
         if let Some(s) = &self.strategy {
-            for (f, v) in [
-                (
-                    "terminationGracePeriodSeconds",
-                    s.termination_grace_period_seconds,
-                ),
-                ("unreadyGracePeriodSeconds", s.unready_grace_period_seconds),
-                ("minStartedSeconds", s.min_started_seconds.map(i64::from)),
-            ] {
-                if let Some(v) = v
-                    && v < 0
-                {
-                    errs.push(FieldError::invalid(
-                        &format!("spec.strategy.{f}"),
-                        v,
-                        "must be greater than or equal to 0",
-                    ));
-                }
+            if let Some(v) = s.termination_grace_period_seconds
+                && v < 0
+            {
+                errs.push(FieldError::invalid(
+                    "spec.strategy.terminationGracePeriodSeconds",
+                    v,
+                    messages::TERMINATION_GRACE_NEGATIVE,
+                ));
+            }
+            if let Some(v) = s.unready_grace_period_seconds
+                && v < 0
+            {
+                errs.push(FieldError::invalid(
+                    "spec.strategy.unreadyGracePeriodSeconds",
+                    v,
+                    messages::UNREADY_GRACE_NEGATIVE,
+                ));
+            }
+        }
+        for (i, c) in self.containers.iter().enumerate() {
+            if self.containers[..i].iter().any(|o| o.name == c.name) {
+                errs.push(FieldError::invalid(
+                    &format!("spec.containers[{i}].name"),
+                    &c.name,
+                    &messages::duplicate_container(&c.name),
+                ));
             }
         }
         errs
@@ -282,7 +356,7 @@ impl ContainerRecreateRequestSpec {
     pub fn validate_update(&self, old: &Self) -> FieldErrors {
         let mut errs = self.validate();
         if self != old {
-            errs.push(FieldError::forbidden("spec", "spec is immutable"));
+            errs.push(FieldError::forbidden("spec", messages::SPEC_IMMUTABLE));
         }
         errs
     }
@@ -293,21 +367,107 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn spec(v: serde_json::Value) -> ContainerRecreateRequestSpec {
+        serde_json::from_value(v).unwrap()
+    }
+
     #[test]
-    fn defaults_and_validation() {
-        let s: ContainerRecreateRequestSpec = serde_json::from_value(json!({
-            "podName": "web-0", "containers": [{"name": "app"}, {"name": "app"}], "activeDeadlineSeconds": 1
-        }))
-        .unwrap();
+    fn defaults_are_pinned() {
+        let s = spec(json!({"podName": "web-0", "containers": [{"name": "app"}]}));
         assert_eq!(
             serde_json::to_value(s.defaulted()).unwrap()["strategy"],
             json!({"failurePolicy": "Fail"})
         );
-        let errs = s.validate();
-        assert!(errs.has_field("spec.containers[1].name"));
-        assert!(errs.has_field("spec.activeDeadlineSeconds"));
+    }
+
+    /// One row per OpenKruise 1.9 webhook rule that needs no pod: (rule, spec, field and exact
+    /// detail, or `None` when OpenKruise accepts it).
+    #[test]
+    fn validation_table() {
+        /// (rule, spec, field and detail of the error, or `None` when accepted)
+        type Row<'a> = (&'a str, serde_json::Value, Option<(&'a str, String)>);
+        let cases: Vec<Row> = vec![
+            (
+                "minimal request is accepted",
+                json!({"podName": "p", "containers": [{"name": "a"}]}),
+                None,
+            ),
+            (
+                "empty podName is refused",
+                json!({"podName": "", "containers": [{"name": "a"}]}),
+                Some(("spec.podName", messages::POD_NAME_EMPTY.into())),
+            ),
+            (
+                "empty containers are refused",
+                json!({"podName": "p", "containers": []}),
+                Some(("spec.containers", messages::CONTAINERS_EMPTY.into())),
+            ),
+            (
+                "activeDeadlineSeconds below 3 is refused",
+                json!({"podName": "p", "containers": [{"name": "a"}], "activeDeadlineSeconds": 2}),
+                Some((
+                    "spec.activeDeadlineSeconds",
+                    messages::DEADLINE_BELOW_MIN.into(),
+                )),
+            ),
+            (
+                "activeDeadlineSeconds of 3 is accepted",
+                json!({"podName": "p", "containers": [{"name": "a"}], "activeDeadlineSeconds": 3}),
+                None,
+            ),
+            (
+                "negative terminationGracePeriodSeconds is refused",
+                json!({"podName": "p", "containers": [{"name": "a"}], "strategy": {"terminationGracePeriodSeconds": -1}}),
+                Some((
+                    "spec.strategy.terminationGracePeriodSeconds",
+                    messages::TERMINATION_GRACE_NEGATIVE.into(),
+                )),
+            ),
+            (
+                "negative unreadyGracePeriodSeconds is refused",
+                json!({"podName": "p", "containers": [{"name": "a"}], "strategy": {"unreadyGracePeriodSeconds": -1}}),
+                Some((
+                    "spec.strategy.unreadyGracePeriodSeconds",
+                    messages::UNREADY_GRACE_NEGATIVE.into(),
+                )),
+            ),
+            (
+                "negative minStartedSeconds and ttl are accepted (no minimum in OpenKruise)",
+                json!({"podName": "p", "containers": [{"name": "a"}], "ttlSecondsAfterFinished": -1, "strategy": {"minStartedSeconds": -1}}),
+                None,
+            ),
+            (
+                "a container named twice is refused",
+                json!({"podName": "p", "containers": [{"name": "app"}, {"name": "app"}]}),
+                Some((
+                    "spec.containers[1].name",
+                    messages::duplicate_container("app"),
+                )),
+            ),
+        ];
+        for (rule, v, want) in cases {
+            let errs = spec(v.clone()).validate();
+            match want {
+                None => assert!(errs.is_empty(), "{rule}: {v}: {errs}"),
+                Some((field, detail)) => assert!(
+                    errs.iter().any(|e| e.field == field && e.detail == detail),
+                    "{rule}: {v}: want {field}: {detail}, got {errs}"
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn the_spec_is_immutable() {
+        let s = spec(json!({"podName": "web-0", "containers": [{"name": "app"}]}));
         let mut changed = s.clone();
         changed.pod_name = "web-1".into();
-        assert!(changed.validate_update(&s).has_field("spec"));
+        assert!(
+            changed
+                .validate_update(&s)
+                .iter()
+                .any(|e| e.detail == messages::SPEC_IMMUTABLE)
+        );
+        assert!(s.validate_update(&s).is_empty());
     }
 }

@@ -85,6 +85,10 @@ pub struct ReferenceObject {
     /// Name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// `batch` for the copies an ImagePullJob made (kruise 1.9): they go with the image entry,
+    /// while references without a mode are older ones the NodeImage manager checks one by one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
 }
 
 /// One tag to pull.

@@ -12,6 +12,7 @@ use std::time::Duration;
 use graft_api::annotations::{PodNotReadyReason, PodNotReadyReasons};
 use graft_api::apps::v1alpha1::ContainerRecreateRequest;
 use graft_api::apps::v1alpha1::containerrecreaterequest::ContainerRecreateRequestPhase;
+use graft_api::apps::v1alpha1::containerrecreaterequest::messages;
 use graft_api::apps::v1alpha1::containerrecreaterequest::{
     ContainerRecreateRequestContainer, ContainerRecreateRequestContainerContext,
     ContainerRecreateRequestFailurePolicy, ContainerRecreateRequestSyncContainerStatus,
@@ -332,36 +333,33 @@ pub fn initialized(crr: &ContainerRecreateRequest) -> bool {
             .all(|c| c.status_context.is_some())
 }
 
-/// kruise's webhook checks and fill; `Err` says why the request cannot run.
+/// kruise's webhook checks and fill, in kruise's order and with its messages (the first failed
+/// check wins, as in the webhook); `Err` says why the request cannot run.
 fn initialize(s: &Snapshot) -> Result<Action, String> {
     let crr = s.crr;
-    let errors = crr.spec.validate();
-    if !errors.is_empty() {
-        return Err(errors.to_string());
-    }
-    if crr
+    // Per-container checks (duplicates) come after the pod lookup in kruise.
+    if let Some(e) = crr
         .spec
-        .containers
+        .validate()
         .iter()
-        .any(|c| c.pre_stop.is_some() || c.ports.is_some() || c.status_context.is_some())
+        .find(|e| !e.field.starts_with("spec.containers["))
     {
-        return Err("preStop, ports, statusContext in containers are read-only fields".into());
+        return Err(e.detail.clone());
     }
     let pod_name = &crr.spec.pod_name;
     let Some(pod) = s.pod else {
-        return Err(format!("Pod {pod_name} not found"));
+        return Err(format!("no found Pod named {pod_name}"));
     };
     let phase = pod.status.as_ref().and_then(|st| st.phase.as_deref());
-    if pod.metadata.deletion_timestamp.is_some() || matches!(phase, Some("Succeeded" | "Failed")) {
-        return Err(format!(
-            "not allowed to recreate containers in an inactive Pod ({pod_name})"
-        ));
-    }
+    let active =
+        pod.metadata.deletion_timestamp.is_none() && !matches!(phase, Some("Succeeded" | "Failed"));
     let spec = pod.spec.clone().unwrap_or_default();
-    let Some(node) = spec.node_name.clone().filter(|n| !n.is_empty()) else {
-        return Err(format!(
-            "not allowed to recreate containers in a pending Pod ({pod_name} is not scheduled)"
-        ));
+    let node = spec.node_name.clone().filter(|n| !n.is_empty());
+    if !active && !terminated_by_sidecar_terminator(pod) {
+        return Err("not allowed to recreate containers in an inactive Pod".into());
+    }
+    let Some(node) = node else {
+        return Err("not allowed to recreate containers in a pending Pod".into());
     };
     let statuses = pod
         .status
@@ -369,13 +367,19 @@ fn initialize(s: &Snapshot) -> Result<Action, String> {
         .and_then(|st| st.container_statuses.clone())
         .unwrap_or_default();
     let mut containers = Vec::with_capacity(crr.spec.containers.len());
-    for c in &crr.spec.containers {
+    for (i, c) in crr.spec.containers.iter().enumerate() {
+        if crr.spec.containers[..i].iter().any(|o| o.name == c.name) {
+            return Err(messages::duplicate_container(&c.name));
+        }
+        if c.pre_stop.is_some() || c.ports.is_some() || c.status_context.is_some() {
+            return Err(messages::READ_ONLY_FIELDS.into());
+        }
         let Some(pc) = spec.containers.iter().find(|pc| pc.name == c.name) else {
-            return Err(format!("container {} not found in Pod {pod_name}", c.name));
+            return Err(format!("container {} not found in Pod", c.name));
         };
         let Some(cs) = statuses.iter().find(|cs| cs.name == c.name) else {
             return Err(format!(
-                "no status of container {} in Pod {pod_name} yet",
+                "not found {} containerStatus in Pod Status",
                 c.name
             ));
         };
@@ -418,6 +422,15 @@ fn initialize(s: &Snapshot) -> Result<Action, String> {
             .or(spec.termination_grace_period_seconds),
         failure_policy: strategy.failure_policy.unwrap_or_default(),
     })
+}
+
+/// The pod carries condition `SidecarTerminated` (kruise's SidecarTerminator stopped its main
+/// containers): kruise's webhook lets CRRs through for such inactive pods, to kill sidecars.
+fn terminated_by_sidecar_terminator(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|st| st.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "SidecarTerminated"))
 }
 
 /// kruise's snapshot: the requested containers that run and started after the request was made.

@@ -178,6 +178,24 @@ fn the_users_grace_period_wins_over_the_pods() {
 }
 
 #[test]
+fn a_pod_stopped_by_the_sidecar_terminator_still_takes_requests() {
+    let mut p = pod();
+    let st = p.status.as_mut().unwrap();
+    st.phase = Some("Succeeded".into());
+    st.conditions = Some(vec![k8s_openapi::api::core::v1::PodCondition {
+        type_: "SidecarTerminated".into(),
+        status: "True".into(),
+        ..Default::default()
+    }]);
+    let plan = plan_at(&crr(&["app"]), Some(&p), 1);
+    assert!(
+        matches!(plan.actions[0], Action::Initialize { .. }),
+        "{:?}",
+        plan.actions
+    );
+}
+
+#[test]
 fn requests_the_webhook_would_reject_complete_at_once_with_the_reason() {
     let unscheduled = {
         let mut p = pod();
@@ -206,30 +224,45 @@ fn requests_the_webhook_would_reject_complete_at_once_with_the_reason() {
         c
     };
     let duplicate = crr(&["app", "app"]);
+    let no_status = {
+        let mut p = pod();
+        p.status.as_mut().unwrap().container_statuses = Some(vec![]);
+        p
+    };
+    let deleting = {
+        let mut p = pod();
+        p.metadata.deletion_timestamp = Some(Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH));
+        p
+    };
+    let short_deadline = {
+        let mut c = crr(&["app"]);
+        c.spec.active_deadline_seconds = Some(2);
+        c
+    };
     let cases: Vec<(&str, ContainerRecreateRequest, Option<Pod>, &str)> = vec![
         (
             "missing pod",
             crr(&["app"]),
             None,
-            "rejected: Pod web not found",
+            "rejected: no found Pod named web",
         ),
         (
             "missing container",
             crr(&["app", "nope"]),
             Some(pod()),
-            "rejected: container nope not found in Pod web",
+            "rejected: container nope not found in Pod",
         ),
         (
             "unscheduled pod",
             crr(&["app"]),
             Some(unscheduled),
-            "rejected: not allowed to recreate containers in a pending Pod (web is not scheduled)",
+            "rejected: not allowed to recreate containers in a pending Pod",
         ),
         (
             "finished pod",
             crr(&["app"]),
             Some(finished),
-            "rejected: not allowed to recreate containers in an inactive Pod (web)",
+            "rejected: not allowed to recreate containers in an inactive Pod",
         ),
         (
             "container not started",
@@ -241,13 +274,31 @@ fn requests_the_webhook_would_reject_complete_at_once_with_the_reason() {
             "read-only fields set",
             preset,
             Some(pod()),
-            "rejected: preStop, ports, statusContext in containers are read-only fields",
+            "rejected: preStop, ports, statusContext in container are ready-only fields",
         ),
         (
             "duplicate container",
             duplicate,
             Some(pod()),
-            "rejected: [spec.containers[1].name: Duplicate value: \"app\"]",
+            "rejected: can not recreate app multi times",
+        ),
+        (
+            "container without status",
+            crr(&["app"]),
+            Some(no_status),
+            "rejected: not found app containerStatus in Pod Status",
+        ),
+        (
+            "deleting pod",
+            crr(&["app"]),
+            Some(deleting),
+            "rejected: not allowed to recreate containers in an inactive Pod",
+        ),
+        (
+            "deadline below 3s, checked before the pod",
+            short_deadline,
+            None,
+            "rejected: activeDeadlineSeconds can not be less than 3s",
         ),
     ];
     for (name, c, p, want) in cases {
@@ -466,7 +517,7 @@ fn a_completed_request_releases_the_pod_is_deactivated_and_deleted_after_its_ttl
 #[test]
 fn a_rejected_request_is_not_initialized_again() {
     let mut c = crr(&["app"]);
-    c.status = Some(serde_json::from_value(json!({"phase": "Completed", "completionTime": T0, "message": "rejected: Pod web not found"})).unwrap());
+    c.status = Some(serde_json::from_value(json!({"phase": "Completed", "completionTime": T0, "message": "rejected: no found Pod named web"})).unwrap());
     assert_eq!(plan_at(&c, Some(&pod()), 5), Plan::default());
 }
 

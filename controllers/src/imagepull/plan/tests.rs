@@ -56,6 +56,14 @@ fn images_split_into_name_and_tag() {
         ("reg:5000/app", ("reg:5000/app", "latest")),
         ("nginx", ("nginx", "latest")),
         ("a/b@sha256:00", ("a/b", "sha256:00")),
+        ("docker.io/library/nginx:1.27", ("nginx", "1.27")),
+        (
+            "reg/app:v1@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            (
+                "reg/app",
+                "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            ),
+        ),
     ];
     for (image, (n, t)) in cases {
         assert_eq!(
@@ -122,6 +130,15 @@ fn parallelism_limits_how_many_nodes_pull_at_once() {
         ));
         assert_eq!(written(&p), want, "{name}");
     }
+}
+
+#[test]
+fn a_string_parallelism_holding_an_integer_counts_as_that_integer() {
+    let p = plan(&snapshot(
+        job(json!({"image": "reg/app:v1", "parallelism": "2"})),
+        vec![node("a"), node("b"), node("c")],
+    ));
+    assert_eq!(written(&p).len(), 2, "{:?}", written(&p));
 }
 
 #[test]
@@ -230,11 +247,28 @@ fn counters_and_message_match_kruise() {
         p.events[0].note
     );
 
-    let p = plan(&snapshot(job(json!({"image": "reg/app:v1"})), vec![]));
+    // kruise: only a Never job runs with no node; an Always job with none completes at once.
+    let p = plan(&snapshot(
+        job(json!({"image": "reg/app:v1", "completionPolicy": {"type": "Never"}})),
+        vec![],
+    ));
     assert_eq!(
         p.status.message.as_deref(),
         Some("job is running, no progress")
     );
+    let p = plan(&snapshot(job(json!({"image": "reg/app:v1"})), vec![]));
+    assert_eq!(p.status.message.as_deref(), Some("job has completed"));
+    assert!(p.status.completion_time.is_some());
+}
+
+#[test]
+fn empty_names_target_no_node() {
+    let p = plan(&snapshot(
+        job(json!({"image": "reg/app:v1", "selector": {"names": []}})),
+        vec![node("a")],
+    ));
+    assert_eq!(p.status.desired, 0);
+    assert!(written(&p).is_empty());
 }
 
 #[test]
@@ -287,6 +321,22 @@ fn the_active_deadline_completes_the_job_and_fails_pending_nodes() {
     );
     assert!(p.writes.is_empty());
     assert_eq!(p.events.last().unwrap().reason, "DeadlineExceeded");
+    // kruise lists the failed, then the pulling, then the not started nodes.
+    assert_eq!(
+        p.status.failed_nodes,
+        Some(vec!["b".to_string(), "c".to_string()])
+    );
+}
+
+#[test]
+fn a_job_done_when_its_deadline_passes_completes_normally() {
+    use ImagePullPhase::*;
+    let mut j =
+        job(json!({"image": "reg/app:v1", "completionPolicy": {"activeDeadlineSeconds": 900}}));
+    j.status.start_time = Some(Time(at(NOW - 901)));
+    let p = plan(&snapshot(j, vec![ours(node("a"), 0, Some(Succeeded))]));
+    assert_eq!(p.status.message.as_deref(), Some("job has completed"));
+    assert_eq!((p.status.succeeded, p.status.failed), (1, 0));
 }
 
 #[test]
