@@ -1384,3 +1384,347 @@ async fn an_orphan_pod_matching_the_selector_is_adopted() {
         cs.status
     );
 }
+
+// ---- in-place features OpenKruise has with its gates on (kruise-api.md §2.6) -------------------
+
+/// A CloneSet whose pods carry label `version` (read by the `app` container's env `VERSION`),
+/// with the given `app` resources and env, and a `sidecar` with `sidecar_env`.
+fn feature_cloneset(
+    name: &str,
+    replicas: i32,
+    app_env: Value,
+    resources: Value,
+    sidecar_env: Value,
+) -> CloneSet {
+    serde_json::from_value(json!({
+        "apiVersion": "apps.kruise.io/v1alpha1", "kind": "CloneSet",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name, "version": "1"}},
+                "spec": feature_pod_spec(&image("app:v1"), &image("sidecar:v1"), app_env, resources, sidecar_env)
+            },
+            "updateStrategy": {"type": "InPlaceIfPossible", "maxUnavailable": 1}
+        }
+    }))
+    .expect("valid CloneSet literal")
+}
+
+fn feature_pod_spec(
+    app: &str,
+    sidecar: &str,
+    app_env: Value,
+    resources: Value,
+    sidecar_env: Value,
+) -> Value {
+    json!({
+        "terminationGracePeriodSeconds": 3,
+        "containers": [
+            {"name": "app", "image": app, "imagePullPolicy": "IfNotPresent", "env": app_env,
+             "resources": resources,
+             "readinessProbe": {"httpGet": {"path": "/readyz", "port": 8080}, "periodSeconds": 1}},
+            {"name": "sidecar", "image": sidecar, "imagePullPolicy": "IfNotPresent", "env": sidecar_env}
+        ]
+    })
+}
+
+fn version_env() -> Value {
+    json!([{"name": "VERSION", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['version']"}}}])
+}
+
+/// Each live pod's UID → (IP, restart count per container).
+async fn pod_identities(e: &Env, name: &str) -> BTreeMap<String, (String, BTreeMap<String, i32>)> {
+    live_pods(e, name)
+        .await
+        .iter()
+        .map(|p| {
+            let st = p.status.clone().unwrap_or_default();
+            let restarts = st
+                .container_statuses
+                .unwrap_or_default()
+                .into_iter()
+                .map(|c| (c.name, c.restart_count))
+                .collect();
+            (
+                p.metadata.uid.clone().unwrap_or_default(),
+                (st.pod_ip.unwrap_or_default(), restarts),
+            )
+        })
+        .collect()
+}
+
+/// Waits until the update has reached every pod and the CloneSet counts them all ready.
+async fn rolled_out(e: &Env, name: &str, replicas: i32, what: &str) -> CloneSet {
+    wait_cs(e, name, what, 3 * MINUTE, |cs| {
+        let s = cs.status.clone().unwrap_or_default();
+        status_is(cs, replicas)
+            && s.update_revision.is_some()
+            && s.update_revision == s.current_revision
+    })
+    .await
+}
+
+fn annotation_json(p: &Pod, key: &str) -> Value {
+    let raw = p
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(key))
+        .unwrap_or_else(|| panic!("pod {:?} has no {key}", p.metadata.name));
+    serde_json::from_str(raw).unwrap_or_else(|e| panic!("{key} is not JSON: {e}"))
+}
+
+#[tokio::test]
+async fn env_from_a_changed_label_restarts_only_the_container_that_reads_it() {
+    let e = env("cs-envmeta").await;
+    let _agent = support::GraftNodeAgent::start_for_crr(&e.ns.name);
+    e.clonesets
+        .create(
+            &PostParams::default(),
+            &feature_cloneset("web", 2, version_env(), json!({}), json!([])),
+        )
+        .await
+        .expect("create");
+    settled(&e, "web", 2).await;
+    let before = pod_identities(&e, "web").await;
+    let watcher = PodWatcher::start(&e.client, &e.ns.name, "app=web");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    patch_spec(
+        &e,
+        "web",
+        json!({"template": {"metadata": {"labels": {"app": "web", "version": "2"}}}}),
+    )
+    .await;
+    rolled_out(&e, "web", 2, "both pods at version=2, ready").await;
+    let after = live_pods(&e, "web").await;
+    assert_eq!(after.len(), 2);
+    for p in &after {
+        let uid = p.metadata.uid.clone().unwrap_or_default();
+        let (ip, _) = before
+            .get(&uid)
+            .unwrap_or_else(|| panic!("pod {uid} is new: not updated in place"));
+        assert_eq!(
+            p.status.as_ref().and_then(|s| s.pod_ip.as_ref()),
+            Some(ip),
+            "same IP"
+        );
+        assert_eq!(
+            p.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("version"))
+                .map(String::as_str),
+            Some("2")
+        );
+        assert_eq!(
+            container(p, "app").map(|c| c.restart_count),
+            Some(1),
+            "app restarted once"
+        );
+        assert_eq!(
+            container(p, "sidecar").map(|c| c.restart_count),
+            Some(0),
+            "sidecar untouched"
+        );
+        let state = annotation_json(p, "apps.kruise.io/inplace-update-state");
+        assert_eq!(state["updateEnvFromMetadata"], json!(true), "{state}");
+        // The node agent reports the restarted container with the env of the new label.
+        let meta = annotation_json(p, "apps.kruise.io/runtime-containers-meta");
+        let app_meta = meta["containers"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["name"] == "app"))
+            .unwrap_or_else(|| panic!("no app in {meta}"));
+        assert_eq!(
+            app_meta["containerID"].as_str(),
+            container(p, "app").and_then(|c| c.container_id.as_deref()),
+            "{meta}"
+        );
+        let spec_app = &p.spec.as_ref().expect("spec").containers[0];
+        let labels = p.metadata.labels.clone().unwrap_or_default();
+        let annotations = p.metadata.annotations.clone().unwrap_or_default();
+        assert_eq!(
+            app_meta["hashes"]["extractedEnvFromMetadataHash"].as_u64(),
+            Some(graft_api::annotations::expected_env_from_metadata_hash(
+                spec_app,
+                &labels,
+                &annotations
+            )),
+            "the app container runs with VERSION=2: {meta}"
+        );
+    }
+    // While it happened: no pod was replaced, the sidecar never restarted, one pod at a time.
+    let history = watcher.history();
+    for s in &history {
+        assert!(
+            !s.deleted && !s.deleting,
+            "a pod was deleted:\n{}",
+            timeline(&history)
+        );
+        assert!(
+            before.contains_key(&s.uid),
+            "a new pod appeared:\n{}",
+            timeline(&history)
+        );
+        let sidecar = s.containers.iter().find(|c| c.0 == "sidecar").map(|c| c.3);
+        assert!(
+            sidecar.is_none_or(|r| r == 0),
+            "sidecar restarted:\n{}",
+            timeline(&history)
+        );
+    }
+    let (worst, _) = worst_case(&history, 2, "app:v1");
+    assert!(worst <= 1, "maxUnavailable 1 (observed {worst})");
+}
+
+#[tokio::test]
+async fn a_cpu_and_memory_resize_is_in_place_and_keeps_uid_and_restart_count() {
+    let e = env("cs-resize").await;
+    let small = json!({"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}});
+    let big = json!({"requests": {"cpu": "60m", "memory": "48Mi"}, "limits": {"cpu": "150m", "memory": "96Mi"}});
+    e.clonesets
+        .create(
+            &PostParams::default(),
+            &feature_cloneset("web", 2, json!([]), small, json!([])),
+        )
+        .await
+        .expect("create");
+    settled(&e, "web", 2).await;
+    let before = pod_identities(&e, "web").await;
+    let watcher = PodWatcher::start(&e.client, &e.ns.name, "app=web");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    patch_spec(
+        &e,
+        "web",
+        json!({"template": {"spec": feature_pod_spec(&image("app:v1"), &image("sidecar:v1"), json!([]), big.clone(), json!([]))}}),
+    )
+    .await;
+    rolled_out(&e, "web", 2, "both pods resized, ready").await;
+    let after = live_pods(&e, "web").await;
+    assert_eq!(after.len(), 2);
+    let want: k8s_openapi::api::core::v1::ResourceRequirements =
+        serde_json::from_value(big).expect("resources");
+    for p in &after {
+        let uid = p.metadata.uid.clone().unwrap_or_default();
+        let (ip, _) = before
+            .get(&uid)
+            .unwrap_or_else(|| panic!("pod {uid} is new: not resized in place"));
+        assert_eq!(
+            p.status.as_ref().and_then(|s| s.pod_ip.as_ref()),
+            Some(ip),
+            "same IP"
+        );
+        let app = container(p, "app").expect("app status");
+        assert_eq!(app.restart_count, 0, "app not restarted");
+        assert_eq!(container(p, "sidecar").map(|c| c.restart_count), Some(0));
+        assert_eq!(
+            p.spec.as_ref().map(|s| s.containers[0].resources.clone()),
+            Some(Some(want.clone())),
+            "the pod spec has the new resources"
+        );
+        assert_eq!(
+            app.resources
+                .as_ref()
+                .map(|r| (r.limits.clone(), r.requests.clone())),
+            Some((want.limits.clone(), want.requests.clone())),
+            "the kubelet reports them applied"
+        );
+        let state = annotation_json(p, "apps.kruise.io/inplace-update-state");
+        assert_eq!(state["updateResources"], json!(true), "{state}");
+    }
+    // While it happened: no pod replaced, no container restarted, and no pod taken out of service
+    // (a resize that restarts nothing does not drain, as OpenKruise does).
+    let history = watcher.history();
+    for s in &history {
+        assert!(
+            !s.deleted && !s.deleting,
+            "a pod was deleted:\n{}",
+            timeline(&history)
+        );
+        assert!(
+            before.contains_key(&s.uid),
+            "a new pod appeared:\n{}",
+            timeline(&history)
+        );
+        assert!(
+            s.containers.iter().all(|c| c.3 == 0),
+            "a container restarted:\n{}",
+            timeline(&history)
+        );
+    }
+    let (worst, _) = worst_case(&history, 2, "app:v1");
+    assert_eq!(
+        worst,
+        0,
+        "no pod left service during the resize:\n{}",
+        timeline(&history)
+    );
+}
+
+#[tokio::test]
+async fn launch_priority_orders_the_in_place_restarts() {
+    let e = env("cs-priority").await;
+    let high = json!([{"name": "KRUISE_CONTAINER_PRIORITY", "value": "10"}]);
+    e.clonesets
+        .create(
+            &PostParams::default(),
+            &feature_cloneset("web", 2, json!([]), json!({}), high.clone()),
+        )
+        .await
+        .expect("create");
+    settled(&e, "web", 2).await;
+    let before = pod_identities(&e, "web").await;
+    let watcher = PodWatcher::start(&e.client, &e.ns.name, "app=web");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    patch_spec(
+        &e,
+        "web",
+        json!({"template": {"spec": feature_pod_spec(&image("app:v2"), &image("sidecar:v2"), json!([]), json!({}), high)}}),
+    )
+    .await;
+    rolled_out(&e, "web", 2, "both containers of both pods at v2, ready").await;
+    let after = live_pods(&e, "web").await;
+    for p in &after {
+        let uid = p.metadata.uid.clone().unwrap_or_default();
+        assert!(
+            before.contains_key(&uid),
+            "pod {uid} is new: not updated in place"
+        );
+        assert_eq!(container(p, "app").map(|c| c.restart_count), Some(1));
+        assert_eq!(container(p, "sidecar").map(|c| c.restart_count), Some(1));
+        let state = annotation_json(p, "apps.kruise.io/inplace-update-state");
+        let batches: Vec<Value> = state["containerBatchesRecord"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no batches in {state}"))
+            .iter()
+            .map(|b| b["containers"].clone())
+            .collect();
+        assert_eq!(batches, vec![json!(["sidecar"]), json!(["app"])], "{state}");
+    }
+    // While it happened, per pod: the sidecar (priority 10) ran v2 before the app did, and the app
+    // never ran v2 while the sidecar still ran v1.
+    let history = watcher.history();
+    let runs = |s: &PodState, c: &str, tag: &str| {
+        s.containers
+            .iter()
+            .any(|x| x.0 == c && x.1.ends_with(&format!("{c}:{tag}")))
+    };
+    for uid in before.keys() {
+        let states: Vec<PodState> = history.iter().filter(|s| &s.uid == uid).cloned().collect();
+        for s in &states {
+            assert!(
+                !(runs(s, "app", "v2") && runs(s, "sidecar", "v1")),
+                "app restarted before the sidecar:\n{}",
+                timeline(&history)
+            );
+        }
+        assert!(
+            states
+                .iter()
+                .any(|s| runs(s, "sidecar", "v2") && runs(s, "app", "v1")),
+            "the sidecar was never updated alone first:\n{}",
+            timeline(&history)
+        );
+    }
+}

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::api::core::v1::{Container, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use serde::{Deserialize, Serialize};
 
@@ -209,6 +209,138 @@ pub struct PodNotReadyReason {
 /// The message of the `KruisePodReady` condition.
 pub type PodNotReadyReasons = Vec<PodNotReadyReason>;
 
+/// Env names never counted in the env-from-metadata hash (SidecarSet writes them itself).
+const ENV_FROM_METADATA_EXCLUDED: [&str; 2] = ["SIDECARSET_VERSION", "SIDECARSET_VERSION_ALT"];
+
+/// Splits a downward-API field path with a subscript, `metadata.labels['k']` into
+/// `("metadata.labels", "k")` (Kubernetes' `fieldpath.SplitMaybeSubscriptedPath`).
+pub fn split_subscripted_path(field_path: &str) -> Option<(&str, &str)> {
+    let s = field_path.strip_suffix("']")?;
+    let (path, key) = s.split_once("['")?;
+    (!path.is_empty()).then_some((path, key))
+}
+
+/// The env vars of `container` that read a pod label or annotation through `valueFrom.fieldRef`
+/// (name, path, key), as OpenKruise counts them (`pkg/util/containermeta`): a literal `value`
+/// wins over `valueFrom`, and the SidecarSet version vars are left out.
+pub fn env_from_metadata(container: &Container) -> Vec<(&str, &str, &str)> {
+    container
+        .env
+        .iter()
+        .flatten()
+        .filter(|e| e.value.as_deref().is_none_or(str::is_empty))
+        .filter(|e| !ENV_FROM_METADATA_EXCLUDED.contains(&e.name.as_str()))
+        .filter_map(|e| {
+            let field = e.value_from.as_ref()?.field_ref.as_ref()?;
+            let (path, key) = split_subscripted_path(&field.field_path)?;
+            matches!(path, "metadata.labels" | "metadata.annotations").then_some((
+                e.name.as_str(),
+                path,
+                key,
+            ))
+        })
+        .collect()
+}
+
+/// Whether an env var of `container` reads `path` (`metadata.labels` / `metadata.annotations`)
+/// at `key` (OpenKruise's `IsContainerReferenceToMeta`).
+pub fn container_reads_metadata(container: &Container, path: &str, key: &str) -> bool {
+    env_from_metadata(container)
+        .iter()
+        .any(|(_, p, k)| *p == path && *k == key)
+}
+
+/// The `extractedEnvFromMetadataHash` a container should report when its env reflects the pod's
+/// current `labels` and `annotations` (OpenKruise's `GetExpectHash`).
+pub fn expected_env_from_metadata_hash(
+    container: &Container,
+    labels: &BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
+) -> u64 {
+    let envs = env_from_metadata(container)
+        .into_iter()
+        .map(|(name, path, key)| {
+            let source = if path == "metadata.labels" {
+                labels
+            } else {
+                annotations
+            };
+            (name, source.get(key).map_or("", String::as_str))
+        })
+        .collect();
+    hash_envs(envs)
+}
+
+/// The `extractedEnvFromMetadataHash` of a running container whose environment (the output of
+/// `env` in it) is `env` (OpenKruise's `GetCurrentHash`; a missing var counts as empty).
+pub fn current_env_from_metadata_hash(
+    container: &Container,
+    env: &BTreeMap<String, String>,
+) -> u64 {
+    let envs = env_from_metadata(container)
+        .into_iter()
+        .map(|(name, _, _)| (name, env.get(name).map_or("", String::as_str)))
+        .collect();
+    hash_envs(envs)
+}
+
+/// Kruise's `hashEnvs`: FNV-1a (32 bit) over spew's `%#v` of the Go JSON of `[]EnvVar{name,value}`
+/// sorted by name (stable), so graft's hashes equal kruise-daemon's.
+fn hash_envs(mut envs: Vec<(&str, &str)>) -> u64 {
+    envs.sort_by(|a, b| a.0.cmp(b.0));
+    let json = if envs.is_empty() {
+        "null".to_string()
+    } else {
+        let items: Vec<String> = envs
+            .iter()
+            .map(|(n, v)| {
+                if v.is_empty() {
+                    format!("{{\"name\":{}}}", go_json_string(n))
+                } else {
+                    format!(
+                        "{{\"name\":{},\"value\":{}}}",
+                        go_json_string(n),
+                        go_json_string(v)
+                    )
+                }
+            })
+            .collect();
+        format!("[{}]", items.join(","))
+    };
+    let bytes: Vec<String> = json.bytes().map(|b| b.to_string()).collect();
+    let printed = format!("([]uint8)[{}]", bytes.join(" "));
+    let mut hash: u32 = 0x811c_9dc5;
+    for b in printed.bytes() {
+        hash ^= u32::from(b);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    u64::from(hash)
+}
+
+/// A string as Go's `encoding/json` writes it (HTML characters and U+2028/2029 escaped).
+fn go_json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", u32::from(c)));
+            }
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 fn is_false(b: &bool) -> bool {
     !*b
 }
@@ -351,6 +483,76 @@ mod tests {
         let full = parse_sidecarset_hashes(&to_annotation(&hashes).unwrap()).unwrap();
         assert_eq!(full, hashes);
         assert!(parse_sidecarset_hashes("not json").is_err());
+    }
+
+    // Printed by /tmp/envhash-go (Go 1.2x, go-spew v1.1.1) — see the test below.
+    const GO_HASH_NULL: u64 = 86995377;
+    const GO_HASH_TWO: u64 = 1968499136;
+    const GO_HASH_EMPTY: u64 = 1915705921;
+
+    fn container(env: serde_json::Value) -> Container {
+        serde_json::from_value(json!({"name": "app", "env": env})).unwrap()
+    }
+
+    #[test]
+    fn env_from_metadata_reads_subscripted_label_and_annotation_paths_only() {
+        assert_eq!(
+            split_subscripted_path("metadata.labels['a.b/c']"),
+            Some(("metadata.labels", "a.b/c"))
+        );
+        assert_eq!(split_subscripted_path("metadata.name"), None);
+        assert_eq!(split_subscripted_path("['x']"), None);
+        let c = container(json!([
+            {"name": "L", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['l']"}}},
+            {"name": "A", "valueFrom": {"fieldRef": {"fieldPath": "metadata.annotations['a']"}}},
+            {"name": "N", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "SIDECARSET_VERSION", "valueFrom": {"fieldRef": {"fieldPath": "metadata.annotations['v']"}}},
+            {"name": "LIT", "value": "x", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['lit']"}}}
+        ]));
+        assert_eq!(
+            env_from_metadata(&c),
+            vec![
+                ("L", "metadata.labels", "l"),
+                ("A", "metadata.annotations", "a")
+            ]
+        );
+        assert!(container_reads_metadata(&c, "metadata.labels", "l"));
+        assert!(!container_reads_metadata(&c, "metadata.labels", "a"));
+        assert!(!container_reads_metadata(&c, "metadata.annotations", "v"));
+    }
+
+    #[test]
+    fn env_from_metadata_hashes_equal_kruise_daemons() {
+        // Values computed with Go's encoding/json, go-spew and hash/fnv exactly as
+        // kruise's pkg/util/containermeta hashEnvs does.
+        let none = container(json!([]));
+        assert_eq!(hash_envs(Vec::new()), GO_HASH_NULL);
+        assert_eq!(
+            expected_env_from_metadata_hash(&none, &BTreeMap::new(), &BTreeMap::new()),
+            GO_HASH_NULL
+        );
+        assert_eq!(
+            hash_envs(vec![("VERSION", "2"), ("CONFIG", "a<b&c")]),
+            GO_HASH_TWO
+        );
+        assert_eq!(hash_envs(vec![("EMPTY", "")]), GO_HASH_EMPTY);
+        // What the pod says and what the container shows agree when the env is current.
+        let c = container(json!([
+            {"name": "VERSION", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['version']"}}},
+            {"name": "CONFIG", "valueFrom": {"fieldRef": {"fieldPath": "metadata.annotations['config']"}}}
+        ]));
+        let labels = BTreeMap::from([("version".to_string(), "2".to_string())]);
+        let annotations = BTreeMap::from([("config".to_string(), "a<b&c".to_string())]);
+        let expected = expected_env_from_metadata_hash(&c, &labels, &annotations);
+        assert_eq!(expected, GO_HASH_TWO);
+        let seen = BTreeMap::from([
+            ("VERSION".to_string(), "2".to_string()),
+            ("CONFIG".to_string(), "a<b&c".to_string()),
+            ("PATH".to_string(), "/bin".to_string()),
+        ]);
+        assert_eq!(current_env_from_metadata_hash(&c, &seen), expected);
+        let stale = BTreeMap::from([("VERSION".to_string(), "1".to_string())]);
+        assert_ne!(current_env_from_metadata_hash(&c, &stale), expected);
     }
 
     #[test]

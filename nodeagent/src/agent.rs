@@ -1,8 +1,9 @@
 //! The agent loop: starts the tasks that run on one node (image puller, ContainerRecreateRequest
-//! executor) and keeps them running until shutdown or until one of them fails. It depends on the
+//! executor, container meta) and keeps them running until shutdown or until one of them fails. It depends on the
 //! tasks ([`crate::imagepull`], [`crate::crr`]), never the reverse: what they share with it lives
 //! in [`crate::options`] and [`crate::error`].
 
+use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use crate::cri::CriClient;
@@ -40,6 +41,21 @@ fn tasks(client: kube::Client, cri: CriClient, opts: Options) -> Vec<AgentTask> 
             opts.clone(),
         )));
     }
+    // Container meta and env-from-metadata restarts (kruise-daemon's containermeta).
+    tasks.push(Box::pin(
+        crate::cri::meta::run(
+            client.clone(),
+            cri.clone(),
+            opts.node_name.clone(),
+            opts.crr_namespace.clone(),
+        )
+        .then(|()| async {
+            Err(AgentError::Task {
+                task: "containermeta",
+                reason: "the watch of this node's pods ended".to_string(),
+            })
+        }),
+    ));
     let crr = crate::crr::Options {
         node_name: opts.node_name.clone(),
         namespace: opts.crr_namespace.clone(),

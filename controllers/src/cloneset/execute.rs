@@ -462,6 +462,15 @@ impl<'a> Executor<'a> {
             inplace::PodChange::Patch(patch) => {
                 self.patch_pod(name, &Patch::Strategic(&patch)).await
             }
+            inplace::PodChange::Resize(patch) => {
+                let p = self
+                    .pods_api
+                    .patch_subresource("resize", name, &pp(), &Patch::Strategic(&patch))
+                    .await
+                    .map_err(api_err(self.key, format!("resizing pod {name}")))?;
+                self.expect_patched(name, &p);
+                Ok(())
+            }
         }
     }
 

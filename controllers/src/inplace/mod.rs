@@ -3,14 +3,20 @@
 //!
 //! Pure functions over pods and templates; they return [`PodChange`]s for an executor to send:
 //! 1. [`calculate`] decides whether moving a pod from one template to another can be done in place
-//!    (only container images and template labels/annotations may differ) and returns the
-//!    [`InPlaceUpdateSpec`], or [`NotInPlace`] naming the field that forbids it.
+//!    (container images, template labels/annotations, env read from a changed label/annotation
+//!    (`InPlaceUpdateEnvFromMetadata`), and cpu/memory requests/limits
+//!    (`InPlaceWorkloadVerticalScaling`) may differ) and returns the [`InPlaceUpdateSpec`], or
+//!    [`NotInPlace`] naming the field that forbids it.
 //! 2. [`begin`] starts the update on one pod: `InPlaceUpdateReady=False` first (traffic drains),
 //!    then one patch that writes the revision label, the `apps.kruise.io/inplace-update-state`
 //!    annotation and either the new images (grace 0) or the parked update
 //!    (`apps.kruise.io/inplace-update-grace`).
+//!    Containers are updated in batches by launch priority ([`container_priorities`]); resources
+//!    go through the pod's `resize` subresource ([`PodChange::Resize`]).
 //! 3. [`progress`] is called for every pod on every reconcile: it applies a parked update once the
-//!    grace period is over, detects completion from the containers' `imageID`, and sets
+//!    grace period is over, starts the next priority batch once the previous one is ready,
+//!    detects completion (`imageID`, `status.resources`, the env hashes the node agent reports in
+//!    `apps.kruise.io/runtime-containers-meta`), and sets
 //!    `InPlaceUpdateReady=True` (also on new pods, which are created with the readiness gate but
 //!    without the condition).
 //!
@@ -19,19 +25,25 @@
 
 mod calculate;
 mod image;
+mod priority;
+mod resources;
 mod update;
 
 use std::collections::BTreeMap;
 
 use graft_api::annotations::{InPlaceUpdateGrace, InPlaceUpdateState};
 use graft_api::labels;
-use k8s_openapi::api::core::v1::{Pod, PodCondition, PodReadinessGate, PodSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::api::core::v1::{
+    Pod, PodCondition, PodReadinessGate, PodSpec, ResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
 pub use calculate::{calculate, calculate_from_revisions};
 pub use image::same_image;
+pub use priority::container_priorities;
+pub use resources::{is_resize_infeasible, resize_condition};
 pub use update::{begin, is_update_completed, progress};
 
 /// Label and annotation changes of an in-place update: `Some(value)` sets, `None` removes.
@@ -88,14 +100,24 @@ impl MetadataChanges {
 }
 
 /// What an in-place update changes on a pod (kruise's `UpdateSpec`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct InPlaceUpdateSpec {
     /// Revision name written to the pod's `controller-revision-hash` label and to the state.
     pub revision: String,
     /// Container name to its new image.
     pub container_images: BTreeMap<String, String>,
-    /// Template label/annotation changes (parked with the images during the grace period).
+    /// Template label/annotation changes (parked with the images during the grace period), less
+    /// the ones in `container_ref_metadata`.
     pub metadata: MetadataChanges,
+    /// Env from metadata: container name to the changed labels/annotations its env reads. They
+    /// are written to the pod with that container's batch, and the node agent restarts it
+    /// (kruise's `containerRefMetadata`).
+    pub container_ref_metadata: BTreeMap<String, ObjectMeta>,
+    /// Container name to its changed cpu/memory quantities (only those), applied through the pod's
+    /// `resize` subresource (kruise's `containerResources`).
+    pub container_resources: BTreeMap<String, ResourceRequirements>,
+    /// An env var reads a changed label/annotation (kruise's `updateEnvFromMetadata`).
+    pub update_env_from_metadata: bool,
     /// `inPlaceUpdateStrategy.gracePeriodSeconds`: time between `InPlaceUpdateReady=False` and
     /// patching the images.
     pub grace_period_seconds: i32,
@@ -154,6 +176,10 @@ pub enum PodChange {
     /// A strategic merge patch (`application/strategic-merge-patch+json`) of the pod: metadata
     /// maps merge key by key (`null` removes), `spec.containers` entries merge by `name`.
     Patch(Value),
+    /// A strategic merge patch of the pod's `resize` subresource (`PATCH pods/<name>/resize`):
+    /// `spec.containers[].resources` by container name. Sent before the [`PodChange::Patch`] that
+    /// records the update, as kruise does.
+    Resize(Value),
 }
 
 impl PodChange {
@@ -339,5 +365,7 @@ fn pod_key(pod: &Pod) -> String {
     )
 }
 
+#[cfg(test)]
+mod feature_tests;
 #[cfg(test)]
 mod tests;

@@ -1,32 +1,36 @@
 //! Starting and driving an in-place update on one pod (kruise's `realControl.Update`,
-//! `finishGracePeriod`, `Refresh` and `defaultCheckContainersInPlaceUpdateCompleted`).
+//! `finishGracePeriod`, `Refresh` with `updateNextBatch`, `defaultPatchUpdateSpecToPod` and
+//! `defaultCheckContainersInPlaceUpdateCompleted`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use graft_api::annotations::{
     InPlaceUpdateContainerBatch, InPlaceUpdateContainerStatus, InPlaceUpdateGrace,
-    InPlaceUpdateState,
+    InPlaceUpdatePreCheckBeforeNext, InPlaceUpdateState, RuntimeContainerMetaSet,
+    expected_env_from_metadata_hash, parse_annotation,
 };
 use graft_api::labels;
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{Pod, PodCondition};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::api::core::v1::{Container, Pod, PodCondition, ResourceRequirements};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
 use super::{
-    InPlaceError, InPlaceUpdateSpec, MetadataChanges, PodChange, Progress, has_readiness_gate,
-    not_ready_condition, pod_condition, pod_key, ready_condition, same_image, update_grace,
-    update_state,
+    InPlaceError, InPlaceUpdateSpec, MetadataChanges, PodChange, Progress, container_priorities,
+    has_readiness_gate, not_ready_condition, pod_condition, pod_key, ready_condition, resources,
+    same_image, update_grace, update_state,
 };
 
 /// Starts an in-place update of `pod` to `spec`. Returns, in order:
-/// 1. if the pod has the `InPlaceUpdateReady` gate and the condition is not False yet:
+/// 1. if the pod has the `InPlaceUpdateReady` gate, the condition is not False yet, and the
+///    change is not a resize that restarts nothing:
 ///    [`PodChange::Conditions`] with `InPlaceUpdateReady=False` (reason `StartInPlaceUpdate`) and,
 ///    when the pod is Ready now, `Ready=False` (reason `ReadinessGatesNotReady`, as kruise forces it
 ///    so traffic drains at once);
-/// 2. one [`PodChange::Patch`] writing `controller-revision-hash`, `spec.immediate`, the
+/// 2. with grace 0 and changed resources, a [`PodChange::Resize`] for the first batch;
+/// 3. one [`PodChange::Patch`] writing `controller-revision-hash`, `spec.immediate`, the
 ///    `apps.kruise.io/inplace-update-state` annotation and, with grace 0, the new images and template
 ///    metadata; with grace > 0 the images and metadata are parked in
 ///    `apps.kruise.io/inplace-update-grace` and [`progress`] applies them later.
@@ -39,7 +43,7 @@ pub fn begin(
     now: Timestamp,
 ) -> Result<Vec<PodChange>, InPlaceError> {
     let mut changes = Vec::new();
-    if has_readiness_gate(pod)
+    if needs_unready(pod, spec)
         && pod_condition(pod, labels::INPLACE_UPDATE_READY).is_none_or(|c| c.status != "False")
     {
         let mut conditions = vec![not_ready_condition(now)];
@@ -64,21 +68,17 @@ pub fn begin(
         revision: spec.revision.clone(),
         update_timestamp: Some(Time(now)),
         update_images: !spec.container_images.is_empty(),
+        update_env_from_metadata: spec.update_env_from_metadata,
+        update_resources: !spec.container_resources.is_empty(),
         ..Default::default()
     };
+    let mut resize = None;
     let mut patch = PodPatch::default();
     patch.set_label(labels::CONTROLLER_REVISION_HASH, Some(&spec.revision));
     patch.merge(&spec.immediate);
     patch.set_annotation(labels::INPLACE_UPDATE_STATE_LEGACY, None);
     if spec.grace_period_seconds <= 0 {
-        apply_spec(
-            pod,
-            &spec.container_images,
-            &spec.metadata,
-            &mut state,
-            &mut patch,
-            now,
-        );
+        resize = apply_spec(pod, &Batch::of_spec(spec), &mut state, &mut patch, now);
         patch.merge(&spec.immediate);
         patch.set_annotation(labels::INPLACE_UPDATE_GRACE, None);
         patch.set_annotation(labels::INPLACE_UPDATE_GRACE_LEGACY, None);
@@ -87,10 +87,14 @@ pub fn begin(
             revision: spec.revision.clone(),
             container_images: (!spec.container_images.is_empty())
                 .then(|| spec.container_images.clone()),
+            container_ref_metadata: (!spec.container_ref_metadata.is_empty())
+                .then(|| spec.container_ref_metadata.clone()),
+            container_resources: (!spec.container_resources.is_empty())
+                .then(|| spec.container_resources.clone()),
             meta_data_patch: (!spec.metadata.is_empty())
                 .then(|| ByteString(spec.metadata.to_patch().to_string().into_bytes())),
+            update_env_from_metadata: spec.update_env_from_metadata,
             grace_seconds: spec.grace_period_seconds,
-            ..Default::default()
         };
         patch.set_annotation(
             labels::INPLACE_UPDATE_GRACE,
@@ -101,8 +105,20 @@ pub fn begin(
         labels::INPLACE_UPDATE_STATE,
         Some(&encode("state", &state)?),
     );
+    changes.extend(resize.map(PodChange::Resize));
     changes.push(PodChange::Patch(patch.into_value()));
     Ok(changes)
+}
+
+/// Whether the update takes the pod out of service first (kruise's
+/// `defaultCheckPodNeedsBeUnready`): always with the readiness gate, except a resources-only
+/// change that restarts no container.
+fn needs_unready(pod: &Pod, spec: &InPlaceUpdateSpec) -> bool {
+    let vertical_only = !spec.container_resources.is_empty()
+        && spec.container_images.is_empty()
+        && !spec.update_env_from_metadata;
+    has_readiness_gate(pod)
+        && (!vertical_only || resources::resize_restarts(pod, &spec.container_resources))
 }
 
 /// Drives an update in progress; call it for every pod on every reconcile (also pods that are not
@@ -110,8 +126,12 @@ pub fn begin(
 ///
 /// - parked update whose revision is no longer the pod's label → [`Progress::Apply`] dropping it;
 /// - parked update within its grace period → [`Progress::WaitingGrace`];
-/// - grace period over → [`Progress::Apply`] with the image/metadata patch and the refreshed state;
-/// - containers not yet running the new images → [`Progress::InProgress`];
+/// - grace period over → [`Progress::Apply`] with the first batch (resize, image/metadata patch and
+///   the refreshed state);
+/// - containers of the batch not done yet (images, resources, env restarts) →
+///   [`Progress::InProgress`];
+/// - a next launch-priority batch whose predecessors are not ready → [`Progress::InProgress`];
+///   ready → [`Progress::Apply`] with that batch;
 /// - complete (or no update recorded) but the pod's gate condition is not True →
 ///   [`Progress::Completed`] with `InPlaceUpdateReady=True`; otherwise [`Progress::NotUpdating`].
 pub fn progress(pod: &Pod, now: Timestamp) -> Result<Progress, InPlaceError> {
@@ -147,19 +167,50 @@ pub fn progress(pod: &Pod, now: Timestamp) -> Result<Progress, InPlaceError> {
             .and_then(|b| serde_json::from_slice::<Value>(&b.0).ok())
             .map(|p| MetadataChanges::from_patch(&p))
             .unwrap_or_default();
-        let images = grace.container_images.clone().unwrap_or_default();
-        apply_spec(pod, &images, &metadata, &mut state, &mut patch, now);
+        let batch = Batch {
+            images: grace.container_images.clone().unwrap_or_default(),
+            ref_metadata: grace.container_ref_metadata.clone().unwrap_or_default(),
+            resources: grace.container_resources.clone().unwrap_or_default(),
+            metadata,
+        };
+        let resize = apply_spec(pod, &batch, &mut state, &mut patch, now);
         patch.set_annotation(
             labels::INPLACE_UPDATE_STATE,
             Some(&encode("state", &state)?),
         );
-        return Ok(Progress::Apply(vec![PodChange::Patch(patch.into_value())]));
+        let mut changes: Vec<PodChange> = resize.map(PodChange::Resize).into_iter().collect();
+        changes.push(PodChange::Patch(patch.into_value()));
+        return Ok(Progress::Apply(changes));
     }
 
-    if let Some(state) = update_state(pod)?
-        && let Err(waiting_for) = check_completed(pod, &state)
-    {
-        return Ok(Progress::InProgress { waiting_for });
+    if let Some(mut state) = update_state(pod)? {
+        if let Err(waiting_for) = check_containers(pod, &state) {
+            return Ok(Progress::InProgress { waiting_for });
+        }
+        if has_next_batch(&state) {
+            // Launch priority: the next containers start once the ones updated are ready.
+            if let Err(waiting_for) = pre_check_before_next(pod, &state) {
+                return Ok(Progress::InProgress { waiting_for });
+            }
+            let batch = Batch {
+                images: state.next_container_images.clone().unwrap_or_default(),
+                ref_metadata: state
+                    .next_container_ref_metadata
+                    .clone()
+                    .unwrap_or_default(),
+                resources: state.next_container_resources.clone().unwrap_or_default(),
+                metadata: MetadataChanges::default(),
+            };
+            let mut patch = PodPatch::default();
+            let resize = apply_spec(pod, &batch, &mut state, &mut patch, now);
+            patch.set_annotation(
+                labels::INPLACE_UPDATE_STATE,
+                Some(&encode("state", &state)?),
+            );
+            let mut changes: Vec<PodChange> = resize.map(PodChange::Resize).into_iter().collect();
+            changes.push(PodChange::Patch(patch.into_value()));
+            return Ok(Progress::Apply(changes));
+        }
     }
     if has_readiness_gate(pod)
         && pod_condition(pod, labels::INPLACE_UPDATE_READY).is_none_or(|c| c.status != "True")
@@ -183,16 +234,20 @@ pub fn is_update_completed(pod: &Pod) -> Result<bool, InPlaceError> {
     })
 }
 
-/// kruise's completion check, falling back to `imageID` (graft does not compute kubelet container
-/// hashes, so `runtime-containers-meta` is not used): every container recorded in
-/// `lastContainerStatuses` must appear in the pod status with an `imageID` different from the
-/// recorded one — or, when the new tag has the same digest, with the same `imageID` but the status
-/// `image` equal to the spec image.
+/// kruise's `DefaultCheckInPlaceUpdateCompleted`: no parked update, no batch left, and
+/// [`check_containers`]. `Err` says what is still missing.
 pub(super) fn check_completed(pod: &Pod, state: &InPlaceUpdateState) -> Result<(), String> {
     if super::is_in_grace(pod) {
         return Err("still in grace period of in-place update".into());
     }
-    if state
+    if has_next_batch(state) {
+        return Err("containers left to update in next batches".into());
+    }
+    check_containers(pod, state)
+}
+
+fn has_next_batch(state: &InPlaceUpdateState) -> bool {
+    state
         .next_container_images
         .as_ref()
         .is_some_and(|m| !m.is_empty())
@@ -204,8 +259,44 @@ pub(super) fn check_completed(pod: &Pod, state: &InPlaceUpdateState) -> Result<(
             .next_container_resources
             .as_ref()
             .is_some_and(|m| !m.is_empty())
-    {
-        return Err("containers left to update in next batches".into());
+}
+
+/// kruise's `doPreCheckBeforeNext`: the containers of the previous batch are ready.
+fn pre_check_before_next(pod: &Pod, state: &InPlaceUpdateState) -> Result<(), String> {
+    let required = state
+        .pre_check_before_next
+        .as_ref()
+        .and_then(|p| p.containers_required_ready.as_ref());
+    for name in required.into_iter().flatten() {
+        let status = pod
+            .status
+            .iter()
+            .flat_map(|s| s.container_statuses.iter().flatten())
+            .find(|c| &c.name == name);
+        match status {
+            None => return Err(format!("not found container {name} in pod status")),
+            Some(c) if !c.ready => return Err(format!("waiting container {name} to be ready")),
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// kruise's `defaultCheckContainersInPlaceUpdateCompleted` for the containers updated so far:
+/// - env from metadata: the node agent's `runtime-containers-meta` shows every container running
+///   (same containerID as the pod status) with the env hash of the pod's current labels and
+///   annotations;
+/// - resources: every container's `status.resources` equals its spec;
+/// - images: every container recorded in `lastContainerStatuses` appears in the pod status with
+///   an `imageID` different from the recorded one — or, when the new tag has the same digest,
+///   the same `imageID` but the status `image` equal to the spec image. (graft does not compute
+///   kubelet container hashes, so the `plainHash` shortcut is not taken.)
+pub(super) fn check_containers(pod: &Pod, state: &InPlaceUpdateState) -> Result<(), String> {
+    if state.update_env_from_metadata {
+        check_env_hashes(pod)?;
+    }
+    if state.update_resources {
+        resources::check_resized(pod)?;
     }
     let spec_images: BTreeMap<&str, &str> = pod
         .spec
@@ -247,24 +338,127 @@ pub(super) fn check_completed(pod: &Pod, state: &InPlaceUpdateState) -> Result<(
     Ok(())
 }
 
-/// Patches images and metadata now and records what the containers ran before
-/// (kruise's `defaultPatchUpdateSpecToPod`, without launch-priority batches).
+/// kruise's `checkAllContainersHashConsistent` with the env-from-metadata hash.
+fn check_env_hashes(pod: &Pod) -> Result<(), String> {
+    let raw = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(labels::RUNTIME_CONTAINERS_META));
+    let Some(raw) = raw else {
+        return Err(
+            "waiting for all containers hash consistent, but runtime-container-meta not found"
+                .into(),
+        );
+    };
+    let meta: RuntimeContainerMetaSet =
+        parse_annotation(labels::RUNTIME_CONTAINERS_META, raw).map_err(|e| e.to_string())?;
+    let empty = BTreeMap::new();
+    let pod_labels = pod.metadata.labels.as_ref().unwrap_or(&empty);
+    let pod_annotations = pod.metadata.annotations.as_ref().unwrap_or(&empty);
+    for c in pod.spec.iter().flat_map(|s| &s.containers) {
+        let status = pod
+            .status
+            .iter()
+            .flat_map(|s| s.container_statuses.iter().flatten())
+            .find(|s| s.name == c.name)
+            .ok_or_else(|| format!("no status for container {}", c.name))?;
+        let reported = meta
+            .containers
+            .iter()
+            .rfind(|m| m.name == c.name)
+            .ok_or_else(|| format!("container {} not in runtime-containers-meta", c.name))?;
+        if Some(&reported.container_id) != status.container_id.as_ref() {
+            return Err(format!(
+                "container {} in runtime-containers-meta is not the running one yet",
+                c.name
+            ));
+        }
+        let want = expected_env_from_metadata_hash(c, pod_labels, pod_annotations);
+        if reported.hashes.extracted_env_from_metadata_hash != want {
+            return Err(format!(
+                "waiting for container {} to restart with the env from metadata",
+                c.name
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What one batch of an in-place update writes (kruise's `UpdateSpec` as `PatchSpecToPod` reads
+/// it).
+struct Batch {
+    images: BTreeMap<String, String>,
+    ref_metadata: BTreeMap<String, ObjectMeta>,
+    resources: BTreeMap<String, ResourceRequirements>,
+    metadata: MetadataChanges,
+}
+
+impl Batch {
+    fn of_spec(spec: &InPlaceUpdateSpec) -> Batch {
+        Batch {
+            images: spec.container_images.clone(),
+            ref_metadata: spec.container_ref_metadata.clone(),
+            resources: spec.container_resources.clone(),
+            metadata: spec.metadata.clone(),
+        }
+    }
+}
+
+/// Writes one batch into `patch` and `state` (kruise's `defaultPatchUpdateSpecToPod`): the
+/// template metadata at once; of the changed containers, those without a launch priority and
+/// those with the highest one now (plus any container sharing a changed label/annotation with
+/// them), the rest into the state's `next*` fields with `preCheckBeforeNext`. Records what the
+/// updated containers ran before. Returns the `resize` body for this batch's resources, if any.
 fn apply_spec(
     pod: &Pod,
-    images: &BTreeMap<String, String>,
-    metadata: &MetadataChanges,
+    batch: &Batch,
     state: &mut InPlaceUpdateState,
     patch: &mut PodPatch,
     now: Timestamp,
-) {
-    patch.merge(metadata);
-    let mut updated = Vec::new();
-    for c in pod.spec.iter().flat_map(|s| &s.containers) {
-        if let Some(image) = images.get(&c.name) {
+) -> Option<Value> {
+    patch.merge(&batch.metadata);
+    let containers: &[Container] = pod.spec.as_ref().map_or(&[], |s| &s.containers);
+    let priorities = container_priorities(pod);
+    let mut to_update: BTreeSet<String> = BTreeSet::new();
+    let mut highest: Option<(i32, Vec<String>)> = None;
+    for (c, priority) in containers.iter().zip(priorities) {
+        let changed = batch.images.contains_key(&c.name)
+            || batch.ref_metadata.contains_key(&c.name)
+            || batch.resources.contains_key(&c.name);
+        if !changed {
+            continue;
+        }
+        let Some(p) = priority else {
+            to_update.insert(c.name.clone());
+            continue;
+        };
+        match highest.as_ref().map(|(h, _)| *h) {
+            Some(h) if p == h => {
+                if let Some((_, names)) = highest.as_mut() {
+                    names.push(c.name.clone());
+                }
+            }
+            Some(h) if p < h => {}
+            _ => highest = Some((p, vec![c.name.clone()])),
+        }
+    }
+    to_update.extend(highest.into_iter().flat_map(|(_, names)| names));
+    add_metadata_sharing(&mut to_update, &batch.ref_metadata);
+
+    let mut next_images = BTreeMap::new();
+    let mut updated_images = BTreeSet::new();
+    for c in containers {
+        let Some(image) = batch.images.get(&c.name) else {
+            continue;
+        };
+        if to_update.contains(&c.name) {
             patch
                 .containers
                 .push(json!({ "name": c.name, "image": image }));
-            updated.push(c.name.clone());
+            updated_images.insert(c.name.clone());
+        } else {
+            next_images.insert(c.name.clone(), image.clone());
         }
     }
     let statuses = pod
@@ -272,19 +466,50 @@ fn apply_spec(
         .iter()
         .flat_map(|s| s.container_statuses.iter().flatten());
     for cs in statuses {
-        if updated.contains(&cs.name) {
-            state.last_container_statuses.insert(
-                cs.name.clone(),
-                InPlaceUpdateContainerStatus {
+        if updated_images.contains(&cs.name) {
+            state
+                .last_container_statuses
+                .entry(cs.name.clone())
+                .or_insert_with(|| InPlaceUpdateContainerStatus {
                     image_id: cs.image_id.clone(),
                     resources: None,
-                },
-            );
+                });
         }
     }
-    updated.sort();
-    state.next_container_images = None;
-    state.pre_check_before_next = None;
+
+    let mut expected = BTreeMap::new();
+    let mut next_resources = BTreeMap::new();
+    for (name, r) in &batch.resources {
+        if to_update.contains(name) {
+            expected.insert(name.clone(), r.clone());
+        } else {
+            next_resources.insert(name.clone(), r.clone());
+        }
+    }
+
+    let mut next_metadata = BTreeMap::new();
+    for (name, meta) in &batch.ref_metadata {
+        if to_update.contains(name) {
+            for (k, v) in meta.labels.iter().flatten() {
+                patch.set_label(k, Some(v));
+            }
+            for (k, v) in meta.annotations.iter().flatten() {
+                patch.set_annotation(k, Some(v));
+            }
+        } else {
+            next_metadata.insert(name.clone(), meta.clone());
+        }
+    }
+
+    let non_empty = |empty: bool| !empty;
+    state.next_container_images = non_empty(next_images.is_empty()).then_some(next_images);
+    state.next_container_resources = non_empty(next_resources.is_empty()).then_some(next_resources);
+    state.next_container_ref_metadata =
+        non_empty(next_metadata.is_empty()).then_some(next_metadata);
+    let updated: Vec<String> = to_update.into_iter().collect();
+    state.pre_check_before_next = has_next_batch(state).then(|| InPlaceUpdatePreCheckBeforeNext {
+        containers_required_ready: Some(updated.clone()),
+    });
     state
         .container_batches_record
         .get_or_insert_with(Vec::new)
@@ -292,6 +517,44 @@ fn apply_spec(
             timestamp: Time(now),
             containers: updated,
         });
+    resources::resize_patch(pod, &expected)
+}
+
+/// kruise's `addMetadataSharedContainersToUpdate`: a container whose env reads a label or
+/// annotation that a container of this batch changes joins the batch (the pod has one value).
+fn add_metadata_sharing(
+    to_update: &mut BTreeSet<String>,
+    ref_metadata: &BTreeMap<String, ObjectMeta>,
+) {
+    loop {
+        let (mut labels, mut annotations) = (BTreeSet::new(), BTreeSet::new());
+        for name in to_update.iter() {
+            if let Some(meta) = ref_metadata.get(name) {
+                labels.extend(meta.labels.iter().flatten().map(|(k, _)| k.clone()));
+                annotations.extend(meta.annotations.iter().flatten().map(|(k, _)| k.clone()));
+            }
+        }
+        let joining: Vec<String> = ref_metadata
+            .iter()
+            .filter(|(name, _)| !to_update.contains(*name))
+            .filter(|(_, meta)| {
+                meta.labels
+                    .iter()
+                    .flatten()
+                    .any(|(k, _)| labels.contains(k))
+                    || meta
+                        .annotations
+                        .iter()
+                        .flatten()
+                        .any(|(k, _)| annotations.contains(k))
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        if joining.is_empty() {
+            return;
+        }
+        to_update.extend(joining);
+    }
 }
 
 fn encode<T: serde::Serialize>(what: &'static str, value: &T) -> Result<String, InPlaceError> {

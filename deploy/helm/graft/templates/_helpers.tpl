@@ -54,12 +54,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [apps.kruise.io]
   resources: [clonesets/status, containerrecreaterequests/status, imagepulljobs/status, clonesets/finalizers]
   verbs: [get, update, patch]
-# Pods of CloneSets: created, deleted, patched in place, readiness gates in their status.
+# Pods of CloneSets: created, deleted, patched in place, readiness gates in their status,
+# resources resized in place.
 - apiGroups: [""]
   resources: [pods]
   verbs: [get, list, watch, create, update, patch, delete]
 - apiGroups: [""]
-  resources: [pods/status]
+  resources: [pods/status, pods/resize]
   verbs: [get, update, patch]
 # CloneSet volumeClaimTemplates.
 - apiGroups: [""]
