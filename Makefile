@@ -72,7 +72,9 @@ manifests:
 	deploy/helm/manifests.sh > deploy/manifests/graft.yaml.tmp && mv deploy/manifests/graft.yaml.tmp deploy/manifests/graft.yaml
 
 ## Figures on the local cluster (printed as ratios against a baseline, never asserted):
-## bench/rollout.sh: CloneSet in-place / ReCreate vs a Deployment, 30 pods each;
+## bench/kruise.sh: CloneSet in-place / ReCreate vs a Deployment, 30 pods each, graft (bench/rollout.sh)
+##   next to OpenKruise v1.9.1 (built from the Go module proxy, installed and removed by the script),
+##   with the per-pod breakdown of both in-place rollouts;
 ## bench/prepull.sh: pre-pull of the large image vs a pod pulling it itself;
 ## bench/sync.sh: Git sync of 1,000 objects, no-op resync, webhook/file-watch latency vs kubectl;
 ## bench/commit.sh: commit -> pods on a large image with BeforeRollout pre-pull vs Off; manager memory/CPU;
@@ -80,7 +82,7 @@ manifests:
 .PHONY: bench bench-web
 bench:
 	$(CARGO) build --release --bin graft
-	bench/rollout.sh
+	bench/kruise.sh
 	bench/prepull.sh
 	bench/sync.sh
 	bench/commit.sh
