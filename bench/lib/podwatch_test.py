@@ -4,6 +4,7 @@ import os
 import sys
 import unittest
 
+sys.dont_write_bytecode = True  # no __pycache__ next to the bench scripts
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import podwatch  # noqa: E402
 
