@@ -1728,3 +1728,86 @@ async fn launch_priority_orders_the_in_place_restarts() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_infeasible_resize_waits_in_place_and_a_feasible_one_then_completes() {
+    // OpenKruise v1.9 (test/e2e/apps/v1alpha1/inplace_vpa.go): a resize the node refuses leaves
+    // the pod as it is (PodResizePending, reason Infeasible), no recreate; the next template
+    // change resizes it in place.
+    let e = env("cs-infeasible").await;
+    let small = json!({"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}});
+    let huge = json!({"requests": {"cpu": "500", "memory": "32Mi"}, "limits": {"cpu": "1000", "memory": "64Mi"}});
+    let fine = json!({"requests": {"cpu": "70m", "memory": "32Mi"}, "limits": {"cpu": "140m", "memory": "64Mi"}});
+    e.clonesets
+        .create(
+            &PostParams::default(),
+            &feature_cloneset("web", 1, json!([]), small, json!([])),
+        )
+        .await
+        .expect("create");
+    settled(&e, "web", 1).await;
+    let before = pod_identities(&e, "web").await;
+    let watcher = PodWatcher::start(&e.client, &e.ns.name, "app=web");
+    let spec_with = |r: &Value| json!({"template": {"spec": feature_pod_spec(&image("app:v1"), &image("sidecar:v1"), json!([]), r.clone(), json!([]))}});
+    patch_spec(&e, "web", spec_with(&huge)).await;
+    let refused = support::eventually("the kubelet to refuse the resize", 2 * MINUTE, || async {
+        let pods = live_pods(&e, "web").await;
+        pods.into_iter()
+            .find(|p| {
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|cs| {
+                        cs.iter().any(|c| {
+                            c.type_ == "PodResizePending"
+                                && c.status == "True"
+                                && c.reason.as_deref() == Some("Infeasible")
+                        })
+                    })
+            })
+            .ok_or_else(|| "no pod with PodResizePending=Infeasible yet".to_string())
+    })
+    .await;
+    assert!(
+        before.contains_key(&refused.metadata.uid.clone().unwrap_or_default()),
+        "the refused pod is the original one"
+    );
+    // It stays: a few seconds later nothing was recreated.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        pod_identities(&e, "web").await.keys().collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>(),
+        "no pod recreated for an infeasible resize"
+    );
+    patch_spec(&e, "web", spec_with(&fine)).await;
+    rolled_out(&e, "web", 1, "the pod resized to the feasible resources").await;
+    let after = live_pods(&e, "web").await;
+    assert_eq!(after.len(), 1);
+    let p = &after[0];
+    assert!(
+        before.contains_key(&p.metadata.uid.clone().unwrap_or_default()),
+        "same pod"
+    );
+    let want: k8s_openapi::api::core::v1::ResourceRequirements =
+        serde_json::from_value(fine).expect("resources");
+    assert_eq!(
+        container(p, "app")
+            .and_then(|c| c.resources.as_ref())
+            .map(|r| r.limits.clone()),
+        Some(want.limits.clone()),
+        "the kubelet applied the feasible resources"
+    );
+    let history = watcher.history();
+    for s in &history {
+        assert!(
+            !s.deleted && !s.deleting,
+            "a pod was deleted:\n{}",
+            timeline(&history)
+        );
+        assert!(
+            s.containers.iter().all(|c| c.3 == 0),
+            "a container restarted:\n{}",
+            timeline(&history)
+        );
+    }
+}
