@@ -22,6 +22,7 @@ build:
 ## Unit tests only: no cluster needed.
 test-unit:
 	$(CARGO) test --workspace
+	python3 -B -m unittest bench/lib/podwatch_test.py
 
 ## Everything: unit tests, the local cluster (built and cached on first use), integration tests,
 ## and finally `cluster down` with a check that it left nothing behind.
