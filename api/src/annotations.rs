@@ -295,12 +295,12 @@ fn hash_envs(mut envs: Vec<(&str, &str)>) -> u64 {
             .iter()
             .map(|(n, v)| {
                 if v.is_empty() {
-                    format!("{{\"name\":{}}}", go_json_string(n))
+                    format!("{{\"name\":{}}}", crate::gojson::string(n))
                 } else {
                     format!(
                         "{{\"name\":{},\"value\":{}}}",
-                        go_json_string(n),
-                        go_json_string(v)
+                        crate::gojson::string(n),
+                        crate::gojson::string(v)
                     )
                 }
             })
@@ -315,30 +315,6 @@ fn hash_envs(mut envs: Vec<(&str, &str)>) -> u64 {
         hash = hash.wrapping_mul(0x0100_0193);
     }
     u64::from(hash)
-}
-
-/// A string as Go's `encoding/json` writes it (HTML characters and U+2028/2029 escaped).
-fn go_json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
-                out.push_str(&format!("\\u{:04x}", u32::from(c)));
-            }
-            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 fn is_false(b: &bool) -> bool {

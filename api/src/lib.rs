@@ -22,6 +22,7 @@ pub mod commit;
 pub mod crds;
 pub mod error;
 pub mod field;
+pub mod gojson;
 pub mod graft;
 pub mod intstr;
 pub mod labels;

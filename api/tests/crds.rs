@@ -218,7 +218,11 @@ fn schema_defaults_are_pinned() {
     assert_eq!(ru["maxUnavailable"]["default"], 1);
     assert_eq!(ru["podUpdatePolicy"]["default"], "ReCreate");
     let ipj = schema("ImagePullJob");
-    assert_eq!(ipj["properties"]["parallelism"]["default"], 1);
+    // OpenKruise's defaulting (`SetDefaultsImagePullJob`) writes no parallelism: unset means 1.
+    assert_eq!(
+        ipj["properties"]["parallelism"]["default"],
+        serde_json::Value::Null
+    );
     assert_eq!(
         ipj["properties"]["pullPolicy"]["properties"]["timeoutSeconds"]["default"],
         600

@@ -56,10 +56,9 @@ pub struct RevisionOwner {
 /// Maximum length of the owner-name prefix of a revision name (Kubernetes `history`).
 pub const MAX_PREFIX_LEN: usize = 223;
 
-mod gojson;
 mod template;
 
-pub use gojson::to_go_json;
+pub use graft_api::gojson::to_go_json;
 pub use template::{canonical_quantity, kruise_defaults, normalize_pod_template};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};

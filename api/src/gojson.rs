@@ -1,6 +1,7 @@
 //! JSON text exactly as Go's `encoding/json` writes a `map[string]interface{}`: keys sorted,
-//! no spaces, `<`, `>`, `&`, U+2028 and U+2029 escaped. Revision hashes are taken over these
-//! bytes, so they must match what kruise-manager hashed.
+//! no spaces, `<`, `>`, `&`, U+2028 and U+2029 escaped. ControllerRevision hashes and the
+//! env-from-metadata hashes are taken over these bytes, so they must match what kruise-manager
+//! and kruise-daemon hashed.
 
 use std::fmt::Write;
 
@@ -70,6 +71,13 @@ fn write_number(out: &mut String, n: &serde_json::Number) {
     } else {
         let _ = write!(out, "{f}");
     }
+}
+
+/// A string as Go's `encoding/json` writes it, quotes included.
+pub fn string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    write_string(&mut out, s);
+    out
 }
 
 fn write_string(out: &mut String, s: &str) {
