@@ -183,46 +183,94 @@ impl<'a> Executor<'a> {
     /// rest one by one, each with its Event; stops at the first failure.
     pub async fn pod_operations(&self, actions: &[Action]) {
         let actions: Vec<&Action> = actions.iter().skip_while(|a| a.is_setup()).collect();
-        let cs_name = self.cs.name_any();
         let mut batch = 1usize;
         let mut i = 0usize;
         while i < actions.len() {
-            let end = if matches!(actions[i], Action::CreatePod { .. }) {
+            let is_create = |a: &Action| matches!(a, Action::CreatePod { .. });
+            let end = if is_create(actions[i]) {
                 let creates = actions[i..]
                     .iter()
                     .take(batch)
-                    .take_while(|a| matches!(a, Action::CreatePod { .. }))
+                    .take_while(|a| is_create(a))
                     .count();
                 batch *= 2;
                 i + creates
             } else {
-                i + 1
+                i + actions[i..].iter().take_while(|a| !is_create(a)).count()
             };
             let group = &actions[i..end];
-            let results = futures::future::join_all(group.iter().map(|a| self.pod_action(a))).await;
-            let mut failed = false;
-            for (a, r) in group.iter().zip(results) {
-                let event = match r {
-                    Ok(()) => {
-                        tracing::info!(cloneset = %self.key, action = ?a, "done");
-                        a.success_event(&cs_name)
-                    }
-                    Err(e) => {
-                        failed = true;
-                        let key = self.key;
-                        tracing::warn!(cloneset = %key, action = ?a, error = %e, "action failed");
-                        a.failure_event(&cs_name, &e.to_string())
-                    }
-                };
-                if let Some(ev) = event {
-                    status::publish(self.ctx, self.cs, &ev).await;
-                }
-            }
-            if failed {
+            let results = if is_create(group[0]) {
+                let all = group.iter().map(|a| self.pod_action(a));
+                futures::future::join_all(all)
+                    .await
+                    .into_iter()
+                    .map(Some)
+                    .collect()
+            } else {
+                self.per_pod_chains(group).await
+            };
+            if !self.report(group, results).await {
                 break;
             }
             i = end;
         }
+    }
+
+    /// Runs a run of pod actions (patches, deletes) with the actions of each pod in plan order
+    /// and different pods at once: one slow patch no longer holds up the other pods of the
+    /// batch. A pod's chain stops at its first failure (`None`: not run).
+    async fn per_pod_chains(&self, group: &[&Action]) -> Vec<Option<Result<(), Error>>> {
+        let cs_name = self.cs.name_any();
+        let mut chains: Vec<(String, Vec<usize>)> = Vec::new();
+        for (n, a) in group.iter().enumerate() {
+            let pod = a.pod_name(&cs_name);
+            match chains.iter_mut().find(|(p, _)| *p == pod) {
+                Some((_, idx)) => idx.push(n),
+                None => chains.push((pod, vec![n])),
+            }
+        }
+        let runs = chains.iter().map(|(_, idx)| async move {
+            let mut out = Vec::with_capacity(idx.len());
+            for &n in idx {
+                let r = self.pod_action(group[n]).await;
+                let failed = r.is_err();
+                out.push((n, r));
+                if failed {
+                    break;
+                }
+            }
+            out
+        });
+        let mut results: Vec<Option<Result<(), Error>>> = group.iter().map(|_| None).collect();
+        for (n, r) in futures::future::join_all(runs).await.into_iter().flatten() {
+            results[n] = Some(r);
+        }
+        results
+    }
+
+    /// Logs and publishes the outcome of each action in plan order; false when one failed
+    /// (the rest of the plan waits for the next reconcile).
+    async fn report(&self, group: &[&Action], results: Vec<Option<Result<(), Error>>>) -> bool {
+        let cs_name = self.cs.name_any();
+        let mut ok = true;
+        for (a, r) in group.iter().zip(results) {
+            let event = match r {
+                None => None,
+                Some(Ok(())) => {
+                    tracing::info!(cloneset = %self.key, action = ?a, "done");
+                    a.success_event(&cs_name)
+                }
+                Some(Err(e)) => {
+                    ok = false;
+                    tracing::warn!(cloneset = %self.key, action = ?a, error = %e, "action failed");
+                    a.failure_event(&cs_name, &e.to_string())
+                }
+            };
+            if let Some(ev) = event {
+                status::publish(self.ctx, self.cs, &ev).await;
+            }
+        }
+        ok
     }
 
     async fn pod_action(&self, action: &Action) -> Result<(), Error> {

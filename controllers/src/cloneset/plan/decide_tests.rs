@@ -546,3 +546,54 @@ fn lifecycle_hooks_that_hold_pods_out_of_service() {
         assert_eq!(not_ready_hook(state), hook, "{state:?}");
     }
 }
+
+#[test]
+fn each_action_names_the_pod_it_is_about_so_the_executor_keeps_its_order() {
+    let cases = [
+        (
+            Action::CreatePod {
+                instance_id: "abcde".into(),
+                revision: "web-1".into(),
+                reuse_pvcs: false,
+            },
+            "web-abcde",
+        ),
+        (
+            Action::RemovePvcs {
+                instance_id: "abcde".into(),
+            },
+            "web-abcde",
+        ),
+        (
+            Action::DeletePod {
+                name: "web-x".into(),
+                instance_id: Some("x".into()),
+            },
+            "web-x",
+        ),
+        (
+            Action::SetLifecycleState {
+                name: "web-y".into(),
+                state: LifecycleState::Normal,
+                mark_pod_not_ready: false,
+            },
+            "web-y",
+        ),
+        (
+            Action::RefreshInPlace {
+                name: "web-y".into(),
+            },
+            "web-y",
+        ),
+        (
+            Action::UpdateInPlace {
+                name: "web-z".into(),
+                revision: "web-2".into(),
+            },
+            "web-z",
+        ),
+    ];
+    for (action, pod) in cases {
+        assert_eq!(action.pod_name("web"), pod, "{action:?}");
+    }
+}

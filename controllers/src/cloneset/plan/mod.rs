@@ -444,6 +444,27 @@ impl Action {
 }
 
 impl Action {
+    /// The pod an action is about (`<cloneset>-<instance id>` for creates and PVC removals; empty
+    /// for revision writes): the executor runs each pod's actions in plan order and different
+    /// pods' actions at once.
+    pub fn pod_name(&self, cloneset: &str) -> String {
+        match self {
+            Self::CreatePod { instance_id, .. } | Self::RemovePvcs { instance_id } => {
+                format!("{cloneset}-{instance_id}")
+            }
+            Self::AdoptPod { name, .. }
+            | Self::ReleasePod { name, .. }
+            | Self::InitKruisePodReady { name, .. }
+            | Self::DeletePod { name, .. }
+            | Self::SetLifecycleState { name, .. }
+            | Self::MarkSpecifiedDelete { name, .. }
+            | Self::UpdateInPlace { name, .. }
+            | Self::RefreshInPlace { name }
+            | Self::SetPodTemplateHash { name, .. } => name.clone(),
+            Self::CreateRevision { .. } | Self::BumpRevision { .. } => String::new(),
+        }
+    }
+
     /// True for the actions that settle ownership and history before any pod is touched
     /// (claims, revision writes, first `KruisePodReady` conditions): the executor stops the
     /// reconcile when one of them does not go through, since the rest of the plan counted on it.
