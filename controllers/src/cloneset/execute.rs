@@ -418,14 +418,7 @@ impl<'a> Executor<'a> {
         else {
             return Ok(());
         };
-        let grace = self
-            .cs
-            .spec
-            .update_strategy
-            .as_ref()
-            .and_then(|u| u.in_place_update_strategy.as_ref())
-            .and_then(|s| s.grace_period_seconds)
-            .unwrap_or(0);
+        let grace = self.cs.spec.in_place_grace_seconds();
         let mut spec = match inplace::calculate(old, new, revision, grace) {
             Ok(s) => s,
             Err(e) => {

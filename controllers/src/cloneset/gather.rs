@@ -63,13 +63,7 @@ pub(super) async fn gather(
     };
 
     let now = Timestamp::now();
-    let grace = cs
-        .spec
-        .update_strategy
-        .as_ref()
-        .and_then(|u| u.in_place_update_strategy.as_ref())
-        .and_then(|s| s.grace_period_seconds)
-        .unwrap_or(0);
+    let grace = cs.spec.in_place_grace_seconds();
     let pods: HashMap<String, Arc<Pod>> = ctx
         .pods
         .state()

@@ -173,14 +173,7 @@ pub fn progress(pod: &Pod, now: Timestamp) -> Result<Progress, InPlaceError> {
             resources: grace.container_resources.clone().unwrap_or_default(),
             metadata,
         };
-        let resize = apply_spec(pod, &batch, &mut state, &mut patch, now);
-        patch.set_annotation(
-            labels::INPLACE_UPDATE_STATE,
-            Some(&encode("state", &state)?),
-        );
-        let mut changes: Vec<PodChange> = resize.map(PodChange::Resize).into_iter().collect();
-        changes.push(PodChange::Patch(patch.into_value()));
-        return Ok(Progress::Apply(changes));
+        return apply_batch(pod, &batch, &mut state, patch, now);
     }
 
     if let Some(mut state) = update_state(pod)? {
@@ -201,15 +194,7 @@ pub fn progress(pod: &Pod, now: Timestamp) -> Result<Progress, InPlaceError> {
                 resources: state.next_container_resources.clone().unwrap_or_default(),
                 metadata: MetadataChanges::default(),
             };
-            let mut patch = PodPatch::default();
-            let resize = apply_spec(pod, &batch, &mut state, &mut patch, now);
-            patch.set_annotation(
-                labels::INPLACE_UPDATE_STATE,
-                Some(&encode("state", &state)?),
-            );
-            let mut changes: Vec<PodChange> = resize.map(PodChange::Resize).into_iter().collect();
-            changes.push(PodChange::Patch(patch.into_value()));
-            return Ok(Progress::Apply(changes));
+            return apply_batch(pod, &batch, &mut state, PodPatch::default(), now);
         }
     }
     if has_readiness_gate(pod)
@@ -403,6 +388,22 @@ impl Batch {
             metadata: spec.metadata.clone(),
         }
     }
+}
+
+/// The changes that start `batch`: its resize first (if any), then one patch with the batch
+/// and the new `apps.kruise.io/inplace-update-state`.
+fn apply_batch(
+    pod: &Pod,
+    batch: &Batch,
+    state: &mut InPlaceUpdateState,
+    mut patch: PodPatch,
+    now: Timestamp,
+) -> Result<Progress, InPlaceError> {
+    let resize = apply_spec(pod, batch, state, &mut patch, now);
+    patch.set_annotation(labels::INPLACE_UPDATE_STATE, Some(&encode("state", state)?));
+    let mut changes: Vec<PodChange> = resize.map(PodChange::Resize).into_iter().collect();
+    changes.push(PodChange::Patch(patch.into_value()));
+    Ok(Progress::Apply(changes))
 }
 
 /// Writes one batch into `patch` and `state` (kruise's `defaultPatchUpdateSpecToPod`): the

@@ -307,6 +307,16 @@ pub struct UpdateLimits {
 }
 
 impl CloneSetSpec {
+    /// `updateStrategy.inPlaceUpdateStrategy.gracePeriodSeconds`: how long an in-place update
+    /// waits between marking a pod not ready and changing it (0 when unset).
+    pub fn in_place_grace_seconds(&self) -> i32 {
+        self.update_strategy
+            .as_ref()
+            .and_then(|u| u.in_place_update_strategy.as_ref())
+            .and_then(|s| s.grace_period_seconds)
+            .unwrap_or(0)
+    }
+
     /// A copy with OpenKruise's defaults filled in (`SetDefaultsCloneSet`, pod-template defaults
     /// excepted, as with the `TemplateNoDefaults` gate).
     pub fn defaulted(&self) -> Self {
