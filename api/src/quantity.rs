@@ -93,7 +93,7 @@ pub fn parse(q: &str) -> Option<Parsed> {
 
 /// The quantity as Go writes it; a string that does not parse is kept as written.
 pub fn canonical(q: &str) -> String {
-    parse(q).map_or_else(|| q.to_string(), |p| format(p))
+    parse(q).map_or_else(|| q.to_string(), format)
 }
 
 /// The quantity rounded up to milli units (`SetDefaults_ResourceList`), written as Go writes it.

@@ -684,10 +684,10 @@ mod tests {
             let got = serde_json::to_value(set.spec.defaulted()).unwrap();
             let mut want = case["defaultedSpec"].clone();
             // Go writes these struct values even when empty; graft leaves them out.
-            if let Some(m) = want.as_object_mut() {
-                if m.get("injectionStrategy") == Some(&json!({})) {
-                    m.remove("injectionStrategy");
-                }
+            if let Some(m) = want.as_object_mut()
+                && m.get("injectionStrategy") == Some(&json!({}))
+            {
+                m.remove("injectionStrategy");
             }
             assert_eq!(
                 normalize(got),

@@ -154,16 +154,8 @@ fn disjoint(a: &LabelSelector, b: &LabelSelector) -> bool {
                     return true;
                 }
             }
-            "Exists" => {
-                if have.is_none() {
-                    return true;
-                }
-            }
-            "DoesNotExist" => {
-                if have.is_some() {
-                    return true;
-                }
-            }
+            "Exists" if have.is_none() => return true,
+            "DoesNotExist" if have.is_some() => return true,
             _ => {}
         }
     }
@@ -285,7 +277,7 @@ mod tests {
         mine_ns.spec.namespace_selector = Some(sel(
             json!({"matchLabels": {"kubernetes.io/metadata.name": "a"}}),
         ));
-        assert!(validate_against(&mine_ns, &[other_ns.clone()]).is_ok());
+        assert!(validate_against(&mine_ns, std::slice::from_ref(&other_ns)).is_ok());
         // one side without a namespace selector overlaps every namespace
         assert!(validate_against(&mine, &[other_ns]).is_err());
         // a canary is not compared with its base
