@@ -24,4 +24,3 @@ pub mod nodeimage;
 pub mod pullsecrets;
 pub mod revision;
 pub mod runtime;
-pub mod sidecarset;

@@ -236,13 +236,13 @@ pub struct CompletionPolicy {
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("default" = "Always"))]
     pub type_: Option<CompletionPolicyType>,
-    /// Seconds after start before the job is failed; only with `Always`. OpenKruise's schema
-    /// and webhooks set no minimum (an ImagePullJob only needs it ≥ its pull timeout).
+    /// Seconds after start before the job is failed; only with `Always`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub active_deadline_seconds: Option<i64>,
-    /// Seconds after completion before the job is deleted; only with `Always`. No minimum in
-    /// OpenKruise either.
+    /// Seconds after completion before the job is deleted; only with `Always`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
     pub ttl_seconds_after_finished: Option<i32>,
 }
 
@@ -257,25 +257,40 @@ pub enum CompletionPolicyType {
 }
 
 impl CompletionPolicy {
-    /// Checks that deadline and TTL are only set for `Always`, as OpenKruise's BroadcastJob
-    /// webhook does (its words; no minimum on either value).
+    /// Checks that deadline and TTL are only set for `Always`.
     pub fn validate(&self, field: &str) -> FieldErrors {
         let mut errs = FieldErrors::default();
         if self.type_ == Some(CompletionPolicyType::Never) {
-            if let Some(t) = self.ttl_seconds_after_finished {
-                errs.push(FieldError::invalid(
-                    &format!("{field}.ttlSecondsAfterFinished"),
-                    t,
-                    "ttlSecondsAfterFinished can just work with Always CompletionPolicyType",
-                ));
-            }
-            if let Some(d) = self.active_deadline_seconds {
-                errs.push(FieldError::invalid(
+            if self.active_deadline_seconds.is_some() {
+                errs.push(FieldError::forbidden(
                     &format!("{field}.activeDeadlineSeconds"),
-                    d,
-                    "activeDeadlineSeconds can just work with Always CompletionPolicyType",
+                    "activeDeadlineSeconds is only allowed with type Always",
                 ));
             }
+            if self.ttl_seconds_after_finished.is_some() {
+                errs.push(FieldError::forbidden(
+                    &format!("{field}.ttlSecondsAfterFinished"),
+                    "ttlSecondsAfterFinished is only allowed with type Always",
+                ));
+            }
+        }
+        if let Some(d) = self.active_deadline_seconds
+            && d <= 0
+        {
+            errs.push(FieldError::invalid(
+                &format!("{field}.activeDeadlineSeconds"),
+                d,
+                "must be greater than 0",
+            ));
+        }
+        if let Some(t) = self.ttl_seconds_after_finished
+            && t < 0
+        {
+            errs.push(FieldError::invalid(
+                &format!("{field}.ttlSecondsAfterFinished"),
+                t,
+                "must be greater than or equal to 0",
+            ));
         }
         errs
     }

@@ -8,4 +8,3 @@ mod gather;
 pub mod plan;
 pub mod pods;
 mod status;
-pub mod vct;

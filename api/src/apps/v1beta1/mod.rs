@@ -1,6 +1,5 @@
 //! `apps.kruise.io/v1beta1` kinds.
 
-pub mod sidecarset;
 pub mod statefulset;
 
 pub use statefulset::{StatefulSet, StatefulSetSpec, StatefulSetStatus};
