@@ -76,6 +76,10 @@ manifests:
 ## bench/kruise.sh: CloneSet in-place / ReCreate vs a Deployment, 30 pods each, graft (bench/rollout.sh)
 ##   next to OpenKruise v1.9.1 (built from the Go module proxy, installed and removed by the script),
 ##   with the per-pod breakdown of both in-place rollouts;
+## bench/realistic.sh: the same with real-looking pods (app ready ~3 s after start, unchanged sidecar,
+##   a PVC per pod): graft in-place / ReCreate vs a Deployment, and OpenKruise v1.9.1's in-place;
+## bench/scale.sh: 100 CloneSets x 30 pods on 30 kwok nodes, graft vs kruise-manager: template change
+##   -> all pods patched / updated, peak RSS, CPU seconds (kwok built from the Go module proxy);
 ## bench/prepull.sh: pre-pull of the large image vs a pod pulling it itself;
 ## bench/sync.sh: Git sync of 1,000 objects, no-op resync, webhook/file-watch latency vs kubectl;
 ## bench/commit.sh: commit -> pods on a large image with BeforeRollout pre-pull vs Off; manager memory/CPU;
@@ -84,6 +88,8 @@ manifests:
 bench:
 	$(CARGO) build --release --bin graft
 	bench/kruise.sh
+	bench/realistic.sh
+	bench/scale.sh
 	bench/prepull.sh
 	bench/sync.sh
 	bench/commit.sh

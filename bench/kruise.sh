@@ -15,6 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(deploy/local/cluster env)"
 source bench/lib/rollout.sh
+source bench/lib/exclusive.sh
 ROOT="/tmp/graft-bench-kruise-$RUN"
 mkdir -p "$ROOT/graft" "$ROOT/kruise"
 INSTALLED=0
@@ -22,6 +23,7 @@ INSTALLED=0
 cleanup() {
   rollout_cleanup
   if (( INSTALLED )); then deploy/kruise/kruise down || true; fi
+  exclusive_end
 }
 trap cleanup EXIT
 
@@ -32,7 +34,8 @@ echo "== graft" >&2
 BENCH_OUT="$ROOT/graft" RUN="$RUN-graft" bench/rollout.sh >"$ROOT/graft/report.txt"
 cat "$ROOT/graft/report.txt" >&2
 
-echo "== OpenKruise ${KRUISE_VERSION:-1.9.1}" >&2
+echo "== OpenKruise ${KRUISE_VERSION:-1.9.1} (in this benchmark's turn on the cluster: bench/lib/exclusive.sh)" >&2
+exclusive_begin
 INSTALLED=1
 deploy/kruise/kruise up
 KRUISE_PID="$(deploy/kruise/kruise pid)"
@@ -49,6 +52,7 @@ peak_rss_kib "$KRUISE_PID" >"$OUT/peak.rss_kib"
 cp "${KRUISE_LOGS:-/var/log/graft-kruise}/kruise-manager.log" "$OUT/"
 deploy/kruise/kruise down
 INSTALLED=0
+exclusive_end
 
 g="$ROOT/graft" k="$ROOT/kruise"
 sec() { cat "$1/$2.seconds"; }

@@ -244,9 +244,71 @@ struct ControllersArgs {
         default_value = "graft-system"
     )]
     pull_secrets_namespace: String,
+    /// CloneSet scaling does not count pods in PreparingDelete as replicas (OpenKruise's flag).
+    #[arg(long, env = "GRAFT_CLONESET_SCALING_EXCLUDE_PREPARING_DELETE")]
+    cloneset_scaling_exclude_preparing_delete: bool,
     /// Log format: `text` or `json`.
     #[arg(long, env = "GRAFT_LOG_FORMAT", default_value = "text")]
     log_format: String,
+    #[command(flatten)]
+    admission: AdmissionArgs,
+}
+
+/// graft's admission server (fail-open webhooks: CRR and CloneSet creation-time fields).
+#[derive(clap::Args, Debug)]
+struct AdmissionArgs {
+    /// Serve the admission webhooks (TLS) on this address; without it, no admission server.
+    #[arg(long, env = "GRAFT_ADMISSION_ADDR")]
+    admission_addr: Option<std::net::SocketAddr>,
+    /// Base URL the API server reaches the admission server at, e.g. `https://10.88.0.1:9443`
+    /// (graft outside the cluster). The certificate names its host.
+    #[arg(
+        long,
+        env = "GRAFT_ADMISSION_URL",
+        conflicts_with = "admission_service"
+    )]
+    admission_url: Option<String>,
+    /// Service in front of graft's pods, in --admission-namespace (in-cluster installs).
+    #[arg(long, env = "GRAFT_ADMISSION_SERVICE")]
+    admission_service: Option<String>,
+    /// Port of --admission-service.
+    #[arg(long, env = "GRAFT_ADMISSION_SERVICE_PORT", default_value_t = 443)]
+    admission_service_port: i32,
+    /// graft's own namespace: the certificate Secret lives there, and it is never admitted.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "graft-system")]
+    admission_namespace: String,
+    /// Name of the certificate Secret.
+    #[arg(long, env = "GRAFT_ADMISSION_SECRET", default_value = graft_admission::DEFAULT_SECRET_NAME)]
+    admission_secret: String,
+    /// Name of the MutatingWebhookConfiguration graft writes.
+    #[arg(long, env = "GRAFT_ADMISSION_CONFIG_NAME", default_value = graft_admission::DEFAULT_CONFIG_NAME)]
+    admission_config_name: String,
+}
+
+/// The admission server's options, `None` without --admission-addr.
+fn admission_options(
+    args: &AdmissionArgs,
+    watch_namespace: Option<String>,
+) -> anyhow::Result<Option<graft_admission::Options>> {
+    let Some(addr) = args.admission_addr else {
+        return Ok(None);
+    };
+    let endpoint = match (&args.admission_url, &args.admission_service) {
+        (Some(url), _) => graft_admission::Endpoint::Url(url.clone()),
+        (None, Some(name)) => graft_admission::Endpoint::Service {
+            name: name.clone(),
+            namespace: args.admission_namespace.clone(),
+            port: args.admission_service_port,
+        },
+        (None, None) => {
+            anyhow::bail!("--admission-addr needs --admission-url or --admission-service")
+        }
+    };
+    let mut opts = graft_admission::Options::new(addr, endpoint, args.admission_namespace.clone());
+    opts.secret_name = args.admission_secret.clone();
+    opts.config_name = args.admission_config_name.clone();
+    opts.watch_namespace = watch_namespace;
+    Ok(Some(opts))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -296,12 +358,15 @@ async fn cluster_client() -> anyhow::Result<kube::Client> {
 
 fn controllers(args: ControllersArgs) -> anyhow::Result<()> {
     init_tracing(&args.log_format);
+    let admission = admission_options(&args.admission, args.namespace.clone())?;
     block_on(async {
         let client = cluster_client().await?;
         let opts = controllers_options(args);
-        graft_controllers::runtime::run(client, opts)
-            .await
-            .context("running the controllers")
+        let admission = run::admission_server(client.clone(), admission);
+        tokio::select! {
+            r = graft_controllers::runtime::run(client.clone(), opts) => r.context("running the controllers"),
+            r = admission => r.context("admission server"),
+        }
     })
 }
 
@@ -322,6 +387,7 @@ fn controllers_options(args: ControllersArgs) -> graft_controllers::runtime::Opt
             args.nodeimage_response_timeout_seconds,
         ),
         pull_secrets_namespace: args.pull_secrets_namespace,
+        cloneset_scaling_exclude_preparing_delete: args.cloneset_scaling_exclude_preparing_delete,
     }
 }
 
@@ -348,6 +414,10 @@ fn run_manager(args: RunArgs) -> anyhow::Result<()> {
         duration_seconds: args.lease_duration_seconds,
         grace_seconds: args.lease_grace_seconds,
     });
+    let admission = admission_options(
+        &args.controllers.admission,
+        args.controllers.namespace.clone(),
+    )?;
     let pull_secrets_namespace = args.controllers.pull_secrets_namespace.clone();
     let crr_namespace = args.controllers.namespace.clone();
     let nodeagent = match (args.with_nodeagent, args.node_name) {
@@ -376,6 +446,7 @@ fn run_manager(args: RunArgs) -> anyhow::Result<()> {
         dashboard_token: args.dashboard_token.filter(|t| !t.is_empty()),
         leader,
         nodeagent,
+        admission,
     };
     block_on(async move {
         let client = cluster_client().await?;

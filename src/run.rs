@@ -47,6 +47,8 @@ pub struct Options {
     pub leader: Option<graft_lease::Options>,
     /// Run a node agent for this node in-process (single-node installs).
     pub nodeagent: Option<NodeAgent>,
+    /// graft's admission server, served by every replica (leader or not).
+    pub admission: Option<graft_admission::Options>,
 }
 
 const STARTING: u8 = 0;
@@ -62,7 +64,13 @@ pub async fn run(client: kube::Client, opts: Options) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", opts.addr))?;
     tracing::info!(addr = %opts.addr, dashboard = opts.dashboard, webhooks = opts.webhook_secret.is_some(), "serving /healthz, /readyz");
-    let server = async move { axum::serve(listener, front).await };
+    let admission = admission_server(client.clone(), opts.admission.clone());
+    let server = async move {
+        tokio::select! {
+            r = axum::serve(listener, front) => r,
+            r = admission => r.map_err(std::io::Error::other),
+        }
+    };
     tokio::pin!(server);
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -229,6 +237,19 @@ async fn leader_work(client: kube::Client, opts: &Options) -> anyhow::Result<()>
         r = controllers => r.context("controllers"),
         r = sync => r.context("GitSync controller"),
         r = agent => r,
+    }
+}
+
+/// The admission server when configured; without it, a future that never ends.
+pub async fn admission_server(
+    client: kube::Client,
+    opts: Option<graft_admission::Options>,
+) -> anyhow::Result<()> {
+    match opts {
+        Some(o) => graft_admission::run(client, o)
+            .await
+            .map_err(anyhow::Error::from),
+        None => futures::future::pending().await,
     }
 }
 

@@ -1811,3 +1811,517 @@ async fn an_infeasible_resize_waits_in_place_and_a_feasible_one_then_completes()
         );
     }
 }
+
+// ---- issue 13: pre-download, exclude PreparingDelete, volumeClaimTemplates recreate -----------
+
+fn label_of(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    key: &str,
+) -> Option<String> {
+    meta.labels.as_ref().and_then(|l| l.get(key).cloned())
+}
+
+async fn revision_named(e: &Env, name: &str) -> ControllerRevision {
+    e.ns.api::<ControllerRevision>()
+        .get(name)
+        .await
+        .unwrap_or_else(|err| panic!("revision {name}: {err}"))
+}
+
+#[tokio::test]
+async fn pre_download_creates_the_image_pull_job_openkruise_would_for_the_pods_not_yet_updated() {
+    use graft_api::apps::v1alpha1::ImagePullJob;
+    let e = env("cs-predl").await;
+    // More than 3 replicas and a partition: kruise pre-downloads for such a rollout.
+    e.clonesets
+        .create(
+            &PostParams::default(),
+            &cloneset(
+                "web",
+                4,
+                "v1",
+                json!({"type": "InPlaceIfPossible", "partition": 2, "maxUnavailable": 1}),
+            ),
+        )
+        .await
+        .expect("create");
+    let v1 = settled(&e, "web", 4).await;
+    let current = v1
+        .status
+        .and_then(|s| s.update_revision)
+        .expect("an update revision");
+    patch_spec(&e, "web", containers_with(&image("app:v2"))).await;
+    let cs = wait_cs(
+        &e,
+        "web",
+        "2 of 4 pods updated (partition 2), all available",
+        3 * MINUTE,
+        |cs| {
+            let s = cs.status.clone().unwrap_or_default();
+            s.observed_generation == cs.metadata.generation.unwrap_or(-1)
+                && s.updated_replicas == 2
+                && s.updated_available_replicas == 2
+                && s.available_replicas == 4
+        },
+    )
+    .await;
+    let update = cs
+        .status
+        .clone()
+        .and_then(|s| s.update_revision)
+        .expect("update revision");
+    assert_ne!(update, current);
+    let hash = update.rsplit('-').next().unwrap_or_default().to_string();
+
+    let jobs: Api<ImagePullJob> = e.ns.api();
+    let listed = jobs
+        .list(&ListParams::default())
+        .await
+        .expect("list jobs")
+        .items;
+    let names: Vec<String> = listed
+        .iter()
+        .map(|j| j.metadata.name.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        names,
+        vec![format!("{update}-app")],
+        "one job, for the changed container only, named <updateRevision>-<container>"
+    );
+    let job = &listed[0];
+    let owner = job
+        .metadata
+        .owner_references
+        .as_ref()
+        .and_then(|o| o.first())
+        .expect("an owner reference");
+    assert_eq!(
+        (
+            owner.kind.as_str(),
+            owner.name.as_str(),
+            owner.controller,
+            owner.uid.as_str()
+        ),
+        (
+            "CloneSet",
+            "web",
+            Some(true),
+            cs.metadata.uid.as_deref().unwrap_or_default()
+        )
+    );
+    assert_eq!(
+        label_of(&job.metadata, "controller.kubernetes.io/hash"),
+        Some(hash.clone())
+    );
+    assert_eq!(label_of(&job.metadata, "app"), Some("web".into()));
+    let spec = serde_json::to_value(&job.spec).expect("job spec as JSON");
+    assert_eq!(spec["image"], json!(image("app:v2")));
+    assert_eq!(
+        spec["podSelector"],
+        json!({"matchLabels": {"app": "web"}, "matchExpressions": [
+            {"key": "controller-revision-hash", "operator": "NotIn", "values": [update, hash]}
+        ]})
+    );
+    assert_eq!(spec["parallelism"], json!(1));
+    assert_eq!(
+        spec["pullPolicy"],
+        json!({"timeoutSeconds": 300, "backoffLimit": 1})
+    );
+    assert_eq!(
+        spec["completionPolicy"],
+        json!({"type": "Always", "ttlSecondsAfterFinished": 600})
+    );
+    // The selector picks exactly the pods the partition keeps at the old revision: their nodes
+    // are the ones that pull.
+    let selected: BTreeSet<String> = e
+        .pods
+        .list(&ListParams::default().labels(&format!(
+            "app=web,controller-revision-hash notin ({update},{hash})"
+        )))
+        .await
+        .expect("list pods")
+        .items
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(|p| {
+            format!(
+                "{}@{}",
+                p.metadata.name.clone().unwrap_or_default(),
+                p.spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.clone())
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    let old: BTreeSet<String> = live_pods(&e, "web")
+        .await
+        .iter()
+        .filter(|p| {
+            label_of(&p.metadata, "controller-revision-hash").as_deref() == Some(current.as_str())
+        })
+        .map(|p| {
+            format!(
+                "{}@{}",
+                p.metadata.name.clone().unwrap_or_default(),
+                support::node_name()
+            )
+        })
+        .collect();
+    assert_eq!(
+        selected, old,
+        "the job's pods are the 2 not-yet-updated ones"
+    );
+    assert_eq!(old.len(), 2);
+    assert_eq!(
+        label_of(
+            &revision_named(&e, &update).await.metadata,
+            "apps.kruise.io/pre-predownload-created"
+        ),
+        Some("true".into()),
+        "the update revision is marked, so the jobs are made once"
+    );
+    let events = cloneset_events(&e, "web").await;
+    assert!(
+        events
+            .iter()
+            .any(|(reason, message)| reason == "CreatedImagePullJob"
+                && message
+                    == &format!(
+                        "created ImagePullJob {update}-app for image: {}",
+                        image("app:v2")
+                    )),
+        "kruise's event: {events:?}"
+    );
+
+    // The rollout finishes: the revisions converge and the job goes.
+    patch_spec(&e, "web", json!({"updateStrategy": {"partition": 0}})).await;
+    wait_cs(&e, "web", "all 4 pods updated", 3 * MINUTE, |cs| {
+        let s = cs.status.clone().unwrap_or_default();
+        status_is(cs, 4) && s.current_revision == s.update_revision
+    })
+    .await;
+    support::eventually("the pre-download job deleted", MINUTE, || async {
+        let left: Vec<String> = jobs
+            .list(&ListParams::default())
+            .await
+            .map(|l| {
+                l.items
+                    .iter()
+                    .filter(|j| j.metadata.deletion_timestamp.is_none())
+                    .filter_map(|j| j.metadata.name.clone())
+                    .collect()
+            })
+            .unwrap_or_else(|err| vec![err.to_string()]);
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("jobs left: {left:?}"))
+        }
+    })
+    .await;
+
+    // A ReCreate rollout needs no pre-download: the revision is marked ignored, no job is made.
+    patch_spec(
+        &e,
+        "web",
+        json!({"updateStrategy": {"type": "ReCreate", "partition": 2}}),
+    )
+    .await;
+    patch_spec(&e, "web", containers_with(&image("app:v3"))).await;
+    let cs = wait_cs(&e, "web", "a new update revision", MINUTE, |cs| {
+        cs.status
+            .as_ref()
+            .and_then(|s| s.update_revision.as_deref())
+            != Some(update.as_str())
+    })
+    .await;
+    let v3 = cs
+        .status
+        .and_then(|s| s.update_revision)
+        .unwrap_or_default();
+    support::eventually("the ReCreate revision marked ignored", MINUTE, || async {
+        let r = revision_named(&e, &v3).await;
+        match label_of(&r.metadata, "apps.kruise.io/image-predownload-ignored") {
+            Some(v) if v == "true" => Ok(()),
+            other => Err(format!("labels {:?} ({other:?})", r.metadata.labels)),
+        }
+    })
+    .await;
+    let listed = jobs
+        .list(&ListParams::default())
+        .await
+        .expect("list jobs")
+        .items;
+    assert!(
+        listed.is_empty(),
+        "no job for a ReCreate rollout: {:?}",
+        listed
+            .iter()
+            .map(|j| j.metadata.name.clone())
+            .collect::<Vec<_>>()
+    );
+}
+
+/// The pods of `name` as (name, lifecycle state), not terminating.
+async fn pod_states(e: &Env, name: &str) -> Vec<(String, String)> {
+    live_pods(e, name)
+        .await
+        .iter()
+        .map(|p| {
+            (
+                p.metadata.name.clone().unwrap_or_default(),
+                label_of(&p.metadata, "lifecycle.apps.kruise.io/state").unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn excluding_preparing_delete_pods_from_scaling_creates_the_replacement_while_the_hook_holds()
+{
+    let e = env("cs-exclpd").await;
+    let make = |name: &str, exclude: bool| {
+        let mut cs = cloneset(name, 2, "v1", json!({}));
+        cs.spec
+            .template
+            .metadata
+            .get_or_insert_with(Default::default)
+            .labels = Some(BTreeMap::from([
+            ("app".into(), name.into()),
+            ("hold".into(), "true".into()),
+        ]));
+        cs.spec.lifecycle = serde_json::from_value(json!({
+            "preDelete": {"labelsHandler": {"hold": "true"}}
+        }))
+        .expect("lifecycle literal");
+        if exclude {
+            cs.metadata.labels = Some(BTreeMap::from([(
+                "apps.kruise.io/cloneset-scaling-exclude-preparing-delete".into(),
+                "true".into(),
+            )]));
+        }
+        cs
+    };
+    for (name, exclude) in [("excl", true), ("incl", false)] {
+        e.clonesets
+            .create(&PostParams::default(), &make(name, exclude))
+            .await
+            .expect("create");
+    }
+    settled(&e, "excl", 2).await;
+    settled(&e, "incl", 2).await;
+
+    // One pod of each is specified for deletion; the preDelete hook holds it in PreparingDelete.
+    let mut held = BTreeMap::new();
+    for name in ["excl", "incl"] {
+        let victim = live_pods(&e, name).await[0]
+            .metadata
+            .name
+            .clone()
+            .unwrap_or_default();
+        patch_spec(
+            &e,
+            name,
+            json!({"scaleStrategy": {"podsToDelete": [victim]}}),
+        )
+        .await;
+        held.insert(name, victim);
+    }
+    for name in ["excl", "incl"] {
+        let victim = held[name].clone();
+        support::eventually(
+            "the specified pod held in PreparingDelete",
+            MINUTE,
+            || async {
+                let states = pod_states(&e, name).await;
+                if states
+                    .iter()
+                    .any(|(n, s)| n == &victim && s == "PreparingDelete")
+                {
+                    Ok(())
+                } else {
+                    Err(format!("{name}: {states:?}"))
+                }
+            },
+        )
+        .await;
+    }
+    // Excluded from the count: a replacement is created although the held pod is still there.
+    support::eventually("excl: 2 pods besides the held one", MINUTE, || async {
+        let states = pod_states(&e, "excl").await;
+        let others = states.iter().filter(|(n, _)| n != &held["excl"]).count();
+        if others == 2 && states.len() == 3 {
+            Ok(())
+        } else {
+            Err(format!("{states:?}"))
+        }
+    })
+    .await;
+    // Counted: the CloneSet without the label waits for the hook (as OpenKruise by default).
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let states = pod_states(&e, "incl").await;
+    assert_eq!(
+        states.len(),
+        2,
+        "incl: the held pod still counts as a replica, no replacement yet: {states:?}"
+    );
+    // Releasing the hooks lets the held pods go; both end with 2 pods.
+    for name in ["excl", "incl"] {
+        e.pods
+            .patch(
+                &held[name],
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"metadata": {"labels": {"hold": null}}})),
+            )
+            .await
+            .expect("release the hook");
+    }
+    settled(&e, "excl", 2).await;
+    settled(&e, "incl", 2).await;
+    for name in ["excl", "incl"] {
+        let names: Vec<String> = pod_states(&e, name)
+            .await
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert!(
+            !names.contains(&held[name]),
+            "{name}: the released pod is gone: {names:?}"
+        );
+    }
+}
+
+fn vct(size: &str) -> Value {
+    json!([{
+        "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}
+    }])
+}
+
+async fn pvc_sizes(e: &Env) -> BTreeMap<String, String> {
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    e.ns.api::<PersistentVolumeClaim>()
+        .list(&ListParams::default())
+        .await
+        .expect("list PVCs")
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(|p| {
+            let size = p
+                .spec
+                .and_then(|s| s.resources)
+                .and_then(|r| r.requests)
+                .and_then(|r| r.get("storage").map(|q| q.0.clone()))
+                .unwrap_or_default();
+            (p.metadata.name.unwrap_or_default(), size)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_volume_claim_template_change_recreates_the_pods_an_image_change_alone_does_not() {
+    let e = env("cs-vct").await;
+    let mut cs = cloneset(
+        "web",
+        2,
+        "v1",
+        json!({"type": "InPlaceIfPossible", "maxUnavailable": 1}),
+    );
+    cs.spec.volume_claim_templates = serde_json::from_value(vct("16Mi")).expect("vct literal");
+    e.clonesets
+        .create(&PostParams::default(), &cs)
+        .await
+        .expect("create");
+    let first = settled(&e, "web", 2).await;
+    let r1 = first
+        .status
+        .and_then(|s| s.update_revision)
+        .expect("revision");
+    let hash_of = |r: &ControllerRevision| {
+        r.metadata.annotations.as_ref().and_then(|a| {
+            a.get("kruise.io/cloneset-volumeclaimtemplate-hash")
+                .cloned()
+        })
+    };
+    let h1 = hash_of(&revision_named(&e, &r1).await).expect("the revision carries the VCT hash");
+    assert!(h1.parse::<u32>().is_ok(), "a decimal FNV hash: {h1}");
+    let uids = |pods: &[Pod]| -> BTreeSet<String> {
+        pods.iter().filter_map(|p| p.metadata.uid.clone()).collect()
+    };
+    let before = uids(&live_pods(&e, "web").await);
+
+    // New image and bigger volumes: the pods are recreated (in place would keep the old PVCs).
+    let mut spec = containers_with(&image("app:v2"));
+    spec["volumeClaimTemplates"] = vct("32Mi");
+    patch_spec(&e, "web", spec).await;
+    let second = wait_cs(
+        &e,
+        "web",
+        "both pods at the new revision",
+        3 * MINUTE,
+        |cs| {
+            let s = cs.status.clone().unwrap_or_default();
+            status_is(cs, 2)
+                && s.update_revision != Some(r1.clone())
+                && s.current_revision == s.update_revision
+        },
+    )
+    .await;
+    let r2 = second
+        .status
+        .and_then(|s| s.update_revision)
+        .unwrap_or_default();
+    let h2 = hash_of(&revision_named(&e, &r2).await).expect("hash on the new revision");
+    assert_ne!(h1, h2, "the hash follows the templates");
+    let recreated = live_pods(&e, "web").await;
+    assert!(
+        uids(&recreated).is_disjoint(&before),
+        "every pod was recreated, none updated in place"
+    );
+    for p in &recreated {
+        let app = container(p, "app").expect("app status");
+        assert_eq!(app.restart_count, 0, "a new pod, not a restarted container");
+    }
+    support::eventually("every PVC at 32Mi", MINUTE, || async {
+        let sizes = pvc_sizes(&e).await;
+        if sizes.len() == 2 && sizes.values().all(|s| s == "32Mi") {
+            Ok(())
+        } else {
+            Err(format!("{sizes:?}"))
+        }
+    })
+    .await;
+
+    // Back to v1 with the same volumes: a rollback to r1, whose hash becomes today's, in place.
+    let before = uids(&recreated);
+    patch_spec(&e, "web", containers_with(&image("app:v1"))).await;
+    wait_cs(
+        &e,
+        "web",
+        "both pods back at the first revision",
+        3 * MINUTE,
+        |cs| {
+            let s = cs.status.clone().unwrap_or_default();
+            status_is(cs, 2)
+                && s.update_revision == Some(r1.clone())
+                && s.current_revision == s.update_revision
+        },
+    )
+    .await;
+    assert_eq!(
+        hash_of(&revision_named(&e, &r1).await),
+        Some(h2),
+        "the rollback carried the hash over"
+    );
+    let after = live_pods(&e, "web").await;
+    assert_eq!(uids(&after), before, "same pods: updated in place");
+    for p in &after {
+        assert_eq!(
+            container(p, "app").map(|c| c.restart_count),
+            Some(1),
+            "app restarted in place"
+        );
+    }
+}

@@ -211,3 +211,156 @@ async fn the_api_server_applies_cloneset_defaults_and_rejects_invalid_strategies
         }
     }
 }
+
+/// OpenKruise's NodeImage webhook rules (`pkg/webhook/nodeimage/validating`), made by the API
+/// server through the CRD's CEL rules with kruise's messages, and its defaults (every tag gets a
+/// `pullPolicy` with timeout 600 and backoff 3).
+#[tokio::test]
+async fn the_api_server_refuses_nodeimages_as_kruises_webhook_does() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("apps.kruise.io", "v1alpha1", "NodeImage"),
+        "nodeimages",
+    );
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+    let dry = PostParams {
+        dry_run: true,
+        field_manager: None,
+    };
+    let node_image = |images: Value| -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "apps.kruise.io/v1alpha1", "kind": "NodeImage",
+            "metadata": {"name": "graft-test-crd-nodeimage"},
+            "spec": {"images": images}
+        }))
+        .expect("NodeImage literal")
+    };
+    let ttl = json!({"ttlSecondsAfterFinished": 300});
+    let many: serde_json::Map<String, Value> = (0..257)
+        .map(|i| (format!("img{i}"), json!({"tags": []})))
+        .collect();
+    let refused = [
+        (
+            Value::Object(many),
+            "spec images length can not be more than 256".to_string(),
+        ),
+        (
+            json!({"": {"tags": []}}),
+            "image name can not be empty".to_string(),
+        ),
+        (
+            json!({"nginx": {"tags": [{"tag": "", "pullPolicy": ttl}]}}),
+            "tag for image can not be empty".to_string(),
+        ),
+        (
+            json!({"nginx": {"tags": [{"tag": "1", "pullPolicy": ttl}, {"tag": "1", "pullPolicy": ttl}]}}),
+            // a list keyed by tag: the API server's own refusal (kruise's webhook words it
+            // "duplicated tag 1 for image nginx"; a CEL rule for it exceeds the cost budget)
+            "Duplicate value".to_string(),
+        ),
+        (
+            json!({"nginx": {"tags": [{"tag": "1", "version": -1, "pullPolicy": ttl}]}}),
+            "version for image tag can not be less than 0".to_string(),
+        ),
+        (
+            json!({"nginx": {"tags": [{"tag": "1"}]}}),
+            "pullPolicy.ttlSecondsAfterFinished for image tag must set".to_string(),
+        ),
+    ];
+    for (images, message) in refused {
+        match api.create(&dry, &node_image(images.clone())).await {
+            Ok(_) => panic!("the API server accepted a NodeImage kruise refuses ({message})"),
+            Err(e) => assert!(
+                e.to_string().contains(&message),
+                "refused, but without {message:?}: {e}"
+            ),
+        }
+    }
+    let created = api
+        .create(
+            &dry,
+            &node_image(json!({"nginx": {"tags": [
+                {"tag": "1", "version": 0, "pullPolicy": ttl},
+                {"tag": "2", "pullPolicy": {"ttlSecondsAfterFinished": 300, "timeoutSeconds": 5}}
+            ]}})),
+        )
+        .await
+        .expect("kruise accepts tags with a TTL");
+    let tags = &created.data["spec"]["images"]["nginx"]["tags"];
+    assert_eq!(
+        tags[0]["pullPolicy"],
+        json!({"ttlSecondsAfterFinished": 300, "timeoutSeconds": 600, "backoffLimit": 3}),
+        "kruise's per-tag defaults: {tags}"
+    );
+    assert_eq!(
+        tags[1]["pullPolicy"],
+        json!({"ttlSecondsAfterFinished": 300, "timeoutSeconds": 5, "backoffLimit": 3}),
+        "{tags}"
+    );
+}
+
+/// The enum fields whose unknown values kruise's webhooks refuse with their own words (the
+/// ImagePullJob's completionPolicy.type, the CRR's failurePolicy), and the ones kruise takes as
+/// written (an ImagePullJob's imagePullPolicy; no minimum on its deadline and TTL).
+#[tokio::test]
+async fn unknown_enum_values_get_kruises_messages_and_free_strings_are_accepted() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "crd-enums").await;
+    let dry = PostParams {
+        dry_run: true,
+        field_manager: None,
+    };
+    let api = |kind: &str, plural: &str| -> Api<DynamicObject> {
+        let ar = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("apps.kruise.io", "v1alpha1", kind),
+            plural,
+        );
+        Api::namespaced_with(client.clone(), &ns.name, &ar)
+    };
+    let obj = |kind: &str, spec: Value| -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "apps.kruise.io/v1alpha1", "kind": kind,
+            "metadata": {"name": "x"}, "spec": spec
+        }))
+        .expect("literal")
+    };
+    let jobs = api("ImagePullJob", "imagepulljobs");
+    let crrs = api("ContainerRecreateRequest", "containerrecreaterequests");
+    for (api, kind, spec, message) in [
+        (
+            &jobs,
+            "ImagePullJob",
+            json!({"image": "nginx", "completionPolicy": {"type": "Sometimes"}}),
+            "unknown type of completionPolicy: Sometimes",
+        ),
+        (
+            &crrs,
+            "ContainerRecreateRequest",
+            json!({"podName": "web", "containers": [{"name": "app"}], "strategy": {"failurePolicy": "Sometimes"}}),
+            "unknown failurePolicy Sometimes",
+        ),
+    ] {
+        match api.create(&dry, &obj(kind, spec.clone())).await {
+            Ok(_) => panic!("the API server accepted {spec}"),
+            Err(e) => assert!(
+                e.to_string().contains(message),
+                "{spec}: refused, but without {message:?}: {e}"
+            ),
+        }
+    }
+    for spec in [
+        json!({"image": "nginx", "imagePullPolicy": "Never"}),
+        json!({"image": "nginx", "pullPolicy": {"timeoutSeconds": 0},
+            "completionPolicy": {"activeDeadlineSeconds": 0, "ttlSecondsAfterFinished": -1}}),
+    ] {
+        let created = jobs
+            .create(&dry, &obj("ImagePullJob", spec.clone()))
+            .await
+            .unwrap_or_else(|e| panic!("kruise accepts {spec}, graft refused it: {e}"));
+        if spec["imagePullPolicy"] == json!("Never") {
+            assert_eq!(created.data["spec"]["imagePullPolicy"], json!("Never"));
+        }
+    }
+}

@@ -371,6 +371,167 @@ async fn a_request_restarts_one_container_in_place_after_its_prestop_hook() {
                 && ev.reporting_controller.as_deref() == Some("graft-nodeagent")),
         "a ContainerStopped event from the agent; events: {ev:?}"
     );
+    // kruise-daemon's KillContainer Event on the pod's container.
+    let killing = pod_container_events(&e, "web", "app", "Killing").await;
+    assert!(
+        killing.iter().any(|ev| ev.note.as_deref()
+            == Some("Stopping container app by ContainerRecreateRequest restart-app")),
+        "a Killing event on web's app container in kruise's words; events: {killing:?}"
+    );
+}
+
+/// The Events about container `container` of pod `pod` with `reason`.
+async fn pod_container_events(e: &Env, pod: &str, container: &str, reason: &str) -> Vec<Event> {
+    let events: Api<Event> = e.ns.api();
+    let field_path = format!("spec.containers{{{container}}}");
+    events
+        .list(&Default::default())
+        .await
+        .expect("listing events")
+        .items
+        .into_iter()
+        .filter(|ev| {
+            ev.reason.as_deref() == Some(reason)
+                && ev.regarding.as_ref().is_some_and(|r| {
+                    r.kind.as_deref() == Some("Pod")
+                        && r.name.as_deref() == Some(pod)
+                        && r.field_path.as_deref() == Some(field_path.as_str())
+                })
+        })
+        .collect()
+}
+
+/// kruise-daemon's container-meta restarter (env from metadata): when a label a container's env
+/// reads changes while the pod's `InPlaceUpdateReady` is False, the agent restarts that
+/// container as kruise's `KillContainer` does, from what the kubelet recorded on the runtime
+/// container: an Event `Killing` ("Stopping containerID ... by container meta restarter", the
+/// ID replaced by the container name), then the preStop hook, then the stop; the other
+/// container is untouched.
+#[tokio::test]
+async fn a_container_meta_restart_runs_the_prestop_hook_and_reports_killing() {
+    let e = env("crr-meta").await;
+    let _agent = GraftNodeAgent::start_for_crr(&e.ns.name);
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "web", "labels": {"version": "1"},
+            // Pods a SidecarSet injected are watched as the ones a kruise workload owns.
+            "annotations": {labels::SIDECARSET_HASH: "{}"}},
+        "spec": {
+            "terminationGracePeriodSeconds": 5,
+            "readinessGates": [{"conditionType": labels::INPLACE_UPDATE_READY}],
+            "volumes": [{"name": "shared", "emptyDir": {}}],
+            "containers": [
+                {"name": "app", "image": image("app:v1"), "imagePullPolicy": "IfNotPresent",
+                 "env": [{"name": "VERSION", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['version']"}}}],
+                 "volumeMounts": [{"name": "shared", "mountPath": "/shared"}],
+                 "lifecycle": {"preStop": {"exec": {"command": ["sh", "-c",
+                     "echo \"prestop app $VERSION\" >> /shared/prestop.log"]}}}},
+                {"name": "sidecar", "image": image("sidecar:v1"), "imagePullPolicy": "IfNotPresent",
+                 "volumeMounts": [{"name": "shared", "mountPath": "/shared"}]}
+            ]
+        }
+    }))
+    .expect("valid pod literal");
+    e.pods
+        .create(&PostParams::default(), &pod)
+        .await
+        .expect("creating pod web");
+    // The agent reports the app container's env hash once it runs.
+    let before = wait_for(
+        &e.pods,
+        "web",
+        "the agent's container meta with app's env hash",
+        MINUTE * 2,
+        |p| {
+            p.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(labels::RUNTIME_CONTAINERS_META))
+                .and_then(|raw| serde_json::from_str::<Value>(raw).ok())
+                .is_some_and(|m| {
+                    m["containers"].as_array().is_some_and(|cs| {
+                        cs.iter().any(|c| {
+                            c["name"] == "app"
+                                && c["hashes"]["extractedEnvFromMetadataHash"]
+                                    .as_u64()
+                                    .is_some_and(|h| h > 0)
+                        })
+                    })
+                })
+        },
+    )
+    .await;
+    let app0 = container(&before, "app").clone();
+    let side0 = container(&before, "sidecar").clone();
+
+    // An in-place update under way (InPlaceUpdateReady False), then the label changes.
+    e.pods
+        .patch_status(
+            "web",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Strategic(json!({"status": {"conditions": [
+                {"type": labels::INPLACE_UPDATE_READY, "status": "False", "reason": "StartInPlaceUpdate"}
+            ]}})),
+        )
+        .await
+        .expect("marking the pod not in-place-update-ready");
+    e.pods
+        .patch(
+            "web",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"metadata": {"labels": {"version": "2"}}})),
+        )
+        .await
+        .expect("changing the label");
+
+    let after = wait_for(
+        &e.pods,
+        "web",
+        "app restarted and running",
+        MINUTE * 2,
+        |p| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .and_then(|cs| cs.iter().find(|c| c.name == "app"))
+                .is_some_and(|c| {
+                    c.restart_count == app0.restart_count + 1
+                        && c.state.as_ref().is_some_and(|st| st.running.is_some())
+                })
+        },
+    )
+    .await;
+    let side1 = container(&after, "sidecar");
+    assert_eq!(side1.container_id, side0.container_id, "sidecar untouched");
+    assert_eq!(side1.restart_count, side0.restart_count);
+
+    // The preStop hook ran once, in the old container (it saw VERSION=1).
+    let log = exec(
+        &e.ns.name,
+        "web",
+        "sidecar",
+        &["cat", "/shared/prestop.log"],
+    );
+    assert_eq!(
+        log.trim(),
+        "prestop app 1",
+        "one preStop run in the old container"
+    );
+    // The new container runs with the new label's value.
+    let version = exec(&e.ns.name, "web", "app", &["sh", "-c", "echo $VERSION"]);
+    assert_eq!(version.trim(), "2");
+
+    let killing = pod_container_events(&e, "web", "app", "Killing").await;
+    assert!(
+        killing.iter().any(|ev| ev.note.as_deref()
+            == Some("Stopping containerID containerd://app by container meta restarter")),
+        "a Killing event on web's app container in kruise's words; events: {killing:?}"
+    );
+    assert!(
+        pod_container_events(&e, "web", "app", "FailedPreStopHook")
+            .await
+            .is_empty(),
+        "the preStop hook succeeded"
+    );
 }
 
 #[tokio::test]

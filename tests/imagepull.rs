@@ -498,11 +498,15 @@ async fn a_registry_with_credentials_needs_the_right_pull_secret() {
             let copies = copies.clone();
             async move {
                 let left: Vec<String> = copies
-                    .list(&ListParams::default().labels("graft.dev/imagepulljob-secret=true"))
+                    .list(&ListParams::default())
                     .await
                     .map_err(|e| e.to_string())?
                     .items
                     .iter()
+                    .filter(|s| {
+                        s.annotations()
+                            .contains_key("imagepulljobs.kruise.io/source-key")
+                    })
                     .map(|s| s.name_any())
                     .collect();
                 if left.is_empty() {
@@ -514,6 +518,15 @@ async fn a_registry_with_credentials_needs_the_right_pull_secret() {
         },
     )
     .await;
+    // ... and a finished job no longer holds the protection finalizer.
+    let job = fx.jobs().get("right").await.unwrap();
+    assert!(
+        !job.finalizers()
+            .iter()
+            .any(|f| f == "apps.kruise.io/deletion-protection"),
+        "a finished job's finalizers: {:?}",
+        job.finalizers()
+    );
     cri.remove_image(&private).await.unwrap();
 }
 
@@ -1119,7 +1132,6 @@ async fn a_never_jobs_pull_secret_copy_lives_and_follows_its_source_until_the_jo
         "completionPolicy": {"type": "Never"}, "selector": {"names": [node_name()]}}),
     )
     .await;
-    let copy_name = format!("{ns}.creds");
     let data_of = |s: &Secret| {
         s.data
             .as_ref()
@@ -1127,14 +1139,56 @@ async fn a_never_jobs_pull_secret_copy_lives_and_follows_its_source_until_the_jo
             .map(|b| String::from_utf8_lossy(&b.0).to_string())
             .unwrap_or_default()
     };
-    let copy = wait_for(
-        &copies,
-        &copy_name,
-        "the pull secret's copy for the agents",
-        Duration::from_secs(60),
-        |_| true,
-    )
-    .await;
+    // kruise names a copy `<secret>-<6 random hex>` and finds it again by its source-key.
+    let source_key = format!("{ns}/creds");
+    let copy = {
+        let (copies, source_key) = (copies.clone(), source_key.clone());
+        support::eventually(
+            "the pull secret's copy for the agents",
+            Duration::from_secs(60),
+            move || {
+                let (copies, source_key) = (copies.clone(), source_key.clone());
+                async move {
+                    let found: Vec<Secret> = copies
+                        .list(&ListParams::default())
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .items
+                        .into_iter()
+                        .filter(|s| {
+                            s.annotations().get("imagepulljobs.kruise.io/source-key")
+                                == Some(&source_key)
+                        })
+                        .collect();
+                    match found.as_slice() {
+                        [one] => Ok(one.clone()),
+                        other => Err(format!("copies of {source_key}: {other:?}")),
+                    }
+                }
+            },
+        )
+        .await
+    };
+    let copy_name = copy.name_any();
+    let suffix = copy_name.strip_prefix("creds-").unwrap_or_default();
+    assert!(
+        suffix.len() == 6 && suffix.bytes().all(|b| b.is_ascii_hexdigit()),
+        "the copy is named <secret>-<6 hex>: {copy_name}"
+    );
+    assert!(
+        !copy.labels().contains_key("graft.dev/imagepulljob-secret"),
+        "the copy carries the source's labels only: {:?}",
+        copy.labels()
+    );
+    let running = fx.jobs().get("forever").await.unwrap();
+    assert!(
+        running
+            .finalizers()
+            .iter()
+            .any(|f| f == "apps.kruise.io/deletion-protection"),
+        "a running job holds the protection finalizer: {:?}",
+        running.finalizers()
+    );
     let ann = copy.annotations();
     assert_eq!(
         ann.get("imagepulljobs.kruise.io/source-key"),
@@ -1220,6 +1274,22 @@ async fn a_never_jobs_pull_secret_copy_lives_and_follows_its_source_until_the_jo
             let copy_name = copy_name.clone();
             async move {
                 match copies.get_opt(&copy_name).await {
+                    Ok(None) => Ok(()),
+                    other => Err(format!("still there: {other:?}")),
+                }
+            }
+        },
+    )
+    .await;
+    // The finalizer released the copy first, then let the job go.
+    let jobs = fx.jobs();
+    support::eventually(
+        "the job to be gone once its finalizer is removed",
+        Duration::from_secs(60),
+        || {
+            let jobs = jobs.clone();
+            async move {
+                match jobs.get_opt("forever").await {
                     Ok(None) => Ok(()),
                     other => Err(format!("still there: {other:?}")),
                 }

@@ -28,6 +28,7 @@ pub mod intstr;
 pub mod labels;
 pub mod manifest;
 pub mod policy;
+pub mod quantity;
 mod schema;
 pub mod selector;
 pub mod workload;

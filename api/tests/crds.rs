@@ -88,7 +88,7 @@ fn crd_identity_is_pinned() {
             "SidecarSet",
             "Cluster",
             &[],
-            "v1alpha1",
+            "v1beta1",
             false,
         ),
         (

@@ -14,6 +14,11 @@
       the slot the pod freed (decision k+B, in order, takes the slot of the k-th pod to become Ready;
       B = maxUnavailable). Prints p50/p99 of each phase, the runs side by side, and writes the
       per-pod times (seconds after the start mark) next to each FILE as FILE.csv.
+  podwatch.py spans --image IMAGE FILE
+      For a rollout of many pods (bench/scale.sh): of the pods present at the start mark, when each
+      one's spec first showed IMAGE (patched) and when its container status showed IMAGE with the
+      pod Ready and InPlaceUpdateReady not False (updated), in seconds after the mark. Prints one
+      JSON object: {"pods": N, "patched": {"n", "p50", "p99", "last"}, "updated": {...}}.
 """
 import json
 import os
@@ -254,6 +259,55 @@ def report(args):
     print("    container was ready, + pod Ready -> the decision that reuses its slot (B = %d slots)" % slots)
 
 
+def rollout_spans(records, image):
+    """The instants (s after the start mark) at which each pod was patched and updated."""
+    start = next((r["t"] for r in records if r.get("mark") == "start"), None)
+    if start is None:
+        raise ValueError("no start mark")
+    present, patched, updated = {}, {}, {}
+    for r in records:
+        if "mark" in r:
+            continue
+        key = r["uid"]
+        if r["t"] < start:
+            present[key] = not r["deleted"]
+            continue
+        if key not in present:
+            continue  # a pod created during the rollout is no in-place update
+        t = (r["t"] - start) / 1000.0
+        if r["image"] == image:
+            patched.setdefault(key, t)
+        if (
+            key in patched
+            and r["status_image"] == image
+            and r["ready"] == "True"
+            and r["ipu"] != "False"
+            and not r["deleted"]
+        ):
+            updated.setdefault(key, t)
+    pods = [k for k, alive in present.items() if alive]
+
+    def summary(instants):
+        values = [instants[k] for k in pods if k in instants]
+        return {
+            "n": len(values),
+            "p50": percentile(values, 50),
+            "p99": percentile(values, 99),
+            "last": max(values) if values else None,
+        }
+
+    return {"pods": len(pods), "patched": summary(patched), "updated": summary(updated)}
+
+
+def spans(args):
+    image = None
+    if len(args) == 3 and args[0] == "--image":
+        image, path = args[1], args[2]
+    else:
+        sys.exit(__doc__)
+    print(json.dumps(rollout_spans(load(path), image)))
+
+
 def write_csv(path, pods, start):
     cols = ["decision", "patch", "restarted", "cready", "recorded", "ready", "next"]
     with open(path, "w") as f:
@@ -272,5 +326,7 @@ if __name__ == "__main__":
         mark(sys.argv[2], sys.argv[3])
     elif cmd == "report":
         report(sys.argv[2:])
+    elif cmd == "spans":
+        spans(sys.argv[2:])
     else:
         sys.exit(__doc__)

@@ -106,3 +106,27 @@ class Timeline(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class Spans(unittest.TestCase):
+    def test_patched_and_updated_instants_of_the_pods_present_at_the_start(self):
+        records = [rec("a", 0), rec("b", 0), {"mark": "start", "t": 1000}]
+        records += [dict(rec("a", 1500), ipu="False"), dict(rec("a", 2000), image=NEW, ipu="False")]
+        records += [dict(rec("a", 2500), image=NEW, ipu="False", ready="False", status_image=NEW)]
+        records += [dict(rec("a", 3000), image=NEW, status_image=NEW)]  # ready, gate True: updated
+        records += [dict(rec("b", 4000), image=NEW)]  # patched, never updated
+        records += [dict(rec("c", 4500), image=NEW, status_image=NEW)]  # created during the rollout
+        got = podwatch.rollout_spans(records, NEW)
+        self.assertEqual(got["pods"], 2)
+        self.assertEqual(got["patched"], {"n": 2, "p50": 1.0, "p99": 3.0, "last": 3.0})
+        self.assertEqual(got["updated"], {"n": 1, "p50": 2.0, "p99": 2.0, "last": 2.0})
+
+    def test_a_status_image_before_the_spec_patch_is_no_update(self):
+        records = [rec("a", 0), {"mark": "start", "t": 1000}, dict(rec("a", 1200), status_image=NEW)]
+        records += [dict(rec("a", 1400), image=NEW, status_image=NEW)]
+        got = podwatch.rollout_spans(records, NEW)
+        self.assertEqual((got["patched"]["last"], got["updated"]["last"]), (0.4, 0.4))
+
+    def test_no_start_mark_is_an_error(self):
+        with self.assertRaises(ValueError):
+            podwatch.rollout_spans([rec("a", 0)], NEW)

@@ -35,6 +35,9 @@ pub struct Context {
     pub namespace: Option<String>,
     /// Namespace ImagePullJob pull secrets are copied into for the node agents.
     pub pull_secrets_namespace: String,
+    /// kruise's `--cloneset-scaling-exclude-preparing-delete`: PreparingDelete pods do not count
+    /// as replicas when a CloneSet scales.
+    pub cloneset_scaling_exclude_preparing_delete: bool,
     /// Writes not yet seen in the caches.
     pub expectations: Expectations,
     /// Prometheus metrics.

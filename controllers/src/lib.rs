@@ -24,3 +24,4 @@ pub mod nodeimage;
 pub mod pullsecrets;
 pub mod revision;
 pub mod runtime;
+pub mod sidecarset;

@@ -46,6 +46,10 @@ pub struct Options {
     pub nodeimage_response_timeout: Duration,
     /// Namespace ImagePullJob pull secrets are copied into for the node agents.
     pub pull_secrets_namespace: String,
+    /// PreparingDelete pods do not count as replicas when a CloneSet scales (kruise's
+    /// `--cloneset-scaling-exclude-preparing-delete`; a CloneSet can ask for it with the label
+    /// `apps.kruise.io/cloneset-scaling-exclude-preparing-delete: "true"`).
+    pub cloneset_scaling_exclude_preparing_delete: bool,
 }
 
 /// Errors that stop the controllers.
@@ -154,6 +158,7 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
         image_pull_jobs: job_store,
         namespace: namespace.clone(),
         pull_secrets_namespace: opts.pull_secrets_namespace.clone(),
+        cloneset_scaling_exclude_preparing_delete: opts.cloneset_scaling_exclude_preparing_delete,
         expectations: Expectations::new(opts.expectation_timeout),
         metrics: metrics.clone(),
         recorder: crate::events::Recorder::new(client.clone(), "graft-controllers", &opts.instance),

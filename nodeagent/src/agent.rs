@@ -43,7 +43,7 @@ fn tasks(client: kube::Client, cri: CriClient, opts: Options) -> Vec<AgentTask> 
     }
     // Container meta and env-from-metadata restarts (kruise-daemon's containermeta).
     tasks.push(Box::pin(
-        crate::cri::meta::run(
+        crate::containermeta::run(
             client.clone(),
             cri.clone(),
             opts.node_name.clone(),

@@ -400,6 +400,40 @@ impl GraftControllers {
         GraftControllers { child, log }
     }
 
+    /// Start `graft controllers --namespace <ns>` with these extra arguments (e.g. the admission
+    /// server's), logging to `controllers-<ns>-<log_tag>.log`.
+    pub fn start_with(namespace: &str, log_tag: &str, extra: &[&str]) -> GraftControllers {
+        let dir = std::path::Path::new("/tmp/graft-test-logs");
+        let _ = std::fs::create_dir_all(dir);
+        let log = dir.join(format!("controllers-{namespace}-{log_tag}.log"));
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap_or_else(|e| panic!("opening {}: {e}", log.display()));
+        let err = out
+            .try_clone()
+            .unwrap_or_else(|e| panic!("log handle: {e}"));
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_graft"))
+            .args([
+                "controllers",
+                "--namespace",
+                namespace,
+                "--metrics-addr",
+                "127.0.0.1:0",
+            ])
+            .args(extra)
+            .env(
+                "RUST_LOG",
+                "info,graft_controllers=debug,graft_admission=debug",
+            )
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting graft controllers: {e}"));
+        GraftControllers { child, log }
+    }
+
     /// Kill the process at once (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -234,15 +234,19 @@ pub struct InPlaceUpdateStrategy {
 pub struct CompletionPolicy {
     /// `Always` (default): the job completes; `Never`: it keeps running.
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    // A plain string in the schema (no enum, as in OpenKruise's CRD): the API server skips CEL
+    // rules once the schema refused a value, so an enum would hide the ImagePullJob's "unknown
+    // type of completionPolicy" message.
+    #[schemars(with = "Option<String>")]
     #[schemars(extend("default" = "Always"))]
     pub type_: Option<CompletionPolicyType>,
-    /// Seconds after start before the job is failed; only with `Always`.
+    /// Seconds after start before the job is failed; only with `Always`. OpenKruise's schema
+    /// and webhooks set no minimum (an ImagePullJob only needs it ≥ its pull timeout).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
     pub active_deadline_seconds: Option<i64>,
-    /// Seconds after completion before the job is deleted; only with `Always`.
+    /// Seconds after completion before the job is deleted; only with `Always`. No minimum in
+    /// OpenKruise either.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
     pub ttl_seconds_after_finished: Option<i32>,
 }
 
@@ -257,40 +261,25 @@ pub enum CompletionPolicyType {
 }
 
 impl CompletionPolicy {
-    /// Checks that deadline and TTL are only set for `Always`.
+    /// Checks that deadline and TTL are only set for `Always`, as OpenKruise's BroadcastJob
+    /// webhook does (its words; no minimum on either value).
     pub fn validate(&self, field: &str) -> FieldErrors {
         let mut errs = FieldErrors::default();
         if self.type_ == Some(CompletionPolicyType::Never) {
-            if self.active_deadline_seconds.is_some() {
-                errs.push(FieldError::forbidden(
-                    &format!("{field}.activeDeadlineSeconds"),
-                    "activeDeadlineSeconds is only allowed with type Always",
-                ));
-            }
-            if self.ttl_seconds_after_finished.is_some() {
-                errs.push(FieldError::forbidden(
+            if let Some(t) = self.ttl_seconds_after_finished {
+                errs.push(FieldError::invalid(
                     &format!("{field}.ttlSecondsAfterFinished"),
-                    "ttlSecondsAfterFinished is only allowed with type Always",
+                    t,
+                    "ttlSecondsAfterFinished can just work with Always CompletionPolicyType",
                 ));
             }
-        }
-        if let Some(d) = self.active_deadline_seconds
-            && d <= 0
-        {
-            errs.push(FieldError::invalid(
-                &format!("{field}.activeDeadlineSeconds"),
-                d,
-                "must be greater than 0",
-            ));
-        }
-        if let Some(t) = self.ttl_seconds_after_finished
-            && t < 0
-        {
-            errs.push(FieldError::invalid(
-                &format!("{field}.ttlSecondsAfterFinished"),
-                t,
-                "must be greater than or equal to 0",
-            ));
+            if let Some(d) = self.active_deadline_seconds {
+                errs.push(FieldError::invalid(
+                    &format!("{field}.activeDeadlineSeconds"),
+                    d,
+                    "activeDeadlineSeconds can just work with Always CompletionPolicyType",
+                ));
+            }
         }
         errs
     }

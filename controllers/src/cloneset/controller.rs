@@ -169,6 +169,7 @@ async fn reconcile_inner(cs: &CloneSet, ctx: &Context, key: &str) -> Result<Requ
     if let Setup::Again(after) = executor.setup(&plan.actions).await? {
         return Ok(Requeue::requeue(after));
     }
+    executor.pre_download(&plan.pre_download).await;
     status::announce_waiting(ctx, cs, key, &plan).await;
     executor.pod_operations(&plan.actions).await;
     status::write(ctx, cs, key, &plan).await?;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use graft_api::apps::common::LifecycleState;
-use graft_api::apps::v1alpha1::CloneSet;
+use graft_api::apps::v1alpha1::{CloneSet, ImagePullJob};
 use graft_api::labels;
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, PodTemplateSpec};
@@ -19,8 +19,9 @@ use serde_json::json;
 
 use super::controller::{CONTROLLER, Error, api_err, post, pp};
 use super::gather::Gathered;
+use super::plan::PreDownload;
 use super::plan::{self, Action};
-use super::{facts, pods, status};
+use super::{facts, pods, status, vct};
 use crate::context::Context;
 use crate::expectations::Expected;
 use crate::inplace;
@@ -107,9 +108,17 @@ impl<'a> Executor<'a> {
                 self.create_revision(revision, *collision_count_on_conflict)
                     .await
             }
-            Action::BumpRevision { name, revision } => {
+            Action::BumpRevision {
+                name,
+                revision,
+                vct_hash,
+            } => {
+                let mut patch = json!({"revision": revision});
+                if let Some(hash) = vct_hash {
+                    patch["metadata"] = json!({"annotations": {vct::VCT_HASH_ANNOTATION: hash}});
+                }
                 Api::<ControllerRevision>::namespaced(self.ctx.client.clone(), &self.ns())
-                    .patch(name, &pp(), &Patch::Merge(&json!({"revision": revision})))
+                    .patch(name, &pp(), &Patch::Merge(&patch))
                     .await
                     .map_err(api_err(self.key, "moving a revision to the top (rollback)"))?;
                 Ok(Setup::Done)
@@ -129,6 +138,76 @@ impl<'a> Executor<'a> {
 
     fn ns(&self) -> String {
         self.cs.namespace().unwrap_or_default()
+    }
+
+    /// Creates or deletes the pre-download ImagePullJobs and labels the update revision. As in
+    /// kruise-manager, a failure is logged (and a failed creation reported as an Event) but does
+    /// not stop the reconcile: pre-downloading only saves time.
+    pub async fn pre_download(&self, pre: &PreDownload) {
+        let jobs_api = Api::<ImagePullJob>::namespaced(self.ctx.client.clone(), &self.ns());
+        match pre {
+            PreDownload::None => {}
+            PreDownload::Ignore { revision, reason } => {
+                tracing::debug!(cloneset = %self.key, %revision, %reason, "no image pre-download");
+                self.label_revision(revision, labels::IMAGE_PREDOWNLOAD_IGNORED)
+                    .await;
+            }
+            PreDownload::Create { revision, jobs } => {
+                for job in jobs {
+                    let name = job.metadata.name.clone().unwrap_or_default();
+                    match jobs_api.create(&post(), job).await {
+                        Ok(_) => {
+                            let ev = plan::PlannedEvent {
+                                type_: plan::EventType::Normal,
+                                reason: "CreatedImagePullJob".into(),
+                                message: format!(
+                                    "created ImagePullJob {name} for image: {}",
+                                    job.spec.image
+                                ),
+                            };
+                            status::publish(self.ctx, self.cs, &ev).await;
+                        }
+                        Err(kube::Error::Api(e)) if e.code == 409 => {}
+                        Err(e) => {
+                            tracing::warn!(cloneset = %self.key, job = %name, error = %e, "creating an ImagePullJob");
+                            let ev = plan::PlannedEvent {
+                                type_: plan::EventType::Normal,
+                                reason: "FailedCreateImagePullJob".into(),
+                                message: format!("failed to create ImagePullJob {name}: {e}"),
+                            };
+                            status::publish(self.ctx, self.cs, &ev).await;
+                        }
+                    }
+                }
+                self.label_revision(revision, labels::IMAGE_PREDOWNLOAD_CREATED)
+                    .await;
+            }
+            PreDownload::Delete { jobs } => {
+                for name in jobs {
+                    match jobs_api.delete(name, &DeleteParams::default()).await {
+                        Ok(_) => {
+                            tracing::info!(cloneset = %self.key, job = %name, "deleted pre-download ImagePullJob");
+                        }
+                        Err(kube::Error::Api(e)) if e.code == 404 => {}
+                        Err(e) => {
+                            tracing::warn!(cloneset = %self.key, job = %name, error = %e, "deleting an ImagePullJob");
+                            // kruise stops at the first failure too.
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn label_revision(&self, revision: &str, key: &str) {
+        let patch = json!({"metadata": {"labels": {key: "true"}}});
+        if let Err(e) = Api::<ControllerRevision>::namespaced(self.ctx.client.clone(), &self.ns())
+            .patch(revision, &pp(), &Patch::Merge(&patch))
+            .await
+        {
+            tracing::warn!(cloneset = %self.key, %revision, label = %key, error = %e, "labelling the update revision");
+        }
     }
 
     /// Adopts or releases a pod. The uid precondition makes sure we change the pod we looked

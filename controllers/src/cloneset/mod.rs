@@ -8,3 +8,4 @@ mod gather;
 pub mod plan;
 pub mod pods;
 mod status;
+pub mod vct;

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use graft_api::apps::v1alpha1::imagepulljob::{ImagePullJob, ImagePullJobStatus};
-use graft_api::apps::v1alpha1::nodeimage::{ImageTagSpec, NodeImage, ReferenceObject};
+use graft_api::apps::v1alpha1::nodeimage::{self, ImageTagSpec, NodeImage, ReferenceObject};
 use k8s_openapi::api::core::v1::{Namespace, ObjectReference, Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -114,12 +114,14 @@ pub async fn reconcile(job: Arc<ImagePullJob>, ctx: Arc<Context>) -> Result<Acti
 
 async fn reconcile_inner(job: &ImagePullJob, ctx: &Context) -> Result<Action, Error> {
     let key = key_of(job);
-    if job.metadata.deletion_timestamp.is_some() {
-        ctx.expectations.forget(&expectations_key(&key));
-        return Ok(Action::await_change());
-    }
     let ns = job.namespace().unwrap_or_default();
     let jobs: Api<ImagePullJob> = Api::namespaced(ctx.client.clone(), &ns);
+    if job.metadata.deletion_timestamp.is_some() {
+        // kruise: release the job's pull-secret copies, then let it go.
+        ctx.expectations.forget(&expectations_key(&key));
+        finalize(ctx, &jobs, job, &key).await?;
+        return Ok(Action::await_change());
+    }
     let job_ref = job.object_ref(&());
 
     let mut errors = job.spec.validate();
@@ -156,11 +158,22 @@ async fn reconcile_inner(job: &ImagePullJob, ctx: &Context) -> Result<Action, Er
     let spec = job.spec.defaulted();
     let status = job.status.clone().unwrap_or_default();
 
-    // Copy pull secrets while the job runs.
+    // kruise: a finished job releases its copies and its finalizer; a running one holds the
+    // finalizer (so that deleting it releases them) and copies its pull secrets.
     let mut synced = Vec::new();
-    if status.completion_time.is_none() {
+    if status.completion_time.is_some() {
+        finalize(ctx, &jobs, job, &key).await?;
+    } else {
+        add_finalizer(&jobs, job, &key).await?;
+        let copies = if spec.pull_secrets.as_ref().is_some_and(|p| !p.is_empty()) {
+            list_copies(ctx)
+                .await
+                .map_err(api_err(&key, "listing pull-secret copies"))?
+        } else {
+            Vec::new()
+        };
         for name in spec.pull_secrets.iter().flatten() {
-            match sync_secret(ctx, &ns, name, &key).await {
+            match sync_secret(ctx, &copies, &ns, name, &key).await {
                 Ok(copy) => synced.push((ctx.pull_secrets_namespace.clone(), copy)),
                 Err(message) => {
                     let _ = ctx
@@ -395,7 +408,7 @@ async fn write_tag(
                 t.version = Some(v);
                 t.created_at = now;
                 t.pull_policy = Some(w.pull_policy.clone());
-                t.image_pull_policy = Some(w.image_pull_policy);
+                t.image_pull_policy = Some(w.image_pull_policy.clone());
             }
         }
         None => image.tags.push(ImageTagSpec {
@@ -404,16 +417,136 @@ async fn write_tag(
             pull_policy: Some(w.pull_policy.clone()),
             owner_references: Some(vec![owner.clone()]),
             version: Some(w.version.unwrap_or(0)),
-            image_pull_policy: Some(w.image_pull_policy),
+            image_pull_policy: Some(w.image_pull_policy.clone()),
         }),
     }
+    // OpenKruise's NodeImage webhook stores every image's tags sorted by tag.
+    nodeimage::sort_tags(&mut image.tags);
     let written = api.replace(&w.node, &PostParams::default(), &ni).await?;
     Ok(written.metadata.resource_version.unwrap_or_default())
 }
 
-/// Copies pull secret `name` of namespace `ns` for job `job_key`; returns the copy's name or a
-/// message saying why it could not.
-async fn sync_secret(ctx: &Context, ns: &str, name: &str, job_key: &str) -> Result<String, String> {
+/// The secrets of the agents' namespace (kruise lists them all; the copies among them carry
+/// `imagepulljobs.kruise.io/source-key`).
+async fn list_copies(ctx: &Context) -> Result<Vec<Secret>, kube::Error> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.pull_secrets_namespace);
+    match api.list(&ListParams::default()).await {
+        Ok(l) => Ok(l.items),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Adds the protection finalizer to a running job (kruise's `addProtectionFinalizer`).
+async fn add_finalizer(
+    jobs: &Api<ImagePullJob>,
+    job: &ImagePullJob,
+    key: &str,
+) -> Result<(), Error> {
+    if job
+        .finalizers()
+        .iter()
+        .any(|f| f == secrets::PROTECTION_FINALIZER)
+    {
+        return Ok(());
+    }
+    let mut finalizers = job.finalizers().to_vec();
+    finalizers.push(secrets::PROTECTION_FINALIZER.to_string());
+    patch_finalizers(jobs, job, finalizers)
+        .await
+        .map_err(api_err(key, "adding the protection finalizer"))
+}
+
+/// Releases the job's pull-secret copies and removes its protection finalizer (kruise's
+/// `finalize`), for a job that finished or is being deleted.
+async fn finalize(
+    ctx: &Context,
+    jobs: &Api<ImagePullJob>,
+    job: &ImagePullJob,
+    key: &str,
+) -> Result<(), Error> {
+    if !job
+        .finalizers()
+        .iter()
+        .any(|f| f == secrets::PROTECTION_FINALIZER)
+    {
+        return Ok(());
+    }
+    let copies = list_copies(ctx)
+        .await
+        .map_err(api_err(key, "listing pull-secret copies"))?;
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.pull_secrets_namespace);
+    for action in secrets::release(&copies, key) {
+        let res = match &action {
+            secrets::SweepAction::Delete(name) => {
+                api.delete(name, &DeleteParams::default()).await.map(|_| ())
+            }
+            secrets::SweepAction::SetReferences(name, refs) => api
+                .patch(
+                    name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"metadata": {"annotations": {
+                        graft_api::labels::IMAGEPULLJOB_REFERENCES: refs}}})),
+                )
+                .await
+                .map(|_| ()),
+        };
+        match res {
+            Ok(()) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => {
+                return Err(api_err(
+                    key,
+                    format!("releasing pull-secret copy ({action:?})"),
+                )(e));
+            }
+        }
+    }
+    let finalizers: Vec<String> = job
+        .finalizers()
+        .iter()
+        .filter(|f| *f != secrets::PROTECTION_FINALIZER)
+        .cloned()
+        .collect();
+    match patch_finalizers(jobs, job, finalizers).await {
+        Ok(()) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(api_err(key, "removing the protection finalizer")(e)),
+    }
+}
+
+/// Writes the job's finalizers, guarded by its resourceVersion (a conflict retries).
+async fn patch_finalizers(
+    jobs: &Api<ImagePullJob>,
+    job: &ImagePullJob,
+    finalizers: Vec<String>,
+) -> Result<(), kube::Error> {
+    jobs.patch(
+        &job.name_any(),
+        &PatchParams {
+            field_manager: Some(MANAGER.into()),
+            ..Default::default()
+        },
+        &Patch::Merge(json!({"metadata": {
+            "finalizers": finalizers,
+            "resourceVersion": job.resource_version(),
+        }})),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Copies pull secret `name` of namespace `ns` for job `job_key` (kruise's
+/// `claimImagePullJobSecrets`): a new copy `<name>-<6 hex>` in the agents' namespace, or the copy
+/// kruise would pick among `copies` brought up to date; returns the copy's name or a message
+/// saying why it could not.
+async fn sync_secret(
+    ctx: &Context,
+    copies: &[Secret],
+    ns: &str,
+    name: &str,
+    job_key: &str,
+) -> Result<String, String> {
     let target_ns = &ctx.pull_secrets_namespace;
     if ns == target_ns {
         // kruise: a job in the agents' own namespace uses its secrets as they are.
@@ -425,38 +558,30 @@ async fn sync_secret(ctx: &Context, ns: &str, name: &str, job_key: &str) -> Resu
         .await
         .map_err(|e| format!("reading pull secret {ns}/{name}: {e}"))?
         .ok_or_else(|| format!("pull secret {ns}/{name} of ImagePullJob {job_key} not found"))?;
-    ensure_namespace(&ctx.client, target_ns).await?;
     let target: Api<Secret> = Api::namespaced(ctx.client.clone(), target_ns);
-    let copy_name = secrets::copy_name(ns, name);
-    let existing = target
-        .get_opt(&copy_name)
-        .await
-        .map_err(|e| format!("reading {target_ns}/{copy_name}: {e}"))?;
-    let copy = secrets::copy_for(&source, job_key, existing.as_ref(), target_ns);
-    let unchanged = existing.as_ref().is_some_and(|e| {
-        e.data == copy.data
-            && e.type_ == copy.type_
-            && e.metadata.annotations == copy.metadata.annotations
-            && e.metadata.labels == copy.metadata.labels
-    });
-    if !unchanged {
-        target
-            .patch(
-                &copy_name,
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(&with_type_meta(copy)),
-            )
-            .await
-            .map_err(|e| format!("copying pull secret {ns}/{name} to {target_ns}: {e}"))?;
+    let source_key = format!("{ns}/{name}");
+    if let Some(existing) = secrets::find_copy(copies, &source_key, job_key) {
+        let copy_name = existing.name_any();
+        let copy = secrets::copy_for(&source, job_key, Some(existing), target_ns, &copy_name);
+        let unchanged = existing.data == copy.data
+            && existing.string_data == copy.string_data
+            && existing.metadata.annotations == copy.metadata.annotations;
+        if !unchanged {
+            target
+                .replace(&copy_name, &PostParams::default(), &copy)
+                .await
+                .map_err(|e| format!("updating pull-secret copy {target_ns}/{copy_name}: {e}"))?;
+        }
+        return Ok(copy_name);
     }
+    ensure_namespace(&ctx.client, target_ns).await?;
+    let copy_name = secrets::copy_name(name, &secrets::random_suffix());
+    let copy = secrets::copy_for(&source, job_key, None, target_ns, &copy_name);
+    target
+        .create(&PostParams::default(), &copy)
+        .await
+        .map_err(|e| format!("copying pull secret {ns}/{name} to {target_ns}/{copy_name}: {e}"))?;
     Ok(copy_name)
-}
-
-fn with_type_meta(secret: Secret) -> serde_json::Value {
-    let mut v = serde_json::to_value(secret).unwrap_or_default();
-    v["apiVersion"] = json!("v1");
-    v["kind"] = json!("Secret");
-    v
 }
 
 async fn ensure_namespace(client: &Client, name: &str) -> Result<(), String> {

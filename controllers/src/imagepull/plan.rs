@@ -384,7 +384,7 @@ pub fn plan(s: &Snapshot) -> Plan {
     let parallelism = spec.parallelism_value().unwrap_or(1);
     let room = usize::try_from(parallelism - i64::from(active)).unwrap_or(0);
     let pull_policy = node_pull_policy(spec);
-    let image_pull_policy = spec.image_pull_policy.unwrap_or_default();
+    let image_pull_policy = spec.image_pull_policy.clone().unwrap_or_default();
     for node in not_synced.into_iter().take(room) {
         let version = match (node.spec, &node.status) {
             // Another job's tag: join it; start a new round only when it is finished and this job
@@ -406,7 +406,7 @@ pub fn plan(s: &Snapshot) -> Plan {
             tag: tag.clone(),
             version,
             pull_policy: pull_policy.clone(),
-            image_pull_policy,
+            image_pull_policy: image_pull_policy.clone(),
         });
     }
     plan.requeue_after = Some(RESYNC_RUNNING);

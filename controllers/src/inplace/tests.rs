@@ -489,6 +489,29 @@ fn progress_table() {
             want: |p| matches!(p, Progress::InProgress { .. }),
         },
         Case {
+            name: "kubelet took the new spec, old container still reported: the gate opens early",
+            grace: 0,
+            after: |p| {
+                p.metadata.generation = Some(2);
+                p.status.as_mut().unwrap().observed_generation = Some(2);
+            },
+            now: "2026-01-02T03:04:20Z",
+            want: |p| {
+                matches!(p, Progress::Apply(c) if matches!(&c[..], [PodChange::Conditions(cs)]
+                    if cs[0].type_ == labels::INPLACE_UPDATE_READY && cs[0].status == "True"))
+            },
+        },
+        Case {
+            name: "kubelet has not taken the new spec yet: the gate stays False",
+            grace: 0,
+            after: |p| {
+                p.metadata.generation = Some(2);
+                p.status.as_mut().unwrap().observed_generation = Some(1);
+            },
+            now: "2026-01-02T03:04:20Z",
+            want: |p| matches!(p, Progress::InProgress { .. }),
+        },
+        Case {
             name: "container restarting: no imageID yet",
             grace: 0,
             after: |p| set_status(p, "main", "nginx:2", ""),

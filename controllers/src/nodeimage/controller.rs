@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 
 use super::plan::{self, Action, NodeView, Snapshot};
 use crate::context::Context;
-use crate::pullsecrets::{self as secrets, COPIED_SECRET_LABEL, SweepAction};
+use crate::pullsecrets::{self as secrets, SweepAction};
 
 /// Field manager of graft's writes.
 const MANAGER: &str = "graft";
@@ -107,11 +107,9 @@ async fn pass(ctx: &Context, opts: &Options) -> Result<(), Error> {
         })
         .map(|j| format!("{}/{}", j.namespace().unwrap_or_default(), j.name_any()))
         .collect();
-    // No cache holds Secrets (graft reads only these copies, in one namespace): list them.
-    let copies = match secrets_api
-        .list(&ListParams::default().labels(&format!("{COPIED_SECRET_LABEL}=true")))
-        .await
-    {
+    // No cache holds Secrets (graft reads only the agents' namespace): list them; the sweep
+    // picks the copies (annotation `imagepulljobs.kruise.io/source-key`).
+    let copies = match secrets_api.list(&ListParams::default()).await {
         Ok(l) => l.items,
         Err(kube::Error::Api(e)) if e.code == 404 => vec![],
         Err(source) => {

@@ -7,7 +7,6 @@ mod client_tests;
 mod error;
 #[cfg(any(test, feature = "fake-cri"))]
 pub mod fake;
-pub mod meta;
 
 pub use client::{CriClient, Timeouts, default_socket_candidates};
 pub use error::CriError;

@@ -21,10 +21,9 @@ use futures::StreamExt;
 use graft_api::apps::v1alpha1::ContainerRecreateRequest;
 use graft_api::labels;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
-use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::reflector::Store;
 use kube::runtime::{Controller, watcher};
@@ -32,6 +31,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
 use crate::cri::CriClient;
+use crate::events::Recorder;
 use plan::{Snapshot, Step};
 
 /// Where the executor runs.
@@ -74,6 +74,7 @@ struct Ctx {
     client: Client,
     cri: CriClient,
     node: String,
+    recorder: Recorder,
     store: Store<ContainerRecreateRequest>,
     /// One lock per pod (`namespace/pod`): its requests run one at a time.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -112,9 +113,10 @@ pub async fn run(client: Client, cri: CriClient, opts: Options) {
     let controller = Controller::new(api, config)
         .with_config(kube::runtime::controller::Config::default().concurrency(opts.workers));
     let ctx = Arc::new(Ctx {
+        recorder: Recorder::new(client.clone(), opts.node_name.clone()),
+        node: opts.node_name.clone(),
         client,
         cri,
-        node: opts.node_name.clone(),
         store: controller.store(),
         locks: Mutex::new(HashMap::new()),
     });
@@ -216,21 +218,10 @@ async fn sync_pod(ctx: &Ctx, ns: &str, pod_name: &str, key: &str) -> Result<Requ
         match step {
             Step::Kill { request, kill } => {
                 let Some(r) = by_name(&request) else { continue };
-                let steps = match kill::kill(&ctx.cri, &kill).await {
+                // kruise-daemon's Events (`Killing`, `FailedPreStopHook`) go on the pod's
+                // container; graft adds its own on the request.
+                let steps = match kill::kill(&ctx.cri, &kill, Some(&ctx.recorder)).await {
                     Ok(report) => {
-                        if let Some(err) = &report.pre_stop_error {
-                            publish(
-                                ctx,
-                                r,
-                                "Warning",
-                                "FailedPreStopHook",
-                                &format!(
-                                    "preStop hook of container {} failed (stopped anyway): {err}",
-                                    kill.container
-                                ),
-                            )
-                            .await;
-                        }
                         publish(ctx, r, "Normal", "ContainerStopped", &format!(
                             "stopped container {} of pod {pod_name}{} (grace {}s); the kubelet recreates it",
                             kill.container,
@@ -335,33 +326,13 @@ async fn write<'a>(
 
 /// Publishes an `events.k8s.io/v1` Event about a request (best effort).
 async fn publish(ctx: &Ctx, crr: &ContainerRecreateRequest, type_: &str, reason: &str, note: &str) {
-    let ns = crr.namespace().unwrap_or_default();
-    let now = Timestamp::now();
-    let event = Event {
-        metadata: ObjectMeta {
-            name: Some(format!("{}.{:x}", crr.name_any(), now.as_nanosecond())),
-            namespace: Some(ns.clone()),
-            ..Default::default()
-        },
-        action: Some(reason.to_string()),
-        reason: Some(reason.to_string()),
-        note: Some(note.to_string()),
-        type_: Some(type_.to_string()),
-        event_time: Some(MicroTime(now)),
-        reporting_controller: Some("graft-nodeagent".to_string()),
-        reporting_instance: Some(ctx.node.clone()),
-        regarding: Some(ObjectReference {
-            api_version: Some(ContainerRecreateRequest::api_version(&()).to_string()),
-            kind: Some(ContainerRecreateRequest::kind(&()).to_string()),
-            name: crr.metadata.name.clone(),
-            namespace: Some(ns.clone()),
-            uid: crr.metadata.uid.clone(),
-            ..Default::default()
-        }),
+    let regarding = ObjectReference {
+        api_version: Some(ContainerRecreateRequest::api_version(&()).to_string()),
+        kind: Some(ContainerRecreateRequest::kind(&()).to_string()),
+        name: crr.metadata.name.clone(),
+        namespace: crr.metadata.namespace.clone(),
+        uid: crr.metadata.uid.clone(),
         ..Default::default()
     };
-    let api: Api<Event> = Api::namespaced(ctx.client.clone(), &ns);
-    if let Err(e) = api.create(&PostParams::default(), &event).await {
-        tracing::debug!(error = %e, "publishing an event");
-    }
+    ctx.recorder.publish(regarding, type_, reason, note).await;
 }

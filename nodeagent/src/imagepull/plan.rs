@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use graft_api::apps::v1alpha1::imagepulljob::{ImagePullPolicy, SandboxConfig};
 use graft_api::apps::v1alpha1::nodeimage::{
-    ImagePullPhase, ImageStatus, ImageTagStatus, NodeImageSpec, NodeImageStatus, ReferenceObject,
+    self, ImagePullPhase, ImageStatus, ImageTagStatus, NodeImageSpec, NodeImageStatus,
+    ReferenceObject,
 };
 
 /// Default seconds per pull attempt (kruise's default).
@@ -83,7 +84,7 @@ pub fn tag_jobs(spec: &NodeImageSpec) -> Vec<TagJob> {
                     .filter(|b| *b >= 0)
                     .unwrap_or(DEFAULT_BACKOFF_LIMIT),
                 active_deadline_seconds: policy.active_deadline_seconds.filter(|d| *d > 0),
-                image_pull_policy: t.image_pull_policy.unwrap_or_default(),
+                image_pull_policy: t.image_pull_policy.clone().unwrap_or_default(),
                 pull_secrets: image_spec.pull_secrets.clone().unwrap_or_default(),
                 sandbox_config: image_spec.sandbox_config.clone(),
             });
@@ -175,6 +176,10 @@ pub fn build_status(
             ImagePullPhase::Failed => status.failed += 1,
         }
         images.entry(job.image).or_default().tags.push(tag_status);
+    }
+    // Stored sorted by tag, as OpenKruise's NodeImage webhook does on every write.
+    for image in images.values_mut() {
+        nodeimage::sort_tag_statuses(&mut image.tags);
     }
     status.image_statuses = (!images.is_empty()).then_some(images);
     status

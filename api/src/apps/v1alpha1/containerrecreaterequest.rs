@@ -72,7 +72,8 @@ pub mod messages {
     printcolumn(
         name = "AGE",
         type_ = "date",
-        json_path = ".metadata.creationTimestamp"
+        json_path = ".metadata.creationTimestamp",
+        description = "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC."
     )
 )]
 #[serde(rename_all = "camelCase")]
@@ -162,7 +163,13 @@ pub struct ContainerRecreateRequestContainerContext {
 pub struct ContainerRecreateRequestStrategy {
     /// `Fail` (default): stop at the first failed container; `Ignore`: go on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("default" = "Fail"))]
+    // A plain string in the schema (no enum): the API server skips CEL rules once the schema
+    // refused a value, so an enum would hide kruise's message.
+    #[schemars(with = "Option<String>")]
+    #[schemars(extend("default" = "Fail", "x-kubernetes-validations" = [{
+        "rule": "self in ['Fail', 'Ignore']",
+        "messageExpression": "'unknown failurePolicy ' + self"
+    }]))]
     pub failure_policy: Option<ContainerRecreateRequestFailurePolicy>,
     /// Recreate one container after the other.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -291,7 +298,7 @@ impl ContainerRecreateRequestSpec {
     /// | activeDeadlineSeconds < 3 | [`messages::DEADLINE_BELOW_MIN`] | CEL + here |
     /// | terminationGracePeriodSeconds < 0 | [`messages::TERMINATION_GRACE_NEGATIVE`] | CEL + here |
     /// | unreadyGracePeriodSeconds < 0 | [`messages::UNREADY_GRACE_NEGATIVE`] | CEL + here |
-    /// | unknown failurePolicy (default `Fail`) | `unknown failurePolicy X` | the schema's enum (its own message); default in the schema |
+    /// | unknown failurePolicy (default `Fail`) | `unknown failurePolicy X` | CEL on `spec.strategy.failurePolicy` (next to the schema's enum); default in the schema |
     /// | a container named twice | `can not recreate X multi times` | CEL on `spec.containers` + here |
     /// | preStop/ports/statusContext set at create | [`messages::READ_ONLY_FIELDS`] | the manager only: a CEL create-only rule would refuse CRRs as kruise stored them (restores, takeover; fixture `containerrecreaterequest-force.yaml`) |
     /// | pod missing / inactive / pending, container missing / without containerID | see `crr::plan` in graft-controllers | the manager (needs the pod) |

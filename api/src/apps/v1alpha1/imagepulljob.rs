@@ -33,36 +33,37 @@ pub const DEFAULT_BACKOFF_LIMIT: i32 = 3;
         name = "TOTAL",
         type_ = "integer",
         json_path = ".status.desired",
-        description = "Number of all nodes matched by this job."
+        description = "Number of all nodes matched by this job"
     ),
     printcolumn(
         name = "ACTIVE",
         type_ = "integer",
         json_path = ".status.active",
-        description = "Number of image pulling nodes."
+        description = "Number of image pull task active"
     ),
     printcolumn(
         name = "SUCCEED",
         type_ = "integer",
         json_path = ".status.succeeded",
-        description = "Number of image pull succeeded nodes."
+        description = "Number of image pull task succeeded"
     ),
     printcolumn(
         name = "FAILED",
         type_ = "integer",
         json_path = ".status.failed",
-        description = "Number of image pull failed nodes."
+        description = "Number of image pull tasks failed"
     ),
     printcolumn(
         name = "AGE",
         type_ = "date",
-        json_path = ".metadata.creationTimestamp"
+        json_path = ".metadata.creationTimestamp",
+        description = "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC."
     ),
     printcolumn(
         name = "MESSAGE",
         type_ = "string",
         json_path = ".status.message",
-        description = "Summary of status when job is failed."
+        description = "Summary of status when job is failed"
     )
 )]
 #[serde(rename_all = "camelCase")]
@@ -75,6 +76,10 @@ pub const DEFAULT_BACKOFF_LIMIT: i32 = 3;
     {
         "rule": "!has(self.completionPolicy) || !has(self.completionPolicy.activeDeadlineSeconds) || (has(self.completionPolicy.type) && self.completionPolicy.type != 'Always') || self.completionPolicy.activeDeadlineSeconds >= (has(self.pullPolicy) && has(self.pullPolicy.timeoutSeconds) ? self.pullPolicy.timeoutSeconds : 600)",
         "message": messages::DEADLINE_BELOW_TIMEOUT
+    },
+    {
+        "rule": "!has(self.completionPolicy) || !has(self.completionPolicy.type) || self.completionPolicy.type in ['Always', 'Never']",
+        "messageExpression": "'unknown type of completionPolicy: ' + self.completionPolicy.type"
     },
     {
         "rule": "!has(self.completionPolicy) || !has(self.completionPolicy.type) || self.completionPolicy.type != 'Never' || (!has(self.completionPolicy.activeDeadlineSeconds) && !has(self.completionPolicy.ttlSecondsAfterFinished))",
@@ -170,14 +175,61 @@ pub struct SandboxConfig {
     pub annotations: Option<BTreeMap<String, String>>,
 }
 
-/// Pull policy of an image on a node.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// Pull policy of an image on a node. OpenKruise's schema and webhook take any string here
+/// (it only defaults an empty one to `IfNotPresent`), and its node agent skips the pull only
+/// for `IfNotPresent` with the image present: any other value pulls, as `Always` does.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum ImagePullPolicy {
     /// Skip the pull when the image is present (default).
     #[default]
     IfNotPresent,
     /// Always pull.
     Always,
+    /// Any other value, kept as written (pulls as `Always` does).
+    Other(String),
+}
+
+impl ImagePullPolicy {
+    /// The value as written in the object.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::IfNotPresent => "IfNotPresent",
+            Self::Always => "Always",
+            Self::Other(s) => s,
+        }
+    }
+}
+
+impl From<&str> for ImagePullPolicy {
+    fn from(s: &str) -> Self {
+        match s {
+            "IfNotPresent" => Self::IfNotPresent,
+            "Always" => Self::Always,
+            other => Self::Other(other.to_string()),
+        }
+    }
+}
+
+impl Serialize for ImagePullPolicy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ImagePullPolicy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(Self::from(s.as_str()))
+    }
+}
+
+impl JsonSchema for ImagePullPolicy {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ImagePullPolicy".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string"})
+    }
 }
 
 /// Observed state of an ImagePullJob. There is no `completed` counter.
@@ -471,8 +523,13 @@ impl ImagePullJobSpec {
             .get_or_insert_with(Default::default)
             .type_
             .get_or_insert(CompletionPolicyType::Always);
-        s.image_pull_policy
-            .get_or_insert(ImagePullPolicy::IfNotPresent);
+        // OpenKruise's defaulting replaces an empty value too.
+        if s.image_pull_policy
+            .as_ref()
+            .is_none_or(|p| p.as_str().is_empty())
+        {
+            s.image_pull_policy = Some(ImagePullPolicy::IfNotPresent);
+        }
         s
     }
 
@@ -501,7 +558,8 @@ impl ImagePullJobSpec {
     /// | parallelism negative | [`messages::PARALLELISM_NEGATIVE`] | CEL + here |
     /// | Always: deadline < timeout (equal is fine) | [`messages::DEADLINE_BELOW_TIMEOUT`] | CEL on `spec` + here |
     /// | Never with deadline or TTL | [`messages::NEVER_WITH_DEADLINE_OR_TTL`] | CEL on `spec` + here |
-    /// | unknown completionPolicy.type | `unknown type of completionPolicy: X` | the schema's enum (its own message) |
+    /// | unknown completionPolicy.type | `unknown type of completionPolicy: X` | CEL on `spec` (next to the schema's enum) |
+    /// | imagePullPolicy | none: any string is accepted (empty defaults to `IfNotPresent`) | plain string schema |
     /// | update changes pullSecrets | [`messages::PULL_SECRETS_IMMUTABLE`] | CEL transition rule on `spec` |
     ///
     /// OpenKruise has no minimum on `timeoutSeconds`/`backoffLimit`, so neither has graft.

@@ -1,5 +1,6 @@
 //! `apps.kruise.io/v1beta1` kinds.
 
+pub mod sidecarset;
 pub mod statefulset;
 
 pub use statefulset::{StatefulSet, StatefulSetSpec, StatefulSetStatus};

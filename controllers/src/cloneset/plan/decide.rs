@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use graft_api::apps::v1alpha1::CloneSet;
+use graft_api::apps::v1alpha1::cloneset::CloneSetUpdateStrategyType;
 use graft_api::{labels, selector};
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -15,9 +16,10 @@ use k8s_openapi::jiff::Timestamp;
 use kube::Resource;
 use serde_json::Value;
 
+use super::predownload;
 use super::view::same_revision;
 use super::{Action, Plan, PodInfo, Snapshot, plan};
-use crate::cloneset::pods;
+use crate::cloneset::{pods, vct};
 use crate::revision::{self, RevisionAction, RevisionOwner};
 
 /// Everything the executor read for one reconcile: the CloneSet, the pods of its namespace from
@@ -39,6 +41,8 @@ pub struct Observed {
     pub fresh_instance_ids: Vec<String>,
     /// The manager flag `--cloneset-scaling-exclude-preparing-delete`.
     pub scaling_exclude_preparing_delete: bool,
+    /// Names of the ImagePullJobs controlled by the CloneSet (image pre-download).
+    pub image_pull_jobs: Vec<String>,
     /// The clock.
     pub now: Timestamp,
 }
@@ -121,8 +125,23 @@ pub fn claim(cs: &CloneSet, pod: &ObservedPod) -> Claim {
 struct Revisions {
     update: String,
     current: String,
+    /// The update revision as it will be once `action` went through.
+    update_revision: ControllerRevision,
+    /// The current revision.
+    current_revision: ControllerRevision,
     collision_count: i32,
     action: Option<Action>,
+}
+
+/// The annotations a new CloneSet revision gets (`NewRevision`): the CloneSet's own, and the hash
+/// of its `volumeClaimTemplates` ([`vct::VCT_HASH_ANNOTATION`]).
+pub fn revision_annotations(cs: &CloneSet) -> BTreeMap<String, String> {
+    let mut annotations = cs.metadata.annotations.clone().unwrap_or_default();
+    annotations.insert(
+        vct::VCT_HASH_ANNOTATION.to_string(),
+        vct::hash_annotation(cs.spec.volume_claim_templates.as_deref()),
+    );
+    annotations
 }
 
 fn revisions(obs: &Observed) -> Revisions {
@@ -142,15 +161,34 @@ fn revisions(obs: &Observed) -> Revisions {
         .as_ref()
         .and_then(|m| m.labels.clone())
         .unwrap_or_default();
-    let active = revision::resolve_revisions(
+    let annotations = revision_annotations(cs);
+    let vct_hash = annotations
+        .get(vct::VCT_HASH_ANNOTATION)
+        .cloned()
+        .unwrap_or_default();
+    let mut active = revision::resolve_revisions(
         &obs.revisions,
         &owner,
         &template_labels,
-        &BTreeMap::new(),
+        &annotations,
         obs.revision_data.clone(),
         status.current_revision.as_deref(),
         status.collision_count.unwrap_or(0),
     );
+    // A rollback to an older revision brings the volumeClaimTemplates hash of today's CloneSet
+    // along; the newest revision keeps its hash (kruise changes no revision then).
+    let mut bump_vct_hash = None;
+    if let RevisionAction::BumpRevision { .. } = active.action
+        && vct::hash_of(&active.update) != Some(vct_hash.as_str())
+    {
+        active
+            .update
+            .metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(vct::VCT_HASH_ANNOTATION.to_string(), vct_hash.clone());
+        bump_vct_hash = Some(vct_hash);
+    }
     let action = match active.action {
         RevisionAction::None => None,
         // A name taken by a revision we did not list (not ours, or not labelled like ours) only
@@ -159,13 +197,17 @@ fn revisions(obs: &Observed) -> Revisions {
             revision: Box::new(rev),
             collision_count_on_conflict: active.collision_count.saturating_add(1),
         }),
-        RevisionAction::BumpRevision { name, revision } => {
-            Some(Action::BumpRevision { name, revision })
-        }
+        RevisionAction::BumpRevision { name, revision } => Some(Action::BumpRevision {
+            name,
+            revision,
+            vct_hash: bump_vct_hash,
+        }),
     };
     Revisions {
         update: active.update.metadata.name.clone().unwrap_or_default(),
         current: active.current.metadata.name.clone().unwrap_or_default(),
+        update_revision: active.update,
+        current_revision: active.current,
         collision_count: active.collision_count,
         action,
     }
@@ -214,13 +256,58 @@ fn claim_all<'a>(cs: &CloneSet, pods: &'a [ObservedPod]) -> (Vec<Action>, Vec<&'
     (actions, owned)
 }
 
+/// Why a pod at `revision` must be recreated to reach `update` although its template could
+/// change in place: the CloneSet's `volumeClaimTemplates` changed between the two revisions
+/// (`RecreatePodWhenChangeVCTInCloneSetGate`; `InPlaceOnly` ignores the hashes).
+fn vct_refusal(
+    cs: &CloneSet,
+    revisions: &[ControllerRevision],
+    pod_revision: Option<&str>,
+    update: &ControllerRevision,
+) -> Option<String> {
+    let strategy = cs
+        .spec
+        .update_strategy
+        .as_ref()
+        .and_then(|u| u.type_)
+        .unwrap_or_default();
+    if strategy == CloneSetUpdateStrategyType::InPlaceOnly {
+        return None;
+    }
+    let old = revisions
+        .iter()
+        .find(|r| same_revision(pod_revision, r.metadata.name.as_deref().unwrap_or_default()))?;
+    (!vct::can_update_in_place(old, update)).then(|| {
+        format!(
+            "volumeClaimTemplates changed since revision {} (annotation {} {:?} -> {:?})",
+            old.metadata.name.as_deref().unwrap_or_default(),
+            vct::VCT_HASH_ANNOTATION,
+            vct::hash_of(old).unwrap_or_default(),
+            vct::hash_of(update).unwrap_or_default(),
+        )
+    })
+}
+
 /// The pod as the rules see it: a pod already at the update revision needs no in-place update,
-/// so it is never refused one.
-fn pod_info(pod: &ObservedPod, update_revision: &str) -> PodInfo {
+/// so it is never refused one; another is refused one when the volumeClaimTemplates changed.
+fn pod_info(
+    cs: &CloneSet,
+    revisions: &[ControllerRevision],
+    pod: &ObservedPod,
+    update: &ControllerRevision,
+) -> PodInfo {
     let mut info = pod.info.clone();
-    let revision = info.labels.get(labels::CONTROLLER_REVISION_HASH);
-    if same_revision(revision.map(String::as_str), update_revision) {
+    let revision = info
+        .labels
+        .get(labels::CONTROLLER_REVISION_HASH)
+        .map(String::as_str);
+    let update_name = update.metadata.name.as_deref().unwrap_or_default();
+    if same_revision(revision, update_name) {
         info.in_place.possible = Ok(());
+    } else if info.in_place.possible.is_ok()
+        && let Some(why) = vct_refusal(cs, revisions, revision, update)
+    {
+        info.in_place.possible = Err(why);
     }
     info
 }
@@ -252,7 +339,10 @@ pub fn decide(obs: &Observed) -> Result<Plan, Refusal> {
 
     let snapshot = Snapshot {
         cloneset: cs.clone(),
-        pods: owned.iter().map(|p| pod_info(p, &revs.update)).collect(),
+        pods: owned
+            .iter()
+            .map(|p| pod_info(cs, &obs.revisions, p, &revs.update_revision))
+            .collect(),
         update_revision: revs.update.clone(),
         current_revision: revs.current.clone(),
         collision_count: Some(revs.collision_count),
@@ -265,6 +355,12 @@ pub fn decide(obs: &Observed) -> Result<Plan, Refusal> {
     let mut plan = plan(&snapshot);
     first.append(&mut plan.actions);
     plan.actions = first;
+    plan.pre_download = predownload::decide(&predownload::Facts {
+        cloneset: cs,
+        current: &revs.current_revision,
+        update: &revs.update_revision,
+        owned_jobs: &obs.image_pull_jobs,
+    });
 
     // History: keep revisionHistoryLimit besides the live revisions.
     let pod_revisions: Vec<&str> = owned

@@ -64,7 +64,7 @@ fn revision_of(cs: &CloneSet, number: i64, collision_count: i32) -> ControllerRe
     revision::new_revision(
         &owner(cs),
         &labels,
-        &BTreeMap::new(),
+        &revision_annotations(cs),
         data(cs),
         number,
         Some(collision_count),
@@ -163,6 +163,7 @@ fn observed(cs: CloneSet, pods: Vec<O>, revisions: Vec<ControllerRevision>) -> O
         pvc_instance_ids: vec![],
         fresh_instance_ids: ["id01", "id02", "id03"].map(String::from).to_vec(),
         scaling_exclude_preparing_delete: false,
+        image_pull_jobs: vec![],
         now: now(),
     }
 }
@@ -334,6 +335,7 @@ fn revisions_table() {
             action: Some(Action::BumpRevision {
                 name: name_of(&r1),
                 revision: 3,
+                vct_hash: None,
             }),
             update: name_of(&r1),
             current: name_of(&r2),
@@ -596,4 +598,526 @@ fn each_action_names_the_pod_it_is_about_so_the_executor_keeps_its_order() {
     for (action, pod) in cases {
         assert_eq!(action.pod_name("web"), pod, "{action:?}");
     }
+}
+
+// ---- volumeClaimTemplates change recreate (RecreatePodWhenChangeVCTInCloneSetGate) -----------
+
+fn vct(size: &str) -> Value {
+    json!([{
+        "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}
+    }])
+}
+
+/// A CloneSet with `image`, strategy `strategy` and one volumeClaimTemplate of `size`.
+fn cloneset_with_vct(image: &str, strategy: &str, size: Option<&str>) -> CloneSet {
+    let mut spec = json!({"updateStrategy": {"type": strategy}});
+    if let Some(size) = size {
+        spec["volumeClaimTemplates"] = vct(size);
+    }
+    cloneset(image, spec)
+}
+
+/// The one pod's action when `cs` (currently at `r1`) reconciles with `existing` revisions.
+fn pod_actions(
+    cs: &CloneSet,
+    r1: &ControllerRevision,
+    existing: Vec<ControllerRevision>,
+) -> Vec<Action> {
+    let pod = opod("a")
+        .owned()
+        .rev(&name_of(r1))
+        .label(labels::LIFECYCLE_STATE, "Normal");
+    let obs = observed(
+        with_status(cs.clone(), &name_of(r1), 0),
+        vec![pod],
+        existing,
+    );
+    decide(&obs)
+        .unwrap()
+        .actions
+        .into_iter()
+        .filter(|a| !a.is_setup())
+        .collect()
+}
+
+#[test]
+fn revisions_carry_the_cloneset_annotations_and_the_vct_hash() {
+    let mut cs = cloneset_with_vct("nginx:1", "ReCreate", Some("1Gi"));
+    cs.metadata.annotations = Some(BTreeMap::from([("team".to_string(), "a".to_string())]));
+    let plan = decide(&observed(cs.clone(), vec![], vec![])).unwrap();
+    let Some(Action::CreateRevision { revision, .. }) = plan.actions.first() else {
+        panic!("a revision is created: {:?}", plan.actions);
+    };
+    let want = crate::cloneset::vct::hash_annotation(cs.spec.volume_claim_templates.as_deref());
+    assert_eq!(
+        revision.metadata.annotations,
+        Some(BTreeMap::from([
+            ("team".to_string(), "a".to_string()),
+            (crate::cloneset::vct::VCT_HASH_ANNOTATION.to_string(), want),
+        ]))
+    );
+    // Without templates the annotation is there, empty (kruise's PatchVCTemplateHash).
+    let plan = decide(&observed(cloneset("nginx:1", json!({})), vec![], vec![])).unwrap();
+    let Some(Action::CreateRevision { revision, .. }) = plan.actions.first() else {
+        panic!("a revision is created");
+    };
+    assert_eq!(
+        revision.metadata.annotations,
+        Some(BTreeMap::from([(
+            crate::cloneset::vct::VCT_HASH_ANNOTATION.to_string(),
+            String::new()
+        )]))
+    );
+}
+
+#[test]
+fn a_changed_volume_claim_template_forces_recreate_instead_of_in_place() {
+    struct Case {
+        what: &'static str,
+        strategy: &'static str,
+        old_size: Option<&'static str>,
+        new_size: Option<&'static str>,
+        old_has_hash: bool,
+        in_place: bool,
+    }
+    let cases = [
+        Case {
+            what: "same templates: in place",
+            strategy: "InPlaceIfPossible",
+            old_size: Some("1Gi"),
+            new_size: Some("1Gi"),
+            old_has_hash: true,
+            in_place: true,
+        },
+        Case {
+            what: "bigger volume: recreate",
+            strategy: "InPlaceIfPossible",
+            old_size: Some("1Gi"),
+            new_size: Some("2Gi"),
+            old_has_hash: true,
+            in_place: false,
+        },
+        Case {
+            what: "a template added: recreate",
+            strategy: "InPlaceIfPossible",
+            old_size: None,
+            new_size: Some("1Gi"),
+            old_has_hash: true,
+            in_place: false,
+        },
+        Case {
+            what: "InPlaceOnly ignores the hashes",
+            strategy: "InPlaceOnly",
+            old_size: Some("1Gi"),
+            new_size: Some("2Gi"),
+            old_has_hash: true,
+            in_place: true,
+        },
+        Case {
+            what: "an old revision without the hash never forces a recreate",
+            strategy: "InPlaceIfPossible",
+            old_size: Some("1Gi"),
+            new_size: Some("2Gi"),
+            old_has_hash: false,
+            in_place: true,
+        },
+    ];
+    for c in cases {
+        let v1 = cloneset_with_vct("nginx:1", c.strategy, c.old_size);
+        let mut r1 = revision_of(&v1, 1, 0);
+        if !c.old_has_hash {
+            r1.metadata.annotations = None;
+        }
+        let v2 = cloneset_with_vct("nginx:2", c.strategy, c.new_size);
+        let r2 = revision_of(&v2, 2, 0);
+        let want = if c.in_place {
+            Action::UpdateInPlace {
+                name: "a".into(),
+                revision: name_of(&r2),
+            }
+        } else {
+            Action::MarkSpecifiedDelete {
+                name: "a".into(),
+                revision: name_of(&r2),
+            }
+        };
+        assert_eq!(
+            pod_actions(&v2, &r1, vec![r1.clone()]),
+            vec![want],
+            "{}",
+            c.what
+        );
+    }
+}
+
+#[test]
+fn a_vct_only_change_makes_no_revision_and_touches_no_pod() {
+    let v1 = cloneset_with_vct("nginx:1", "InPlaceIfPossible", Some("1Gi"));
+    let r1 = revision_of(&v1, 1, 0);
+    let bigger = cloneset_with_vct("nginx:1", "InPlaceIfPossible", Some("2Gi"));
+    let obs = observed(
+        with_status(bigger, &name_of(&r1), 0),
+        vec![
+            opod("a")
+                .owned()
+                .rev(&name_of(&r1))
+                .label(labels::LIFECYCLE_STATE, "Normal"),
+        ],
+        vec![r1.clone()],
+    );
+    let plan = decide(&obs).unwrap();
+    assert_eq!(plan.actions, vec![]);
+    assert_eq!(plan.status.update_revision, Some(name_of(&r1)));
+}
+
+#[test]
+fn a_rollback_brings_todays_vct_hash_to_the_older_revision() {
+    let v1 = cloneset_with_vct("nginx:1", "InPlaceIfPossible", Some("1Gi"));
+    let r1 = revision_of(&v1, 1, 0);
+    let v2 = cloneset_with_vct("nginx:2", "InPlaceIfPossible", Some("1Gi"));
+    let r2 = revision_of(&v2, 2, 0);
+    // Back to nginx:1, with a bigger volume.
+    let back = cloneset_with_vct("nginx:1", "InPlaceIfPossible", Some("2Gi"));
+    let new_hash =
+        crate::cloneset::vct::hash_annotation(back.spec.volume_claim_templates.as_deref());
+    let actions = pod_actions(&back, &r2, vec![r1.clone(), r2.clone()]);
+    assert_eq!(
+        actions,
+        vec![Action::MarkSpecifiedDelete {
+            name: "a".into(),
+            revision: name_of(&r1)
+        }],
+        "the pod at r2 is recreated"
+    );
+    let obs = observed(
+        with_status(back, &name_of(&r2), 0),
+        vec![],
+        vec![r1.clone(), r2],
+    );
+    assert_eq!(
+        decide(&obs).unwrap().actions.first(),
+        Some(&Action::BumpRevision {
+            name: name_of(&r1),
+            revision: 3,
+            vct_hash: Some(new_hash)
+        })
+    );
+}
+
+// ---- image pre-download for in-place updates (PreDownloadImageForInPlaceUpdate) -------------
+
+/// Revisions r1 (`nginx:1`, sidecar `side:1`) and the CloneSet at `image`, in place, 5 replicas,
+/// partition 3, currently at r1; `spec` and `annotations` merged in.
+fn predownload_case(
+    image: &str,
+    spec: Value,
+    annotations: &[(&str, &str)],
+) -> (CloneSet, ControllerRevision) {
+    let two = |image: &str| {
+        json!({
+            "metadata": {"labels": {"app": "demo", "tier": "web"}, "annotations": {"note": "x"}},
+            "spec": {"containers": [{"name": "main", "image": image}, {"name": "side", "image": "side:1"}],
+                     "imagePullSecrets": [{"name": "regcred"}]}
+        })
+    };
+    let mut base = json!({
+        "replicas": 5,
+        "template": two("nginx:1"),
+        "updateStrategy": {"type": "InPlaceIfPossible", "partition": 3}
+    });
+    for (k, v) in spec.as_object().unwrap() {
+        base[k] = v.clone();
+    }
+    let v1 = cloneset("nginx:1", base.clone());
+    let r1 = revision_of(&v1, 1, 0);
+    base["template"] = two(image);
+    let mut cs = with_status(cloneset(image, base), &name_of(&r1), 0);
+    if !annotations.is_empty() {
+        cs.metadata.annotations = Some(
+            annotations
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+    }
+    (cs, r1)
+}
+
+fn pre_download_of(cs: &CloneSet, revisions: Vec<ControllerRevision>) -> PreDownload {
+    decide(&observed(cs.clone(), vec![], revisions))
+        .unwrap()
+        .pre_download
+}
+
+#[test]
+fn pre_download_creates_the_job_openkruise_creates() {
+    let (cs, r1) = predownload_case("nginx:2", json!({}), &[]);
+    let r2 = revision_of(&cs, 2, 0);
+    let r2_name = name_of(&r2);
+    let hash = revision::short_hash(&r2_name).to_string();
+    let mut owner = pods::owner_reference(&cs);
+    owner.uid = UID.into();
+    let want: graft_api::apps::v1alpha1::ImagePullJob = serde_json::from_value(json!({
+        "apiVersion": "apps.kruise.io/v1alpha1", "kind": "ImagePullJob",
+        "metadata": {
+            "name": format!("{r2_name}-main"),
+            "namespace": "ns",
+            "labels": {"app": "demo", "tier": "web", "controller.kubernetes.io/hash": hash},
+            "ownerReferences": [owner]
+        },
+        "spec": {
+            "image": "nginx:2",
+            "pullSecrets": ["regcred"],
+            "podSelector": {
+                "matchLabels": {"app": "demo"},
+                "matchExpressions": [{"key": "controller-revision-hash", "operator": "NotIn", "values": [r2_name, hash]}]
+            },
+            "parallelism": 1,
+            "pullPolicy": {"timeoutSeconds": 300, "backoffLimit": 1},
+            "completionPolicy": {"type": "Always", "ttlSecondsAfterFinished": 600},
+            "sandboxConfig": {
+                "labels": {"app": "demo", "tier": "web", "controller.kubernetes.io/hash": hash},
+                "annotations": {"note": "x"}
+            }
+        }
+    }))
+    .unwrap();
+    assert_eq!(
+        pre_download_of(&cs, vec![r1]),
+        PreDownload::Create {
+            revision: r2_name,
+            jobs: vec![want]
+        },
+        "one job for the changed container only"
+    );
+}
+
+#[test]
+fn pre_download_reads_parallelism_and_timeout_from_annotations() {
+    let cases = [
+        (vec![], 1, 300),
+        (
+            vec![
+                (labels::IMAGE_PREDOWNLOAD_PARALLELISM, "3"),
+                (labels::IMAGE_PREDOWNLOAD_TIMEOUT_SECONDS, "120"),
+            ],
+            3,
+            120,
+        ),
+        (
+            vec![
+                (labels::IMAGE_PREDOWNLOAD_PARALLELISM, "x"),
+                (labels::IMAGE_PREDOWNLOAD_TIMEOUT_SECONDS, "1.5"),
+            ],
+            1,
+            300,
+        ),
+    ];
+    for (annotations, parallelism, timeout) in cases {
+        let (cs, r1) = predownload_case("nginx:2", json!({}), &annotations);
+        let PreDownload::Create { jobs, .. } = pre_download_of(&cs, vec![r1]) else {
+            panic!("jobs for {annotations:?}");
+        };
+        let spec = &jobs[0].spec;
+        assert_eq!(
+            spec.parallelism,
+            Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(parallelism)),
+            "{annotations:?}"
+        );
+        assert_eq!(
+            spec.pull_policy.as_ref().and_then(|p| p.timeout_seconds),
+            Some(timeout),
+            "{annotations:?}"
+        );
+    }
+}
+
+#[test]
+fn pre_download_skip_conditions_table() {
+    enum Want {
+        Create,
+        Ignore,
+        Nothing,
+    }
+    type Case<'a> = (&'a str, Value, Vec<(&'a str, &'a str)>, Want);
+    let cases: Vec<Case<'_>> = vec![
+        ("in place with partition", json!({}), vec![], Want::Create),
+        (
+            "ReCreate",
+            json!({"updateStrategy": {"type": "ReCreate", "partition": 3}}),
+            vec![],
+            Want::Ignore,
+        ),
+        (
+            "3 replicas or fewer",
+            json!({"replicas": 3}),
+            vec![],
+            Want::Ignore,
+        ),
+        ("4 replicas", json!({"replicas": 4}), vec![], Want::Create),
+        (
+            "all pods in one batch",
+            json!({"updateStrategy": {"type": "InPlaceIfPossible", "maxUnavailable": "100%"}}),
+            vec![],
+            Want::Ignore,
+        ),
+        (
+            "99% rounds down: not one batch",
+            json!({"updateStrategy": {"type": "InPlaceIfPossible", "maxUnavailable": "99%"}}),
+            vec![],
+            Want::Create,
+        ),
+        (
+            "no partition, default maxUnavailable",
+            json!({"updateStrategy": {"type": "InPlaceIfPossible"}}),
+            vec![],
+            Want::Create,
+        ),
+        (
+            "min updated ready pods not reached",
+            json!({}),
+            vec![(labels::IMAGE_PREDOWNLOAD_MIN_UPDATED_READY_PODS, "1")],
+            Want::Nothing,
+        ),
+        (
+            "min updated ready 0",
+            json!({}),
+            vec![(labels::IMAGE_PREDOWNLOAD_MIN_UPDATED_READY_PODS, "0")],
+            Want::Create,
+        ),
+        (
+            "min updated ready 20% of 5 rounds up to 1",
+            json!({}),
+            vec![(labels::IMAGE_PREDOWNLOAD_MIN_UPDATED_READY_PODS, "20%")],
+            Want::Nothing,
+        ),
+    ];
+    for (what, spec, annotations, want) in cases {
+        let (cs, r1) = predownload_case("nginx:2", spec, &annotations);
+        let got = pre_download_of(&cs, vec![r1]);
+        match want {
+            Want::Create => assert!(matches!(got, PreDownload::Create { .. }), "{what}: {got:?}"),
+            Want::Ignore => assert!(matches!(got, PreDownload::Ignore { .. }), "{what}: {got:?}"),
+            Want::Nothing => assert_eq!(got, PreDownload::None, "{what}"),
+        }
+    }
+}
+
+#[test]
+fn pre_download_ignores_a_change_that_is_not_in_place() {
+    let (mut cs, r1) = predownload_case("nginx:2", json!({}), &[]);
+    // An env change cannot be done in place.
+    cs.spec.template.spec.as_mut().unwrap().containers[0].env = Some(vec![
+        serde_json::from_value(json!({"name": "A", "value": "1"})).unwrap(),
+    ]);
+    let got = pre_download_of(&cs, vec![r1]);
+    assert!(matches!(got, PreDownload::Ignore { .. }), "{got:?}");
+    // Nor a volumeClaimTemplates change, unless InPlaceOnly.
+    for (strategy, created) in [("InPlaceIfPossible", false), ("InPlaceOnly", true)] {
+        let (cs, _) = predownload_case(
+            "nginx:1",
+            json!({"updateStrategy": {"type": strategy, "partition": 3}, "volumeClaimTemplates": vct("1Gi")}),
+            &[],
+        );
+        let r1 = revision_of(&cs, 1, 0);
+        let (mut cs, _) = predownload_case(
+            "nginx:2",
+            json!({"updateStrategy": {"type": strategy, "partition": 3}, "volumeClaimTemplates": vct("2Gi")}),
+            &[],
+        );
+        cs = with_status(cs, &name_of(&r1), 0);
+        let got = pre_download_of(&cs, vec![r1]);
+        assert_eq!(
+            matches!(got, PreDownload::Create { .. }),
+            created,
+            "{strategy}: {got:?}"
+        );
+    }
+}
+
+#[test]
+fn pre_download_waits_for_min_updated_ready_pods_of_this_revision() {
+    let (cs, r1) = predownload_case(
+        "nginx:2",
+        json!({}),
+        &[(labels::IMAGE_PREDOWNLOAD_MIN_UPDATED_READY_PODS, "2")],
+    );
+    let r2_name = name_of(&revision_of(&cs, 2, 0));
+    let with_ready = |update_revision: &str, ready: i32| {
+        let mut cs = cs.clone();
+        let status = cs.status.as_mut().unwrap();
+        status.update_revision = Some(update_revision.to_string());
+        status.updated_ready_replicas = ready;
+        cs
+    };
+    assert_eq!(
+        pre_download_of(&with_ready(&r2_name, 1), vec![r1.clone()]),
+        PreDownload::None
+    );
+    assert!(matches!(
+        pre_download_of(&with_ready(&r2_name, 2), vec![r1.clone()]),
+        PreDownload::Create { .. }
+    ));
+    // Ready pods of another update revision do not count.
+    assert_eq!(
+        pre_download_of(&with_ready("demo-other", 5), vec![r1]),
+        PreDownload::None
+    );
+}
+
+#[test]
+fn pre_download_happens_once_per_revision() {
+    let (cs, r1) = predownload_case("nginx:2", json!({}), &[]);
+    for label in [
+        labels::IMAGE_PREDOWNLOAD_CREATED,
+        labels::IMAGE_PREDOWNLOAD_IGNORED,
+    ] {
+        let mut r2 = revision_of(&cs, 2, 0);
+        r2.metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert(label.into(), "true".into());
+        assert_eq!(
+            pre_download_of(&cs, vec![r1.clone(), r2]),
+            PreDownload::None,
+            "{label}"
+        );
+    }
+}
+
+#[test]
+fn pre_download_jobs_cover_changed_and_new_containers_only() {
+    let old: k8s_openapi::api::core::v1::PodTemplateSpec = serde_json::from_value(json!({
+        "spec": {"containers": [{"name": "a", "image": "a:1"}, {"name": "b", "image": "b:1"}]}
+    }))
+    .unwrap();
+    let new: k8s_openapi::api::core::v1::PodTemplateSpec = serde_json::from_value(json!({
+        "spec": {"containers": [{"name": "a", "image": "a:2"}, {"name": "b", "image": "b:1"}, {"name": "c", "image": "c:1"}]}
+    }))
+    .unwrap();
+    assert_eq!(
+        predownload::changed_images(&old, &new),
+        BTreeMap::from([
+            ("a".to_string(), "a:2".to_string()),
+            ("c".to_string(), "c:1".to_string())
+        ])
+    );
+}
+
+#[test]
+fn pre_download_jobs_are_deleted_once_the_revisions_converge() {
+    let cs = cloneset("nginx:1", json!({"replicas": 5}));
+    let r1 = revision_of(&cs, 1, 0);
+    let cs = with_status(cs, &name_of(&r1), 0);
+    let mut obs = observed(cs, vec![], vec![r1]);
+    assert_eq!(decide(&obs).unwrap().pre_download, PreDownload::None);
+    obs.image_pull_jobs = vec!["demo-x-main".into(), "demo-x-side".into()];
+    assert_eq!(
+        decide(&obs).unwrap().pre_download,
+        PreDownload::Delete {
+            jobs: vec!["demo-x-main".into(), "demo-x-side".into()]
+        }
+    );
 }

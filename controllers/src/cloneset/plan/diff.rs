@@ -97,6 +97,17 @@ pub fn limits(spec: &CloneSetSpec) -> Limits {
     }
 }
 
+/// Which pods count as updated: the scale half counts `PreparingUpdate` pods as updated
+/// (`PreparingUpdateAsUpdate`, `revision.IsPodUpdate`), the update half counts only pods at the
+/// update revision (`EqualToRevisionHash`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Counting {
+    /// For scaling: `PreparingUpdate` pods are updated pods.
+    Scale,
+    /// For updating: only the revision label counts.
+    Update,
+}
+
 /// `calculateDiffsWithExpectation`. `exclude_preparing_delete`: PreparingDelete pods do not
 /// count as existing replicas when scaling. Partition rollback (`CloneSetPartitionRollback`) is
 /// off, so pods only ever move towards the update revision.
@@ -105,6 +116,7 @@ pub(crate) fn calculate(
     l: Limits,
     pods: &[View<'_>],
     exclude_preparing_delete: bool,
+    counting: Counting,
 ) -> Diffs {
     let mut res = Diffs::default();
     let (mut new_count, mut new_active, mut old_count, mut old_active) = (0, 0, 0, 0);
@@ -113,7 +125,11 @@ pub(crate) fn calculate(
     let (mut pre_deleting_new, mut pre_deleting_old) = (0, 0);
     for p in pods {
         let preparing_delete = p.state == labels::LIFECYCLE_STATE_PREPARING_DELETE;
-        let (count, active, unavailable, to_delete, pre_deleting) = if p.updated {
+        let updated = match counting {
+            Counting::Scale => p.updated_for_scale(),
+            Counting::Update => p.updated,
+        };
+        let (count, active, unavailable, to_delete, pre_deleting) = if updated {
             (
                 &mut new_count,
                 &mut new_active,

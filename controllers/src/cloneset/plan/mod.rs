@@ -16,6 +16,7 @@
 
 mod decide;
 pub mod diff;
+pub mod predownload;
 mod scale;
 mod sort;
 pub mod status;
@@ -27,7 +28,10 @@ mod decide_tests;
 #[cfg(test)]
 mod tests;
 
-pub use decide::{Claim, Observed, ObservedPod, Refusal, admit, claim, decide};
+pub use decide::{
+    Claim, Observed, ObservedPod, Refusal, admit, claim, decide, revision_annotations,
+};
+pub use predownload::PreDownload;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -198,6 +202,9 @@ pub struct Plan {
     /// Old ControllerRevisions to delete (`truncateHistory`: at most `revisionHistoryLimit`
     /// besides the live ones). Set by [`decide()`].
     pub delete_revisions: Vec<String>,
+    /// ImagePullJobs to create or delete for the image pre-download of an in-place update, and
+    /// the label to put on the update revision. Set by [`decide()`].
+    pub pre_download: PreDownload,
 }
 
 /// Which half of the reconcile acted (scale and update are never both done at once).
@@ -251,6 +258,9 @@ pub enum Action {
         name: String,
         /// Its new `.revision`.
         revision: i64,
+        /// The volumeClaimTemplates hash annotation to write with it, when the revision's differs
+        /// from the CloneSet's.
+        vct_hash: Option<String>,
     },
     /// Give a pod with the `KruisePodReady` readiness gate its first `KruisePodReady=True`
     /// condition: pods start in service.

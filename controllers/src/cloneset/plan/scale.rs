@@ -49,6 +49,7 @@ pub(crate) fn scale(ctx: &Ctx<'_>, reusable_ids: &[String]) -> ScaleOutcome {
         diff::limits(&ctx.spec),
         pods,
         ctx.exclude_preparing_delete(),
+        diff::Counting::Scale,
     );
     if d.scale_up > d.scale_up_limit {
         out.events.push(PlannedEvent {
@@ -250,8 +251,11 @@ fn within_ready_limit<'a, 'b>(pods: &[&'a View<'b>], limit: &mut i32) -> Vec<&'a
 
 /// `choosePodsToDelete`: `total` victims, `old_diff` of them from old-revision pods first.
 fn choose_pods_to_delete<'a>(ctx: &Ctx<'a>, total: i32, old_diff: i32) -> Vec<View<'a>> {
-    let (updated, not_updated): (Vec<View<'a>>, Vec<View<'a>>) =
-        ctx.pods.iter().cloned().partition(|p| p.updated);
+    let (updated, not_updated): (Vec<View<'a>>, Vec<View<'a>>) = ctx
+        .pods
+        .iter()
+        .cloned()
+        .partition(|p| p.updated_for_scale());
     let choose = |mut group: Vec<View<'a>>, n: i32| -> Vec<View<'a>> {
         let n = usize::try_from(n).unwrap_or(0);
         if n < group.len() {

@@ -145,6 +145,10 @@ fn snap(spec: Value, pods: &[P]) -> Snapshot {
 }
 
 fn diffs(spec: Value, pods: &[P]) -> Diffs {
+    diffs_counting(spec, pods, diff::Counting::Update)
+}
+
+fn diffs_counting(spec: Value, pods: &[P], counting: diff::Counting) -> Diffs {
     let s = snap(spec, pods);
     let ctx = Ctx::new(&s);
     diff::calculate(
@@ -152,6 +156,7 @@ fn diffs(spec: Value, pods: &[P]) -> Diffs {
         diff::limits(&ctx.spec),
         &ctx.pods,
         ctx.exclude_preparing_delete(),
+        counting,
     )
 }
 
@@ -1106,4 +1111,142 @@ fn plan_is_deterministic() {
         &pods,
     );
     assert_eq!(plan(&s), plan(&s));
+}
+
+// ---- PreparingUpdateAsUpdate, exclude PreparingDelete from scaling ---------------------------
+
+#[test]
+fn preparing_update_pods_count_as_updated_when_scaling_only() {
+    // replicas 4, partition 2: two pods at V2, one at V1 waiting in PreparingUpdate, two at V1.
+    let spec = json!({"replicas": 4, "updateStrategy": {"partition": 2}});
+    let pods = vec![
+        pod("new-1").ready().rev(V2),
+        pod("new-2").ready().rev(V2),
+        pod("preparing").ready().state("PreparingUpdate"),
+        pod("old-1").ready(),
+        pod("old-2").ready(),
+    ];
+    let scale = diffs_counting(spec.clone(), &pods, diff::Counting::Scale);
+    assert_eq!(
+        (scale.scale_down, scale.scale_down_old_revision),
+        (1, 0),
+        "for scaling the preparing pod is an updated pod: the two old pods are the partition"
+    );
+    let update = diffs_counting(spec.clone(), &pods, diff::Counting::Update);
+    assert_eq!(
+        (update.scale_down, update.scale_down_old_revision),
+        (1, 1),
+        "for updating it is still an old pod"
+    );
+    // So scale-in takes its victim among the updated pods (the unavailable preparing pod first),
+    // not from the two old pods the partition keeps.
+    assert_eq!(plan(&snap(spec, &pods)).actions, vec![delete("preparing")]);
+}
+
+#[test]
+fn preparing_update_pods_are_still_updated_by_the_update_half() {
+    let spec = json!({"replicas": 3, "updateStrategy": {"type": "InPlaceIfPossible"}});
+    let pods = vec![
+        pod("a").ready().rev(V2),
+        pod("b").ready().rev(V2),
+        pod("c").ready().state("PreparingUpdate"),
+    ];
+    assert_eq!(diffs(spec.clone(), &pods).update, 1);
+    assert_eq!(
+        plan(&snap(spec, &pods)).actions,
+        vec![Action::UpdateInPlace {
+            name: "c".into(),
+            revision: V2.into()
+        }]
+    );
+}
+
+#[test]
+fn exclude_preparing_delete_creates_the_replacement_at_once() {
+    // Pod "a" was specified for deletion and waits in PreparingDelete for its preDelete hook.
+    let spec =
+        json!({"replicas": 3, "lifecycle": {"preDelete": {"labelsHandler": {"hold": "true"}}}});
+    let pods = vec![
+        pod("a")
+            .ready()
+            .rev(V2)
+            .state("PreparingDelete")
+            .label("hold", "true")
+            .label(labels::SPECIFIED_DELETE, "true"),
+        pod("b").ready().rev(V2).label("hold", "true"),
+        pod("c").ready().rev(V2).label("hold", "true"),
+    ];
+    // Counted as a replica: nothing is created while the hook holds the pod.
+    let counted = plan(&snap(spec.clone(), &pods));
+    assert_eq!(counted.actions, vec![]);
+    assert!(
+        counted
+            .waiting
+            .unwrap_or_default()
+            .contains("preDelete hook"),
+        "says what it waits for"
+    );
+    let d = diffs_counting(spec.clone(), &pods, diff::Counting::Scale);
+    assert_eq!(d.scale_up, 0);
+
+    // Excluded, by the CloneSet's label or by the manager flag: the replacement comes now.
+    let mut labelled = snap(spec.clone(), &pods);
+    labelled.cloneset.metadata.labels = Some(BTreeMap::from([(
+        labels::CLONESET_SCALING_EXCLUDE_PREPARING_DELETE.to_string(),
+        "true".to_string(),
+    )]));
+    assert_eq!(plan(&labelled).actions, vec![create("id01", V2)]);
+    let mut flagged = snap(spec.clone(), &pods);
+    flagged.scaling_exclude_preparing_delete = true;
+    assert_eq!(plan(&flagged).actions, vec![create("id01", V2)]);
+    // Only "true" turns it on.
+    let mut other = snap(spec, &pods);
+    other.cloneset.metadata.labels = Some(BTreeMap::from([(
+        labels::CLONESET_SCALING_EXCLUDE_PREPARING_DELETE.to_string(),
+        "yes".to_string(),
+    )]));
+    assert_eq!(plan(&other).actions, vec![]);
+}
+
+#[test]
+fn exclude_preparing_delete_scale_math_table() {
+    // (pods: normal V2, PreparingDelete V2, PreparingDelete V1) → (scale_up, scale_up_old) for
+    // replicas 4, partition 1, counted / excluded.
+    let cases = [
+        ((3, 1, 0), (0, 0), (1, 1)),
+        ((2, 1, 1), (0, 0), (2, 1)),
+        ((4, 1, 0), (0, 0), (0, 0)),
+    ];
+    for ((normal, pd_new, pd_old), counted, excluded) in cases {
+        let mut pods = n("n", normal, |p| p.ready().rev(V2));
+        pods.extend(n("pn", pd_new, |p| {
+            p.ready().rev(V2).state("PreparingDelete")
+        }));
+        pods.extend(n("po", pd_old, |p| p.ready().state("PreparingDelete")));
+        let spec = json!({"replicas": 4, "updateStrategy": {"partition": 1}});
+        let mut s = snap(spec, &pods);
+        let ctx = Ctx::new(&s);
+        let run = |ctx: &Ctx<'_>, exclude: bool| {
+            let d = diff::calculate(
+                ctx.replicas,
+                diff::limits(&ctx.spec),
+                &ctx.pods,
+                exclude,
+                diff::Counting::Scale,
+            );
+            (d.scale_up, d.scale_up_old_revision)
+        };
+        assert_eq!(
+            run(&ctx, false),
+            counted,
+            "{normal}/{pd_new}/{pd_old} counted"
+        );
+        assert_eq!(
+            run(&ctx, true),
+            excluded,
+            "{normal}/{pd_new}/{pd_old} excluded"
+        );
+        s.scaling_exclude_preparing_delete = true;
+        assert!(Ctx::new(&s).exclude_preparing_delete());
+    }
 }

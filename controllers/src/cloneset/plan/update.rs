@@ -88,6 +88,7 @@ pub(crate) fn update(ctx: &Ctx<'_>) -> UpdateOutcome {
         limits,
         &ctx.pods,
         ctx.exclude_preparing_delete(),
+        diff::Counting::Update,
     );
     if d.update <= 0 {
         // Negative only with partition rollback, which is off: nothing moves back.

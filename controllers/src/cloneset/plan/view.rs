@@ -41,6 +41,13 @@ impl View<'_> {
     pub fn name(&self) -> &str {
         &self.pod.name
     }
+
+    /// Counted as updated when scaling: at the update revision, or waiting in `PreparingUpdate`
+    /// to be updated (`PreparingUpdateAsUpdate`, kruise's `revision.IsPodUpdate`), so a scale-in
+    /// does not take the pods about to be updated for old ones.
+    pub fn updated_for_scale(&self) -> bool {
+        self.updated || self.state == labels::LIFECYCLE_STATE_PREPARING_UPDATE
+    }
 }
 
 /// Revision names are equal when the full names or the short hashes (last `-` segment) are

@@ -1,7 +1,9 @@
-//! The CRI side of recreating a container: list the pod's containers, run the preStop handler
-//! (exec through CRI `ExecSync`, HTTP GET from the node, or sleep), then `StopContainer` with what
-//! is left of the grace period — as the kubelet kills a container. The kubelet then starts a new
-//! one per the pod's restart policy.
+//! The CRI side of recreating a container, kruise-daemon's `KillContainer` (a copy of the
+//! kubelet's): an Event `Killing` on the pod's container, the preStop handler (exec through CRI
+//! `ExecSync`, HTTP GET from the node, or sleep) within the grace period (a failure is an Event
+//! `FailedPreStopHook`), then `StopContainer` with what is left of it (at least 2 s). The kubelet
+//! then starts a new container per the pod's restart policy. Used by the ContainerRecreateRequest
+//! executor and by the container-meta restarter ([`crate::containermeta`]).
 
 use std::time::{Duration, Instant};
 
@@ -11,6 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::plan::{Kill, RuntimeContainer, RuntimeState};
 use crate::cri::{CriClient, CriError, proto};
+use crate::events::Recorder;
 
 /// The kubelet's floor for the time a container gets to stop after its preStop hook.
 pub const MIN_STOP_GRACE: Duration = Duration::from_secs(2);
@@ -54,12 +57,32 @@ pub async fn runtime_containers(
         .collect())
 }
 
-/// Runs the preStop handler within the grace period, then stops the container with the rest of
-/// it (at least [`MIN_STOP_GRACE`]). `Err` only when `StopContainer` failed.
-pub async fn kill(cri: &CriClient, k: &Kill) -> Result<KillReport, CriError> {
+/// Kills a container as kruise-daemon does: the `Killing` Event (when `recorder` is given), the
+/// preStop handler within the grace period (skipped when the grace is 0; a failure is published as
+/// `FailedPreStopHook`), then `StopContainer` with the rest of it (at least [`MIN_STOP_GRACE`]).
+/// `Err` only when `StopContainer` failed.
+pub async fn kill(
+    cri: &CriClient,
+    k: &Kill,
+    recorder: Option<&Recorder>,
+) -> Result<KillReport, CriError> {
+    if let Some(r) = recorder {
+        let note = if k.message.is_empty() {
+            format!("Stopping container {}", k.container)
+        } else {
+            k.message.replace(&k.container_id, &k.container)
+        };
+        r.publish(
+            k.pod.container_ref(&k.container),
+            "Normal",
+            "Killing",
+            &note,
+        )
+        .await;
+    }
     let started = Instant::now();
     let mut report = KillReport::default();
-    if let Some(handler) = &k.pre_stop {
+    if let Some(handler) = k.pre_stop.as_ref().filter(|_| !k.grace.is_zero()) {
         report.pre_stop_ran = true;
         let run = run_pre_stop(cri, k, handler);
         report.pre_stop_error = match tokio::time::timeout(k.grace, run).await {
@@ -70,14 +93,45 @@ pub async fn kill(cri: &CriClient, k: &Kill) -> Result<KillReport, CriError> {
                 k.grace.as_secs()
             )),
         };
+        if let (Some(r), Some(e)) = (recorder, &report.pre_stop_error) {
+            r.publish(
+                k.pod.container_ref(&k.container),
+                "Warning",
+                "FailedPreStopHook",
+                &hook_failure_message(k, handler, e),
+            )
+            .await;
+        }
     }
-    report.stop_grace = k
-        .grace
-        .saturating_sub(started.elapsed())
-        .max(MIN_STOP_GRACE);
+    // The kubelet takes whole seconds off the grace period.
+    let spent = Duration::from_secs(started.elapsed().as_secs());
+    report.stop_grace = k.grace.saturating_sub(spent).max(MIN_STOP_GRACE);
     cri.stop_container(&k.container_id, report.stop_grace)
         .await?;
     Ok(report)
+}
+
+/// The message of a failed hook, in the words of the kubelet's handler runner.
+pub fn hook_failure_message(k: &Kill, handler: &LifecycleHandler, error: &str) -> String {
+    let pod = format!("{}_{}({})", k.pod.name, k.pod.namespace, k.pod.uid);
+    if let Some(exec) = &handler.exec {
+        let cmd = exec.command.clone().unwrap_or_default().join(" ");
+        return format!(
+            "Exec lifecycle hook ([{cmd}]) for Container {:?} in Pod {pod:?} failed - error: {error}",
+            k.container
+        );
+    }
+    if let Some(http) = &handler.http_get {
+        return format!(
+            "HTTP lifecycle hook ({}) for Container {:?} in Pod {pod:?} failed - error: {error}",
+            http.path.as_deref().unwrap_or_default(),
+            k.container
+        );
+    }
+    format!(
+        "PreStop hook for Container {:?} in Pod {pod:?} failed - error: {error}",
+        k.container
+    )
 }
 
 async fn run_pre_stop(cri: &CriClient, k: &Kill, handler: &LifecycleHandler) -> Result<(), String> {

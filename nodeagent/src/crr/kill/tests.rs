@@ -11,6 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::*;
 use crate::cri::Timeouts;
 use crate::cri::fake::FakeCri;
+use crate::events::PodRef;
 
 async fn connect(fake: &FakeCri) -> CriClient {
     CriClient::connect(fake.socket().to_str().unwrap(), Timeouts::default())
@@ -52,6 +53,12 @@ fn kill_spec(id: &str, pre_stop: serde_json::Value, grace: u64) -> Kill {
         pod_ip: Some("127.0.0.1".into()),
         grace: Duration::from_secs(grace),
         states_after: vec![],
+        pod: PodRef {
+            namespace: "ns".into(),
+            name: "p".into(),
+            uid: "u1".into(),
+        },
+        message: "Stopping container app by ContainerRecreateRequest r".to_string(),
     }
 }
 
@@ -105,7 +112,7 @@ async fn an_exec_prestop_runs_in_the_container_before_it_is_stopped_with_the_gra
         json!({"exec": {"command": ["sh", "-c", "echo bye"]}}),
         10,
     );
-    let report = kill(&cri, &k).await.unwrap();
+    let report = kill(&cri, &k, None).await.unwrap();
     assert_eq!(report.pre_stop_error, None);
     assert!(report.pre_stop_ran);
     let calls = methods(&fake);
@@ -139,6 +146,7 @@ async fn a_failing_prestop_is_reported_and_the_container_is_stopped_anyway() {
     let report = kill(
         &cri,
         &kill_spec("c1", json!({"exec": {"command": ["false"]}}), 5),
+        None,
     )
     .await
     .unwrap();
@@ -153,7 +161,7 @@ async fn a_failing_prestop_is_reported_and_the_container_is_stopped_anyway() {
 async fn stopping_a_container_the_runtime_does_not_know_is_an_error_naming_it() {
     let fake = FakeCri::start().await.unwrap();
     let cri = connect(&fake).await;
-    let err = kill(&cri, &kill_spec("gone", json!(null), 5))
+    let err = kill(&cri, &kill_spec("gone", json!(null), 5), None)
         .await
         .unwrap_err();
     assert!(err.is_not_found(), "{err:?}");
@@ -189,7 +197,7 @@ async fn an_http_prestop_gets_the_path_on_the_pod_ip_through_a_named_port() {
         5,
     );
     k.ports = serde_json::from_value(json!([{"name": "admin", "containerPort": port}])).unwrap();
-    let report = kill(&cri, &k).await.unwrap();
+    let report = kill(&cri, &k, None).await.unwrap();
     assert_eq!(report.pre_stop_error, None);
     let request = server.await.unwrap();
     assert!(request.starts_with("GET /quit HTTP/1.1\r\n"), "{request}");
@@ -198,13 +206,13 @@ async fn an_http_prestop_gets_the_path_on_the_pod_ip_through_a_named_port() {
 
     let (port, _server) = http_server(500).await;
     let k = kill_spec("c1", json!({"httpGet": {"path": "/quit", "port": port}}), 5);
-    let report = kill(&cri, &k).await.unwrap();
+    let report = kill(&cri, &k, None).await.unwrap();
     assert_eq!(
         report.pre_stop_error,
         Some(format!("httpGet 127.0.0.1:{port}/quit: HTTP 500"))
     );
     let k = kill_spec("c1", json!({"httpGet": {"port": "nope"}}), 5);
-    let report = kill(&cri, &k).await.unwrap();
+    let report = kill(&cri, &k, None).await.unwrap();
     assert_eq!(
         report.pre_stop_error.as_deref(),
         Some("httpGet: no container port named nope")
@@ -216,17 +224,62 @@ async fn the_stop_gets_what_the_prestop_left_of_the_grace_but_at_least_two_secon
     let fake = FakeCri::start().await.unwrap();
     add_container(&fake, "u1", "app", "c1", 0);
     let cri = connect(&fake).await;
-    let report = kill(&cri, &kill_spec("c1", json!({"sleep": {"seconds": 1}}), 2))
-        .await
-        .unwrap();
+    let report = kill(
+        &cri,
+        &kill_spec("c1", json!({"sleep": {"seconds": 1}}), 2),
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(report.stop_grace, MIN_STOP_GRACE);
     assert_eq!(fake.calls("StopContainer")[0].detail, "2");
     // A handler that outlives the grace period is cut off and reported.
-    let report = kill(&cri, &kill_spec("c1", json!({"sleep": {"seconds": 30}}), 1))
-        .await
-        .unwrap();
+    let report = kill(
+        &cri,
+        &kill_spec("c1", json!({"sleep": {"seconds": 30}}), 1),
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         report.pre_stop_error.as_deref(),
         Some("did not finish within the grace period of 1s")
+    );
+}
+
+#[tokio::test]
+async fn a_zero_grace_skips_the_prestop_hook_as_the_kubelet_does() {
+    let fake = FakeCri::start().await.unwrap();
+    add_container(&fake, "u1", "app", "c1", 0);
+    let cri = connect(&fake).await;
+    let report = kill(
+        &cri,
+        &kill_spec("c1", json!({"exec": {"command": ["true"]}}), 0),
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(!report.pre_stop_ran);
+    assert!(fake.calls("ExecSync").is_empty());
+    assert_eq!(report.stop_grace, MIN_STOP_GRACE);
+}
+
+#[test]
+fn a_failed_hook_is_reported_in_the_kubelets_words() {
+    let k = kill_spec(
+        "c1",
+        json!({"exec": {"command": ["sh", "-c", "exit 3"]}}),
+        5,
+    );
+    let handler = k.pre_stop.clone().unwrap();
+    assert_eq!(
+        hook_failure_message(&k, &handler, "exec exited with code 3: "),
+        "Exec lifecycle hook ([sh -c exit 3]) for Container \"app\" in Pod \"p_ns(u1)\" failed - error: exec exited with code 3: "
+    );
+    let k = kill_spec("c1", json!({"httpGet": {"path": "/stop", "port": 80}}), 5);
+    let handler = k.pre_stop.clone().unwrap();
+    assert_eq!(
+        hook_failure_message(&k, &handler, "refused"),
+        "HTTP lifecycle hook (/stop) for Container \"app\" in Pod \"p_ns(u1)\" failed - error: refused"
     );
 }

@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use crate::events::PodRef;
 use graft_api::apps::v1alpha1::ContainerRecreateRequest;
 use graft_api::apps::v1alpha1::containerrecreaterequest::{
     ContainerRecreateRequestContainerRecreateState as State, ContainerRecreateRequestFailurePolicy,
@@ -84,6 +85,11 @@ pub struct Kill {
     pub grace: Duration,
     /// Per-container states to write once the container is stopped.
     pub states_after: Vec<State>,
+    /// The pod, for the `Killing` / `FailedPreStopHook` Events about its container.
+    pub pod: PodRef,
+    /// The `Killing` Event's message (kruise-daemon's words; the bare container ID in it is
+    /// replaced by the container name, as the kubelet's recorder does).
+    pub message: String,
 }
 
 /// One status write or action, on the request named `request`.
@@ -276,7 +282,6 @@ pub fn plan(s: &Snapshot) -> Plan {
         plan.steps.push(Step::Kill {
             request,
             kill: Box::new(Kill {
-                container: name,
                 container_id: current.id.clone(),
                 pre_stop: spec.and_then(|c| c.pre_stop.clone()),
                 ports: spec.and_then(|c| c.ports.clone()).unwrap_or_default(),
@@ -288,6 +293,22 @@ pub fn plan(s: &Snapshot) -> Plan {
                     .termination_grace_period_seconds
                     .map_or(DEFAULT_GRACE, |g| Duration::from_secs(g.max(0) as u64)),
                 states_after: next,
+                pod: PodRef {
+                    namespace: picked.metadata.namespace.clone().unwrap_or_default(),
+                    name: picked.spec.pod_name.clone(),
+                    uid: picked
+                        .metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get(labels::CRR_POD_UID))
+                        .cloned()
+                        .unwrap_or_default(),
+                },
+                message: format!(
+                    "Stopping container {name} by ContainerRecreateRequest {}",
+                    picked.metadata.name.as_deref().unwrap_or_default()
+                ),
+                container: name,
             }),
         });
         return plan;

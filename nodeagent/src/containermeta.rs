@@ -9,6 +9,12 @@
 //!
 //! The env hash of a running container is taken once per container ID from `env` run in it
 //! (CRI `ExecSync`, 3 s), as kruise-daemon does.
+//!
+//! A restart is kruise-daemon's `KillContainer` with no pod at hand ([`crate::crr::kill`]): what
+//! it needs is read back from the kubelet's annotations on the runtime container (preStop
+//! handler, ports, the pod's deletion or termination grace period, else 2 s), an Event `Killing`
+//! ("Stopping containerID ... by container meta restarter") goes on the pod's container, the
+//! preStop hook runs, and then the container is stopped.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -21,12 +27,15 @@ use graft_api::annotations::{
     to_annotation,
 };
 use graft_api::labels;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ContainerPort, LifecycleHandler, Pod};
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 
-use super::{CriClient, proto};
+use crate::cri::{CriClient, proto};
+use crate::crr::kill;
+use crate::crr::plan::Kill;
+use crate::events::{PodRef, Recorder};
 
 /// CRI container annotation with the kubelet's hash of the container spec (hex).
 const HASH_ANNOTATION: &str = "io.kubernetes.container.hash";
@@ -34,6 +43,14 @@ const HASH_ANNOTATION: &str = "io.kubernetes.container.hash";
 const RESTART_COUNT_ANNOTATION: &str = "io.kubernetes.container.restartCount";
 /// CRI container annotation with the pod's termination grace period (seconds).
 const GRACE_ANNOTATION: &str = "io.kubernetes.pod.terminationGracePeriod";
+/// CRI container annotation with the pod's deletion grace period (seconds), when it is deleting.
+const DELETION_GRACE_ANNOTATION: &str = "io.kubernetes.pod.deletionGracePeriod";
+/// CRI container annotation with the container's preStop handler (JSON).
+const PRE_STOP_ANNOTATION: &str = "io.kubernetes.container.preStopHandler";
+/// CRI container annotation with the container's ports (JSON).
+const PORTS_ANNOTATION: &str = "io.kubernetes.container.ports";
+/// The kubelet's grace period when the runtime container names none.
+const MIN_GRACE: Duration = Duration::from_secs(2);
 
 /// How long a restart waits after the stale env is seen (kruise's restarter rate-limit base).
 const RESTART_DELAY: Duration = Duration::from_secs(3);
@@ -53,8 +70,12 @@ pub struct RuntimeContainer {
     pub restart_count: i32,
     /// Running now.
     pub running: bool,
-    /// Stop grace (the pod's termination grace period).
+    /// Stop grace: the pod's deletion grace period, else its termination grace period, else 2 s.
     pub grace: Duration,
+    /// The preStop handler the kubelet recorded on the container.
+    pub pre_stop: Option<LifecycleHandler>,
+    /// The container's ports the kubelet recorded (for a named httpGet port).
+    pub ports: Vec<ContainerPort>,
 }
 
 /// Whether the agent keeps container meta for this pod (kruise's `eventFilter` owner check).
@@ -120,12 +141,19 @@ pub fn runtime_view(containers: &[proto::Container], runtime: &str) -> Vec<Runti
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(0),
             running: c.state == proto::ContainerState::ContainerRunning as i32,
-            grace: Duration::from_secs(
-                c.annotations
-                    .get(GRACE_ANNOTATION)
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(30),
-            ),
+            grace: [DELETION_GRACE_ANNOTATION, GRACE_ANNOTATION]
+                .iter()
+                .find_map(|a| c.annotations.get(*a)?.parse::<i64>().ok())
+                .map_or(MIN_GRACE, |g| Duration::from_secs(g.max(0) as u64)),
+            pre_stop: c
+                .annotations
+                .get(PRE_STOP_ANNOTATION)
+                .and_then(|j| serde_json::from_str(j).ok()),
+            ports: c
+                .annotations
+                .get(PORTS_ANNOTATION)
+                .and_then(|j| serde_json::from_str(j).ok())
+                .unwrap_or_default(),
         })
         .collect()
 }
@@ -237,6 +265,7 @@ pub async fn run(
         None => Api::all(client.clone()),
     };
     let config = watcher::Config::default().fields(&format!("spec.nodeName={node_name}"));
+    let recorder = Recorder::new(client.clone(), node_name.clone());
     let restarting: Arc<Mutex<HashSet<String>>> = Arc::default();
     let mut events = watcher(api.clone(), config).default_backoff().boxed();
     while let Some(event) = events.next().await {
@@ -251,10 +280,15 @@ pub async fn run(
         if !is_watched(&pod) {
             continue;
         }
-        if let Err(e) = sync(&client, &cri, &pod, &restarting).await {
+        if let Err(e) = sync(&client, &cri, &recorder, &pod, &restarting).await {
             tracing::warn!(pod = %key(&pod), error = %e, "container meta");
             // kruise-daemon retries a failed read after 3 s.
-            let (client, cri, restarting) = (client.clone(), cri.clone(), restarting.clone());
+            let (client, cri, recorder, restarting) = (
+                client.clone(),
+                cri.clone(),
+                recorder.clone(),
+                restarting.clone(),
+            );
             let (ns, name) = (
                 pod.metadata.namespace.clone().unwrap_or_default(),
                 pod.metadata.name.clone().unwrap_or_default(),
@@ -264,7 +298,7 @@ pub async fn run(
                 let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
                 if let Ok(pod) = api.get(&name).await
                     && is_watched(&pod)
-                    && let Err(e) = sync(&client, &cri, &pod, &restarting).await
+                    && let Err(e) = sync(&client, &cri, &recorder, &pod, &restarting).await
                 {
                     tracing::warn!(pod = %format!("{ns}/{name}"), error = %e, "container meta retry");
                 }
@@ -276,6 +310,7 @@ pub async fn run(
 async fn sync(
     client: &kube::Client,
     cri: &CriClient,
+    recorder: &Recorder,
     pod: &Pod,
     restarting: &Arc<Mutex<HashSet<String>>>,
 ) -> Result<(), String> {
@@ -332,16 +367,18 @@ async fn sync(
         }
         tracing::info!(pod = %key(pod), container = %rc.name, id = %container_id,
             "restarting container: its env from metadata is stale");
-        let (cri, rc, restarting) = (cri.clone(), rc.clone(), restarting.clone());
+        let k = restart_kill(pod, rc);
+        let (cri, recorder, restarting) = (cri.clone(), recorder.clone(), restarting.clone());
+        let container_id = rc.container_id.clone();
         tokio::spawn(async move {
             // kruise-daemon's restart queue delays a container's first restart by its rate
             // limiter's base (3 s); the kubelet meanwhile sees the pod's new labels, so the
             // container starts again with the new env instead of the old one.
             tokio::time::sleep(RESTART_DELAY).await;
-            if let Err(e) = cri.stop_container(&rc.id, rc.grace).await {
-                tracing::warn!(id = %rc.container_id, error = %e, "stopping container");
+            if let Err(e) = kill::kill(&cri, &k, Some(&recorder)).await {
+                tracing::warn!(id = %container_id, error = %e, "stopping container");
             }
-            lock(&restarting).remove(&rc.container_id);
+            lock(&restarting).remove(&container_id);
         });
     }
     if old.as_ref() != Some(&set) {
@@ -362,6 +399,29 @@ async fn sync(
         .map_err(|e| format!("reporting container meta: {e}"))?;
     }
     failed.map_or(Ok(()), Err)
+}
+
+/// How the restarter kills a container whose env is stale: kruise's `KillContainer` without a
+/// pod, from what the kubelet recorded on the runtime container, with its message.
+pub fn restart_kill(pod: &Pod, rc: &RuntimeContainer) -> Kill {
+    Kill {
+        container: rc.name.clone(),
+        container_id: rc.id.clone(),
+        pre_stop: rc.pre_stop.clone(),
+        ports: rc.ports.clone(),
+        pod_ip: pod.status.as_ref().and_then(|s| s.pod_ip.clone()),
+        grace: rc.grace,
+        states_after: Vec::new(),
+        pod: PodRef {
+            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            name: pod.metadata.name.clone().unwrap_or_default(),
+            uid: pod.metadata.uid.clone().unwrap_or_default(),
+        },
+        message: format!(
+            "Stopping containerID {} by container meta restarter",
+            rc.container_id
+        ),
+    }
 }
 
 fn lock(set: &Arc<Mutex<HashSet<String>>>) -> std::sync::MutexGuard<'_, HashSet<String>> {
@@ -422,6 +482,8 @@ mod tests {
                 restart_count: 0,
                 running: true,
                 grace: Duration::from_secs(3),
+                pre_stop: None,
+                ports: Vec::new(),
             })
             .collect()
     }
@@ -491,6 +553,78 @@ mod tests {
         assert_eq!(view[0].container_id, "containerd://new");
         assert_eq!(view[0].plain_hash, 255);
         assert!(view[0].running);
+    }
+
+    #[test]
+    fn a_restart_runs_the_prestop_the_kubelet_recorded_with_the_pods_grace() {
+        let annotations = |extra: &[(&str, &str)]| {
+            let mut a: std::collections::HashMap<String, String> = [
+                (HASH_ANNOTATION, "ff"),
+                (
+                    PRE_STOP_ANNOTATION,
+                    r#"{"exec":{"command":["sh","-c","echo bye"]}}"#,
+                ),
+                (
+                    PORTS_ANNOTATION,
+                    r#"[{"name":"http","containerPort":8080,"protocol":"TCP"}]"#,
+                ),
+                (GRACE_ANNOTATION, "45"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+            for (k, v) in extra {
+                a.insert(k.to_string(), v.to_string());
+            }
+            a
+        };
+        let c = |annotations| proto::Container {
+            id: "abc".into(),
+            metadata: Some(proto::ContainerMetadata {
+                name: "app".into(),
+                attempt: 0,
+            }),
+            state: proto::ContainerState::ContainerRunning as i32,
+            annotations,
+            ..Default::default()
+        };
+        let view = runtime_view(&[c(annotations(&[]))], "containerd");
+        let k = restart_kill(&pod("2", "False", None), &view[0]);
+        assert_eq!(
+            k.pre_stop
+                .as_ref()
+                .and_then(|h| h.exec.as_ref())
+                .and_then(|e| e.command.clone()),
+            Some(vec![
+                "sh".to_string(),
+                "-c".to_string(),
+                "echo bye".to_string()
+            ])
+        );
+        assert_eq!(k.ports[0].container_port, 8080);
+        assert_eq!(k.grace, Duration::from_secs(45));
+        assert_eq!(k.container_id, "abc");
+        assert_eq!(
+            k.message,
+            "Stopping containerID containerd://abc by container meta restarter"
+        );
+        assert_eq!(
+            k.pod,
+            PodRef {
+                namespace: "ns".into(),
+                name: "p".into(),
+                uid: "u1".into()
+            }
+        );
+        // A deleting pod's grace wins; no grace recorded at all gives the kubelet's 2 s.
+        let view = runtime_view(
+            &[c(annotations(&[(DELETION_GRACE_ANNOTATION, "5")]))],
+            "containerd",
+        );
+        assert_eq!(view[0].grace, Duration::from_secs(5));
+        let view = runtime_view(&[c(Default::default())], "containerd");
+        assert_eq!(view[0].grace, MIN_GRACE);
+        assert_eq!(view[0].pre_stop, None);
     }
 
     #[test]
