@@ -19,7 +19,7 @@ use graft_api::labels;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Api;
-use kube::api::PostParams;
+use kube::api::{DeleteParams, EvictParams, PostParams};
 use serde_json::json;
 use support::{GraftControllers, TestNamespace, client, host_ip, image, install_crds, wait_for};
 
@@ -337,6 +337,23 @@ async fn with_graft_down_creation_is_not_blocked_and_the_manager_fills_later() {
         .await
         .unwrap_or_else(|e| panic!("creating a pod with graft down must work: {e}"));
     let pod_latency = started.elapsed();
+    // Evicting and deleting pods go through at once too (graft's webhooks match no pod request;
+    // this shows it with graft down).
+    let started = Instant::now();
+    pods.evict("plain", &EvictParams::default())
+        .await
+        .unwrap_or_else(|e| panic!("evicting a pod with graft down must work: {e}"));
+    let evict_latency = started.elapsed();
+    let mut second_plain = plain.clone();
+    second_plain.metadata.name = Some("plain-2".into());
+    pods.create(&PostParams::default(), &second_plain)
+        .await
+        .unwrap_or_else(|e| panic!("creating a pod with graft down must work: {e}"));
+    let started = Instant::now();
+    pods.delete("plain-2", &DeleteParams::default())
+        .await
+        .unwrap_or_else(|e| panic!("deleting a pod with graft down must work: {e}"));
+    let delete_latency = started.elapsed();
     let clonesets: Api<CloneSet> = ns.api();
     let started = Instant::now();
     clonesets
@@ -345,16 +362,18 @@ async fn with_graft_down_creation_is_not_blocked_and_the_manager_fills_later() {
         .unwrap_or_else(|e| panic!("creating a CloneSet with graft down must work: {e}"));
     let cloneset_latency = started.elapsed();
     eprintln!(
-        "create latency with graft down (webhook timeout {WEBHOOK_TIMEOUT:?}): CRR {crr_latency:?}, CloneSet {cloneset_latency:?}, Pod {pod_latency:?}"
+        "create latency with graft down (webhook timeout {WEBHOOK_TIMEOUT:?}): CRR {crr_latency:?}, CloneSet {cloneset_latency:?}, Pod {pod_latency:?}, eviction {evict_latency:?}, delete {delete_latency:?}"
     );
     for (what, took) in [
         ("CRR", crr_latency),
         ("CloneSet", cloneset_latency),
         ("Pod", pod_latency),
+        ("Pod eviction", evict_latency),
+        ("Pod delete", delete_latency),
     ] {
         assert!(
             took < WEBHOOK_TIMEOUT / 3,
-            "{what} create took {took:?}: it must not wait for the webhook's timeout"
+            "{what} took {took:?}: it must not wait for the webhook's timeout"
         );
     }
     assert_eq!(
