@@ -2325,3 +2325,83 @@ async fn a_volume_claim_template_change_recreates_the_pods_an_image_change_alone
         );
     }
 }
+
+#[tokio::test]
+async fn raising_the_partition_rolls_updated_pods_back_in_place() {
+    let e = env("cs-rollback").await;
+    e.clonesets
+        .create(
+            &PostParams::default(),
+            &cloneset(
+                "web",
+                4,
+                "v1",
+                json!({"type": "InPlaceIfPossible", "maxUnavailable": 1}),
+            ),
+        )
+        .await
+        .expect("create");
+    let first = settled(&e, "web", 4).await;
+    let r1 = first
+        .status
+        .and_then(|s| s.update_revision)
+        .expect("revision");
+    let uids: BTreeSet<String> = live_pods(&e, "web")
+        .await
+        .iter()
+        .filter_map(|p| p.metadata.uid.clone())
+        .collect();
+
+    // v2 for all but one pod (partition 1), then the partition goes up to 3: two of the three
+    // updated pods go back to v1, in place (CloneSetPartitionRollback, as OpenKruise with every
+    // gate on).
+    let mut spec = containers_with(&image("app:v2"));
+    spec["updateStrategy"] =
+        json!({"type": "InPlaceIfPossible", "maxUnavailable": 1, "partition": 1});
+    patch_spec(&e, "web", spec).await;
+    wait_cs(&e, "web", "3 of 4 at v2", 3 * MINUTE, |cs| {
+        let s = cs.status.clone().unwrap_or_default();
+        s.updated_ready_replicas == 3 && s.ready_replicas == 4
+    })
+    .await;
+    let watcher = PodWatcher::start(&e.client, &e.ns.name, "app=web");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    patch_spec(
+        &e,
+        "web",
+        json!({"updateStrategy": {"type": "InPlaceIfPossible", "maxUnavailable": 1, "partition": 3}}),
+    )
+    .await;
+    let cs = wait_cs(&e, "web", "1 of 4 at v2, 3 back at v1", 3 * MINUTE, |cs| {
+        let s = cs.status.clone().unwrap_or_default();
+        s.updated_replicas == 1 && s.updated_ready_replicas == 1 && s.ready_replicas == 4
+    })
+    .await;
+    let history = watcher.history();
+    let s = cs.status.unwrap_or_default();
+    assert_eq!(s.current_revision, Some(r1.clone()), "current stays v1");
+    let images = pod_images(&e, "web").await;
+    let v1 = images.values().filter(|i| i.ends_with("app:v1")).count();
+    assert_eq!(v1, 3, "three pods back on v1: {images:?}");
+    let pods = live_pods(&e, "web").await;
+    let now: BTreeSet<String> = pods.iter().filter_map(|p| p.metadata.uid.clone()).collect();
+    assert_eq!(
+        now, uids,
+        "the same pods: rolled back in place, none recreated"
+    );
+    // The pod partition 1 kept never restarted, the one still on v2 restarted once, the two that
+    // went to v2 and back twice.
+    let mut restarts: Vec<i32> = pods
+        .iter()
+        .map(|p| container(p, "app").map_or(-1, |c| c.restart_count))
+        .collect();
+    restarts.sort_unstable();
+    assert_eq!(restarts, vec![0, 1, 2, 2], "app restarts per pod");
+    let (worst_unavailable, _) = worst_case(&history, 4, "app:v2");
+    assert!(
+        worst_unavailable <= 1,
+        "maxUnavailable 1 held during the rollback: {}\n{}",
+        worst_unavailable,
+        timeline(&history)
+    );
+}

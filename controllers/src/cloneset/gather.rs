@@ -133,6 +133,10 @@ async fn pvc_instance_ids(
             .items
             .into_iter()
             .filter(|p| owned_by(&p.metadata, uid))
+            // A terminating PVC still carries its instance id, but a new pod must not reuse it:
+            // the scheduler refuses a pod whose claim is being deleted (kruise's `getOwnedPVCs`
+            // skips them too), so the id is free for a fresh PVC only once it is gone.
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
             .filter_map(|p| {
                 p.metadata
                     .labels

@@ -20,6 +20,7 @@ use super::predownload;
 use super::view::same_revision;
 use super::{Action, Plan, PodInfo, Snapshot, plan};
 use crate::cloneset::{pods, vct};
+use crate::inplace;
 use crate::revision::{self, RevisionAction, RevisionOwner};
 
 /// Everything the executor read for one reconcile: the CloneSet, the pods of its namespace from
@@ -288,13 +289,42 @@ fn vct_refusal(
     })
 }
 
-/// The pod as the rules see it: a pod already at the update revision needs no in-place update,
-/// so it is never refused one; another is refused one when the volumeClaimTemplates changed.
+/// Whether a pod at the update revision can go back to the current one in place (a partition
+/// rollback): the engine's verdict on the two templates, then the volumeClaimTemplates hashes.
+fn rollback_in_place(
+    cs: &CloneSet,
+    update: &ControllerRevision,
+    current: &ControllerRevision,
+) -> Result<(), String> {
+    let (from, to) = match (
+        revision::template_from_revision(update),
+        revision::template_from_revision(current),
+    ) {
+        (Ok(f), Ok(t)) => (f, t),
+        (Err(e), _) | (_, Err(e)) => return Err(e.to_string()),
+    };
+    inplace::calculate(&from, &to, "", cs.spec.in_place_grace_seconds())
+        .map_err(|e| e.to_string())?;
+    match vct_refusal(
+        cs,
+        std::slice::from_ref(update),
+        update.metadata.name.as_deref(),
+        current,
+    ) {
+        Some(why) => Err(why),
+        None => Ok(()),
+    }
+}
+
+/// The pod as the rules see it: a pod already at the update revision needs no in-place update
+/// forwards, so it is only refused one back to the current revision (`back`: `None` when the two
+/// revisions are one); another is refused one when the volumeClaimTemplates changed.
 fn pod_info(
     cs: &CloneSet,
     revisions: &[ControllerRevision],
     pod: &ObservedPod,
     update: &ControllerRevision,
+    back: Option<&Result<(), String>>,
 ) -> PodInfo {
     let mut info = pod.info.clone();
     let revision = info
@@ -303,7 +333,7 @@ fn pod_info(
         .map(String::as_str);
     let update_name = update.metadata.name.as_deref().unwrap_or_default();
     if same_revision(revision, update_name) {
-        info.in_place.possible = Ok(());
+        info.in_place.possible = back.cloned().unwrap_or(Ok(()));
     } else if info.in_place.possible.is_ok()
         && let Some(why) = vct_refusal(cs, revisions, revision, update)
     {
@@ -337,11 +367,13 @@ pub fn decide(obs: &Observed) -> Result<Plan, Refusal> {
             }),
     );
 
+    let back = (revs.current != revs.update)
+        .then(|| rollback_in_place(cs, &revs.update_revision, &revs.current_revision));
     let snapshot = Snapshot {
         cloneset: cs.clone(),
         pods: owned
             .iter()
-            .map(|p| pod_info(cs, &obs.revisions, p, &revs.update_revision))
+            .map(|p| pod_info(cs, &obs.revisions, p, &revs.update_revision, back.as_ref()))
             .collect(),
         update_revision: revs.update.clone(),
         current_revision: revs.current.clone(),

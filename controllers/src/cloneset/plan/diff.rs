@@ -32,7 +32,7 @@ pub struct Diffs {
     /// The part of `use_surge` at the old revision.
     pub use_surge_old_revision: i32,
     /// Pods to update: positive towards the update revision, negative towards the current one
-    /// (only with partition rollback, which graft does not enable), 0 for none.
+    /// (partition rollback: the partition was raised over pods already updated), 0 for none.
     pub update: i32,
     /// Most pods that may be unavailable while updating.
     pub update_max_unavailable: i32,
@@ -109,14 +109,16 @@ pub(crate) enum Counting {
 }
 
 /// `calculateDiffsWithExpectation`. `exclude_preparing_delete`: PreparingDelete pods do not
-/// count as existing replicas when scaling. Partition rollback (`CloneSetPartitionRollback`) is
-/// off, so pods only ever move towards the update revision.
+/// count as existing replicas when scaling. `rollback`: the current and update revisions differ,
+/// so with `CloneSetPartitionRollback` (on, as in OpenKruise with every gate on) a partition
+/// raised over updated pods moves them back to the current revision (negative `update`).
 pub(crate) fn calculate(
     replicas: i32,
     l: Limits,
     pods: &[View<'_>],
     exclude_preparing_delete: bool,
     counting: Counting,
+    rollback: bool,
 ) -> Diffs {
     let mut res = Diffs::default();
     let (mut new_count, mut new_active, mut old_count, mut old_active) = (0, 0, 0, 0);
@@ -160,10 +162,17 @@ pub(crate) fn calculate(
     }
     let total = i32::try_from(pods.len()).unwrap_or(i32::MAX);
 
-    // Without partition rollback pods only move towards the update revision: raising the
-    // partition later does not roll updated pods back (#261).
-    let update_old_diff = (old_active - l.partition).max(0);
-    let update_new_diff = (new_active - (replicas - l.partition)).min(0);
+    // With one revision (or without partition rollback) pods only move towards the update
+    // revision; otherwise a raised partition rolls updated pods back (kruise #261, the
+    // `CloneSetPartitionRollback` gate).
+    let (mut update_old_diff, mut update_new_diff) = (
+        old_active - l.partition,
+        new_active - (replicas - l.partition),
+    );
+    if !rollback {
+        update_old_diff = update_old_diff.max(0);
+        update_new_diff = update_new_diff.min(0);
+    }
     let total_unavailable = pre_deleting_new + pre_deleting_old + unavailable_new + unavailable_old;
 
     if l.max_surge > 0 {

@@ -137,8 +137,8 @@ pub enum PodPhase {
 pub struct InPlaceFacts {
     /// Whether the pod can move from its own revision to the update revision in place
     /// (`CanUpdateInPlace` of its revision's template vs. the update revision's template), or why
-    /// not. Only consulted for pods not at the update revision and only for `InPlaceIfPossible`
-    /// / `InPlaceOnly`.
+    /// not; for a pod at the update revision, whether it can go back to the current revision in
+    /// place (partition rollback). Only consulted for `InPlaceIfPossible` / `InPlaceOnly`.
     pub possible: Result<(), String>,
     /// The pod has the `apps.kruise.io/inplace-update-grace` annotation: its update is parked
     /// during `gracePeriodSeconds` and must not be started again.

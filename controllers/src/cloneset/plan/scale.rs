@@ -50,6 +50,7 @@ pub(crate) fn scale(ctx: &Ctx<'_>, reusable_ids: &[String]) -> ScaleOutcome {
         pods,
         ctx.exclude_preparing_delete(),
         diff::Counting::Scale,
+        ctx.rollback_allowed(),
     );
     if d.scale_up > d.scale_up_limit {
         out.events.push(PlannedEvent {

@@ -157,6 +157,7 @@ fn diffs_counting(spec: Value, pods: &[P], counting: diff::Counting) -> Diffs {
         &ctx.pods,
         ctx.exclude_preparing_delete(),
         counting,
+        ctx.rollback_allowed(),
     )
 }
 
@@ -251,10 +252,14 @@ fn diff_arithmetic_table() {
             Diffs::default(),
         ),
         (
-            "raising the partition never rolls pods back",
+            "raising the partition rolls updated pods back (two revisions: partition rollback)",
             json!({"replicas": 4, "updateStrategy": {"partition": 3}}),
             n("n", 4, new_ready),
-            Diffs::default(),
+            Diffs {
+                update: -3,
+                update_max_unavailable: 1,
+                ..Diffs::default()
+            },
         ),
         (
             "maxSurge 1 of 3: one surge pod at the new revision, maxUnavailable rounds down to 0",
@@ -327,6 +332,9 @@ fn diff_arithmetic_table() {
                 scale_down: 2,
                 scale_down_old_revision: 1,
                 delete_ready_limit: 3,
+                // Unclamped (two revisions): kruise's arithmetic with partition rollback on.
+                update: 1,
+                update_max_unavailable: 3,
                 ..Diffs::default()
             },
         ),
@@ -670,6 +678,57 @@ fn partition_reached_says_so() {
     ));
     assert_eq!(p.actions, vec![]);
     assert!(p.waiting.unwrap().starts_with("partition reached"));
+}
+
+#[test]
+fn a_raised_partition_rolls_updated_pods_back_to_the_current_revision() {
+    // Partition 2 → 4 of 5 with 3 pods updated: two must go back to V1 (CloneSetPartitionRollback).
+    let pods = [n("o", 2, |p| p.ready()), n("n", 3, |p| p.ready().rev(V2))].concat();
+    let spec = json!({"replicas": 5, "updateStrategy": {
+        "type": "InPlaceIfPossible", "partition": 4, "maxUnavailable": 2}});
+    assert_eq!(diffs(spec.clone(), &pods).update, -2);
+    let p = plan(&snap(spec.clone(), &pods));
+    assert_eq!(
+        p.actions,
+        vec![
+            Action::UpdateInPlace {
+                name: "n0".into(),
+                revision: V1.into()
+            },
+            Action::UpdateInPlace {
+                name: "n1".into(),
+                revision: V1.into()
+            },
+        ]
+    );
+    // Not in place back: recreated at the current revision, within maxUnavailable 1.
+    let pods = [
+        n("o", 2, |p| p.ready()),
+        n("n", 3, |p| p.ready().rev(V2).not_in_place("image only? no")),
+    ]
+    .concat();
+    let spec = json!({"replicas": 5, "updateStrategy": {"partition": 4, "maxUnavailable": 1}});
+    let p = plan(&snap(spec, &pods));
+    assert_eq!(
+        p.actions,
+        vec![Action::MarkSpecifiedDelete {
+            name: "n0".into(),
+            revision: V1.into()
+        }]
+    );
+}
+
+#[test]
+fn one_revision_never_rolls_back() {
+    // current == update: the diffs are clamped, nothing moves whatever the partition says.
+    let pods = n("n", 3, |p| p.ready().rev(V2));
+    let mut s = snap(
+        json!({"replicas": 3, "updateStrategy": {"partition": 3}}),
+        &pods,
+    );
+    s.current_revision = V2.into();
+    let p = plan(&s);
+    assert_eq!(p.actions, vec![]);
 }
 
 #[test]
@@ -1233,6 +1292,7 @@ fn exclude_preparing_delete_scale_math_table() {
                 &ctx.pods,
                 exclude,
                 diff::Counting::Scale,
+                ctx.rollback_allowed(),
             );
             (d.scale_up, d.scale_up_old_revision)
         };

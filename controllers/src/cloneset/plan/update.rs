@@ -10,7 +10,7 @@ use graft_api::labels;
 
 use super::diff;
 use super::sort;
-use super::view::{Ctx, all_hooked, hooked, marks_not_ready, short_hash};
+use super::view::{Ctx, all_hooked, hooked, marks_not_ready, same_revision, short_hash};
 use super::{Action, Refresh};
 
 /// What the update half decided.
@@ -89,9 +89,9 @@ pub(crate) fn update(ctx: &Ctx<'_>) -> UpdateOutcome {
         &ctx.pods,
         ctx.exclude_preparing_delete(),
         diff::Counting::Update,
+        ctx.rollback_allowed(),
     );
-    if d.update <= 0 {
-        // Negative only with partition rollback, which is off: nothing moves back.
+    if d.update == 0 {
         let old = ctx.pods.iter().filter(|p| !p.updated).count();
         if old > 0 && limits.partition > 0 {
             out.waiting = Some(format!(
@@ -101,12 +101,20 @@ pub(crate) fn update(ctx: &Ctx<'_>) -> UpdateOutcome {
         }
         return out;
     }
+    // Negative: the partition was raised over updated pods, which go back to the current
+    // revision (partition rollback).
+    let rollback = d.update < 0;
+    let target = if rollback {
+        &snap.current_revision
+    } else {
+        &snap.update_revision
+    };
 
-    // 3. Pods that may be updated.
+    // 3. Pods that may be updated: those not at the target revision.
     let mut wait = Vec::new();
     let mut in_grace = 0;
     for (i, p) in ctx.pods.iter().enumerate() {
-        if p.updated {
+        if p.updated != rollback {
             continue;
         }
         match p.state {
@@ -128,13 +136,13 @@ pub(crate) fn update(ctx: &Ctx<'_>) -> UpdateOutcome {
 
     // 5. Cut to the update count and the maxUnavailable budget.
     let mut wait = wait;
-    wait.truncate(usize::try_from(d.update).unwrap_or(0));
+    wait.truncate(usize::try_from(d.update.unsigned_abs()).unwrap_or(0));
     let waiting_count = wait.len();
     let mut unavailable = ctx.pods.iter().filter(|p| !p.available).count();
     let target_unavailable = ctx
         .pods
         .iter()
-        .filter(|p| !p.available && p.updated)
+        .filter(|p| !p.available && at_revision(p, target))
         .count();
     let budget = usize::try_from(d.update_max_unavailable.max(0)).unwrap_or(0);
     let mut can = 0;
@@ -209,7 +217,7 @@ pub(crate) fn update(ctx: &Ctx<'_>) -> UpdateOutcome {
             }
             out.actions.push(Action::UpdateInPlace {
                 name,
-                revision: snap.update_revision.clone(),
+                revision: target.clone(),
             });
             continue;
         }
@@ -223,10 +231,21 @@ pub(crate) fn update(ctx: &Ctx<'_>) -> UpdateOutcome {
         }
         out.actions.push(Action::MarkSpecifiedDelete {
             name,
-            revision: snap.update_revision.clone(),
+            revision: target.clone(),
         });
     }
     out
+}
+
+/// The pod is at `revision` (`EqualToRevisionHash`).
+fn at_revision(p: &super::view::View<'_>, revision: &str) -> bool {
+    same_revision(
+        p.pod
+            .labels
+            .get(labels::CONTROLLER_REVISION_HASH)
+            .map(String::as_str),
+        revision,
+    )
 }
 
 /// The unavailable pods that the kubelet reports as failing, as `; pod a: why; pod b: why`, so

@@ -175,6 +175,12 @@ impl<'a> Ctx<'a> {
         self.lifecycle().and_then(|l| l.pre_normal.as_ref())
     }
 
+    /// Two revisions are live, so a raised partition may roll updated pods back
+    /// (`CloneSetPartitionRollback`, on as in OpenKruise with every gate on).
+    pub fn rollback_allowed(&self) -> bool {
+        self.snap.current_revision != self.snap.update_revision
+    }
+
     /// PreparingDelete pods are not counted as replicas when scaling (CloneSet label or the
     /// manager flag).
     pub fn exclude_preparing_delete(&self) -> bool {
