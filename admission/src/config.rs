@@ -74,7 +74,7 @@ pub fn configuration(
             failure_policy: Some("Ignore".to_string()),
             match_policy: Some("Equivalent".to_string()),
             namespace_selector: Some(namespace_selector.clone()),
-            object_selector: Some(object_selector.clone()),
+            object_selector: Some(with_absent(&object_selector, w.absent_labels)),
             reinvocation_policy: Some("Never".to_string()),
             rules: Some(w.rules.clone()),
             side_effects: "None".to_string(),
@@ -93,6 +93,19 @@ pub fn configuration(
         },
         webhooks: Some(hooks),
     }
+}
+
+/// `selector` plus a `DoesNotExist` requirement per label.
+fn with_absent(selector: &LabelSelector, labels: &[&str]) -> LabelSelector {
+    let mut s = selector.clone();
+    s.match_expressions
+        .get_or_insert_with(Vec::new)
+        .extend(labels.iter().map(|l| LabelSelectorRequirement {
+            key: (*l).to_string(),
+            operator: "DoesNotExist".to_string(),
+            values: None,
+        }));
+    s
 }
 
 fn requirement(key: &str, operator: &str, values: Vec<String>) -> LabelSelectorRequirement {
@@ -182,7 +195,7 @@ mod tests {
     use super::*;
     use crate::server::rule;
     use pretty_assertions::assert_eq;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn webhooks() -> Vec<Webhook> {
         vec![Webhook {
@@ -194,7 +207,37 @@ mod tests {
                 "clonesets",
                 &["CREATE", "UPDATE"],
             )],
+            absent_labels: &[],
         }]
+    }
+
+    #[test]
+    fn absent_labels_keep_those_objects_away() {
+        let opts = Options::new(
+            "127.0.0.1:9443".parse().unwrap(),
+            Endpoint::Url("https://10.0.0.1:9443".into()),
+            "graft-system".into(),
+        );
+        let pod = Webhook {
+            name: "mpod.graft.dev",
+            path: "/mutate-pod",
+            rules: vec![rule("", &["v1"], "pods", &["CREATE"])],
+            absent_labels: &["apps.kruise.io/cloneset-instance-id"],
+        };
+        let c = configuration(&opts, &[webhooks().remove(0), pod], "CA");
+        let selectors: Vec<Value> = c
+            .webhooks
+            .unwrap()
+            .iter()
+            .map(|w| serde_json::to_value(w.object_selector.as_ref().unwrap()).unwrap())
+            .collect();
+        let opt_out =
+            json!({"key": "graft.dev/admission", "operator": "NotIn", "values": ["disabled"]});
+        assert_eq!(selectors[0], json!({"matchExpressions": [opt_out.clone()]}));
+        assert_eq!(
+            selectors[1],
+            json!({"matchExpressions": [opt_out, {"key": "apps.kruise.io/cloneset-instance-id", "operator": "DoesNotExist"}]})
+        );
     }
 
     #[test]

@@ -60,6 +60,14 @@ pub enum HandlerError {
         /// The cause.
         source: kube::Error,
     },
+    /// A matching SidecarSet could not be injected (the pod is admitted without it).
+    #[error("injecting SidecarSets into pod {key}: {reason}")]
+    Inject {
+        /// The pod under admission.
+        key: String,
+        /// The cause.
+        reason: String,
+    },
     /// The patch could not be encoded.
     #[error("encoding the patch for {key}: {reason}")]
     Encode {

@@ -10,6 +10,10 @@
 //! - [`config`]: the `MutatingWebhookConfiguration` graft writes itself (server-side apply):
 //!   `failurePolicy: Ignore`, a 3 s timeout, system namespaces and graft's own excluded, the CA
 //!   patched in. When graft is down the API server admits without it.
+//! - `POST /convert` ([`handlers::convert`]): ConversionReviews for SidecarSet v1alpha1 ⇄ v1beta1
+//!   with OpenKruise's rules. graft's CRDs convert with strategy `None` (a conversion webhook
+//!   would sit in the path of every read at the other version, and graft fails open), so the
+//!   API server does not call it; it is there for a CRD an operator points at it.
 //! - [`handlers`]: the webhooks OpenKruise's manager serves that graft needs at creation time:
 //!   ContainerRecreateRequest (labels, status context, refusals) and CloneSet (defaults).
 //!
@@ -118,7 +122,8 @@ impl Options {
 /// webhook configuration is retried (the API server admits without graft meanwhile); the
 /// certificate is re-read every `refresh_interval` and rotated before expiry.
 pub async fn run(client: kube::Client, opts: Options) -> Result<(), Error> {
-    let registry = Arc::new(handlers::registry(client.clone()));
+    let (source, watches) = sidecarset_source(&client, &opts.namespace);
+    let registry = Arc::new(handlers::registry(client.clone(), source));
     let names = opts.endpoint.certificate_names();
     let listener = tokio::net::TcpListener::bind(opts.addr)
         .await
@@ -176,7 +181,51 @@ pub async fn run(client: kube::Client, opts: Options) -> Result<(), Error> {
     tokio::select! {
         r = serve => r,
         _ = maintain => Ok(()),
+        _ = watches => {
+            tracing::warn!("admission: the SidecarSet or Namespace watch ended");
+            Ok(())
+        }
     }
+}
+
+/// The SidecarSet and Namespace caches pod injection reads, and the watches that fill them. Until
+/// they have listed, a pod is injected from what they hold so far (possibly nothing: the pod is
+/// admitted without sidecars and the SidecarSet controller reports it).
+fn sidecarset_source(
+    client: &kube::Client,
+    namespace: &str,
+) -> (
+    graft_controllers::sidecarset::SidecarSetSource,
+    impl std::future::Future<Output = ()>,
+) {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, reflector, watcher};
+    let (sets, sets_writer) =
+        reflector::store::<graft_api::apps::v1beta1::sidecarset::SidecarSet>();
+    let (namespaces, ns_writer) = reflector::store::<k8s_openapi::api::core::v1::Namespace>();
+    let watch_sets = watcher(
+        kube::Api::all(client.clone()),
+        watcher::Config::default().any_semantic(),
+    )
+    .default_backoff()
+    .reflect(sets_writer)
+    .for_each(|_| futures::future::ready(()));
+    let watch_ns = watcher(
+        kube::Api::all(client.clone()),
+        watcher::Config::default().any_semantic(),
+    )
+    .default_backoff()
+    .reflect(ns_writer)
+    .for_each(|_| futures::future::ready(()));
+    let source = graft_controllers::sidecarset::SidecarSetSource {
+        sidecarsets: sets,
+        namespaces,
+        client: client.clone(),
+        revision_namespace: namespace.to_string(),
+    };
+    (source, async move {
+        futures::future::join(watch_sets, watch_ns).await;
+    })
 }
 
 /// The certificate from the Secret (made or rotated when needed), retried until it works.

@@ -42,6 +42,9 @@ pub struct Webhook {
     pub path: &'static str,
     /// Which requests go to it.
     pub rules: Vec<RuleWithOperations>,
+    /// Objects carrying any of these labels are never sent to it (object selector
+    /// `DoesNotExist`).
+    pub absent_labels: &'static [&'static str],
 }
 
 /// One admission webhook.
@@ -71,9 +74,9 @@ impl Registry {
         self.handlers.iter().map(|h| h.webhook()).collect()
     }
 
-    /// The HTTP routes: `POST <path>` per handler.
+    /// The HTTP routes: `POST <path>` per handler, and the CRD conversion webhook.
     pub fn router(&self) -> Router {
-        let mut app = Router::new();
+        let mut app = crate::handlers::convert::router();
         for h in &self.handlers {
             let path = h.webhook().path;
             app = app.route(path, post(review).with_state(h.clone()));

@@ -2,7 +2,8 @@
 //! `deploy/crds/`.
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
-    CustomResourceConversion, CustomResourceDefinition, JSONSchemaProps,
+    CustomResourceConversion, CustomResourceDefinition, JSONSchemaProps, ServiceReference,
+    WebhookClientConfig, WebhookConversion,
 };
 use kube::CustomResourceExt;
 
@@ -28,6 +29,17 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         GitSync::crd(),
     ]
 }
+
+/// Path of graft's conversion webhook on the admission server.
+pub const CONVERSION_PATH: &str = "/convert";
+/// Service a CRD converted by webhook sends ConversionReviews to: the chart's admission Service
+/// for release `graft` (`<fullname>-admission`); graft's admission server rewrites the client
+/// config with its real endpoint and CA when it starts.
+pub const CONVERSION_SERVICE: &str = "graft-admission";
+/// Namespace of [`CONVERSION_SERVICE`] (the plain manifests' namespace).
+pub const CONVERSION_SERVICE_NAMESPACE: &str = "graft-system";
+/// Port of [`CONVERSION_SERVICE`].
+pub const CONVERSION_SERVICE_PORT: i32 = 443;
 
 /// SidecarSet serves `v1alpha1` and `v1beta1`, `v1beta1` stored, as OpenKruise 1.9.
 ///
@@ -83,6 +95,43 @@ pub fn sidecarset() -> CustomResourceDefinition {
         webhook: None,
     });
     crd
+}
+
+/// `spec.conversion` for a CRD converted by graft's webhook: strategy `Webhook`,
+/// ConversionReview v1, the admission Service at [`CONVERSION_PATH`], no `caBundle` (graft's
+/// admission server patches it in). No CRD uses it today: a conversion webhook sits in the
+/// request path of every read at the other version, so graft converts with strategy `None` and
+/// reads through kruise's rules instead (see [`sidecarset`]).
+pub fn webhook_conversion() -> CustomResourceConversion {
+    CustomResourceConversion {
+        strategy: "Webhook".into(),
+        webhook: Some(WebhookConversion {
+            client_config: Some(WebhookClientConfig {
+                ca_bundle: None,
+                service: Some(ServiceReference {
+                    name: CONVERSION_SERVICE.into(),
+                    namespace: CONVERSION_SERVICE_NAMESPACE.into(),
+                    path: Some(CONVERSION_PATH.into()),
+                    port: Some(CONVERSION_SERVICE_PORT),
+                }),
+                url: None,
+            }),
+            conversion_review_versions: vec!["v1".into()],
+        }),
+    }
+}
+
+/// The CRDs whose versions are converted by graft's conversion webhook (none today).
+pub fn webhook_converted() -> Vec<CustomResourceDefinition> {
+    all()
+        .into_iter()
+        .filter(|c| {
+            c.spec
+                .conversion
+                .as_ref()
+                .is_some_and(|c| c.strategy == "Webhook")
+        })
+        .collect()
 }
 
 /// File name of a CRD under `deploy/crds/`: `<group>_<plural>.yaml`, e.g. `apps.kruise.io_clonesets.yaml`.

@@ -19,6 +19,7 @@
 pub mod annotations;
 pub mod apps;
 pub mod commit;
+pub mod conversion;
 pub mod crds;
 pub mod error;
 pub mod field;

@@ -31,6 +31,8 @@ pub struct Context {
     /// The shared ImagePullJob cache: all namespaces when the NodeImage manager runs (it collects
     /// the tags of jobs that are gone, everywhere), otherwise the `--namespace` one.
     pub image_pull_jobs: Store<ImagePullJob>,
+    /// SidecarSets and Namespaces, for injecting the pods graft's workload controllers create.
+    pub sidecarsets: crate::sidecarset::SidecarSetSource,
     /// The namespace the controllers act in (`None`: all).
     pub namespace: Option<String>,
     /// Namespace ImagePullJob pull secrets are copied into for the node agents.
@@ -76,6 +78,7 @@ impl Context {
         self.pods.wait_until_ready().await?;
         self.node_images.wait_until_ready().await?;
         self.image_pull_jobs.wait_until_ready().await?;
+        self.sidecarsets.wait_until_ready().await?;
         if let Some(nodes) = &self.nodes {
             nodes.wait_until_ready().await?;
         }
@@ -93,6 +96,12 @@ impl Context {
         }
         if !ready(&self.image_pull_jobs).await {
             out.push("ImagePullJob");
+        }
+        if !ready(&self.sidecarsets.sidecarsets).await {
+            out.push("SidecarSet");
+        }
+        if !ready(&self.sidecarsets.namespaces).await {
+            out.push("namespace");
         }
         if let Some(nodes) = &self.nodes
             && !ready(nodes).await

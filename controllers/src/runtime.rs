@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use graft_api::apps::v1alpha1::{CloneSet, ContainerRecreateRequest, ImagePullJob, NodeImage};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use graft_api::apps::v1beta1::sidecarset::SidecarSet;
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client};
@@ -79,6 +80,22 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
     let (node_image_store, node_image_writer) = reflector::store::<NodeImage>();
     let (job_store, job_writer) = reflector::store::<ImagePullJob>();
     let (node_store, node_writer) = reflector::store::<Node>();
+    let (sidecarset_store, sidecarset_writer) = reflector::store::<SidecarSet>();
+    let (namespace_store, namespace_writer) = reflector::store::<Namespace>();
+    // SidecarSets (cluster-scoped) and Namespaces: what injecting a new pod reads.
+    // Pods wake the SidecarSets whose selector matches them.
+    let (sidecarset_tx, sidecarset_rx) =
+        futures::channel::mpsc::unbounded::<ObjectRef<SidecarSet>>();
+    let sidecarset_reflector = reflect(
+        Api::all(client.clone()),
+        sidecarset_writer,
+        |_: &SidecarSet| {},
+    );
+    let namespace_reflector = reflect(
+        Api::all(client.clone()),
+        namespace_writer,
+        |_: &Namespace| {},
+    );
     // Wakes the NodeImage manager: Nodes, NodeImages and ImagePullJobs changed.
     let manager_wake = Arc::new(Notify::new());
 
@@ -86,12 +103,24 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
     // (looked up below in the CRR controller's own cache).
     let (cloneset_tx, cloneset_rx) = futures::channel::mpsc::unbounded::<ObjectRef<CloneSet>>();
     let (crr_pod_tx, crr_pod_rx) = futures::channel::mpsc::unbounded::<ObjectRef<Pod>>();
+    let sets_for_pods = sidecarset_store.clone();
     let pod_reflector = reflect(
         scoped(&client, namespace.as_deref()),
         pod_writer,
         move |pod: &Pod| {
             if let Some(owner) = cloneset_owner(pod) {
                 let _ = cloneset_tx.unbounded_send(owner);
+            }
+            let pod_labels = pod.metadata.labels.clone().unwrap_or_default();
+            for set in sets_for_pods.state() {
+                if set
+                    .spec
+                    .selector
+                    .as_ref()
+                    .is_some_and(|s| graft_api::selector::matches(s, &pod_labels))
+                {
+                    let _ = sidecarset_tx.unbounded_send(ObjectRef::from_obj(set.as_ref()));
+                }
             }
             let _ = crr_pod_tx.unbounded_send(ObjectRef::from_obj(pod));
         },
@@ -156,6 +185,16 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
         node_images: node_image_store,
         nodes: opts.nodeimage_manager.then_some(node_store),
         image_pull_jobs: job_store,
+        sidecarsets: crate::sidecarset::SidecarSetSource {
+            sidecarsets: sidecarset_store,
+            namespaces: namespace_store,
+            client: client.clone(),
+            // Graft's own namespace (kruise keeps them in kruise-system); a graft acting in one
+            // namespace keeps them there, where it has rights.
+            revision_namespace: namespace
+                .clone()
+                .unwrap_or_else(|| opts.pull_secrets_namespace.clone()),
+        },
         namespace: namespace.clone(),
         pull_secrets_namespace: opts.pull_secrets_namespace.clone(),
         cloneset_scaling_exclude_preparing_delete: opts.cloneset_scaling_exclude_preparing_delete,
@@ -179,6 +218,23 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
             }
             futures::future::ready(())
         });
+
+    let sidecarsets: Api<SidecarSet> = Api::all(client.clone());
+    let sidecarset_controller =
+        Controller::new(sidecarsets, watcher::Config::default().any_semantic())
+            .reconcile_on(sidecarset_rx)
+            .shutdown_on_signal()
+            .run(
+                crate::sidecarset::controller::reconcile,
+                crate::sidecarset::controller::error_policy,
+                ctx.clone(),
+            )
+            .for_each(|res| {
+                if let Err(e) = res {
+                    tracing::debug!(error = %e, "sidecarset reconcile");
+                }
+                futures::future::ready(())
+            });
 
     let crrs: Api<ContainerRecreateRequest> = scoped(&client, namespace.as_deref());
     let crr_controller = Controller::new(crrs, watcher::Config::default().any_semantic());
@@ -250,6 +306,7 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
                 _ = nodeimage_manager => tracing::warn!("NodeImage manager stopped"),
                 _ = cloneset_controller => tracing::info!("cloneset controller stopped"),
                 _ = crr_controller => tracing::info!("containerrecreaterequest controller stopped"),
+                _ = sidecarset_controller => tracing::info!("sidecarset controller stopped"),
             }
         }
     };
@@ -261,6 +318,8 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
         _ = node_image_reflector => tracing::warn!("NodeImage watch ended"),
         _ = job_reflector => tracing::warn!("ImagePullJob watch ended"),
         _ = node_reflector => tracing::warn!("Node watch ended"),
+        _ = sidecarset_reflector => tracing::warn!("SidecarSet watch ended"),
+        _ = namespace_reflector => tracing::warn!("Namespace watch ended"),
         res = server => res?,
     }
     Ok(())

@@ -34,6 +34,7 @@ impl Handler for CloneSetHandler {
                 "clonesets",
                 &["CREATE", "UPDATE"],
             )],
+            absent_labels: &[],
         }
     }
 

@@ -59,6 +59,7 @@ impl Handler for CrrHandler {
                 "containerrecreaterequests",
                 &["CREATE", "UPDATE"],
             )],
+            absent_labels: &[],
         }
     }
 

@@ -3,7 +3,10 @@
 //! the unit tests call directly.
 
 pub mod cloneset;
+pub mod convert;
 pub mod crr;
+pub mod pod;
+pub mod sidecarset;
 
 use std::sync::Arc;
 
@@ -14,11 +17,16 @@ use serde_json::Value;
 use crate::error::HandlerError;
 use crate::server::{Registry, Verdict};
 
-/// Every handler graft serves.
-pub fn registry(client: kube::Client) -> Registry {
+/// Every handler graft serves; `sidecarsets` feeds pod injection.
+pub fn registry(
+    client: kube::Client,
+    sidecarsets: graft_controllers::sidecarset::SidecarSetSource,
+) -> Registry {
     Registry::new(vec![
         Arc::new(crr::CrrHandler::new(client)),
         Arc::new(cloneset::CloneSetHandler),
+        Arc::new(sidecarset::SidecarSetHandler),
+        Arc::new(pod::PodHandler::new(sidecarsets)),
     ])
 }
 

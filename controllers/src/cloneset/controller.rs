@@ -56,6 +56,17 @@ pub enum Error {
         /// The cause.
         message: String,
     },
+    /// A matching SidecarSet could not be injected into a new pod (kruise's webhook would
+    /// refuse the pod): the pod is not created.
+    #[error("{key}: injecting the SidecarSets into pod {pod}: {message}")]
+    Inject {
+        /// `namespace/name` of the CloneSet.
+        key: String,
+        /// The pod that was to be created.
+        pod: String,
+        /// The cause.
+        message: String,
+    },
     /// A revision could not be built or read.
     #[error("{key}: {source}")]
     Revision {

@@ -423,6 +423,18 @@ impl<'a> Executor<'a> {
         }
         let pod = pods::new_pod(self.cs, instance_id, revision, template);
         let pod_name = pod.metadata.name.clone().unwrap_or_default();
+        // Sidecars go in here, not through an admission hop: the same function the pod webhook
+        // runs, on graft's own caches. A pod kruise's webhook would refuse is not created.
+        let pod = match self.ctx.sidecarsets.inject(&pod).await {
+            Ok(injected) => injected.pod,
+            Err(e) => {
+                return Err(Error::Inject {
+                    key: self.key.to_string(),
+                    pod: pod_name,
+                    message: e.to_string(),
+                });
+            }
+        };
         self.ctx
             .expectations
             .expect(self.key, Expected::Created(pod_name.clone()));

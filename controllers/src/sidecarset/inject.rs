@@ -262,8 +262,9 @@ fn suitable_revision(
     }
 }
 
+/// `ParsePercentageAsFloat64`: `"30%"` is 0.3; like Go's `ParseFloat`, no surrounding spaces.
 fn parse_percent(p: &str) -> Option<f64> {
-    let n: f64 = p.strip_suffix('%')?.trim().parse().ok()?;
+    let n: f64 = p.strip_suffix('%')?.parse().ok()?;
     Some(n / 100.0)
 }
 

@@ -5,16 +5,29 @@
 //!   webhook's default-then-hash step.
 //! - [`inject`]: one pure function that injects every matching SidecarSet into a new pod, as
 //!   kruise's pod-create webhook does (§3.3).
+//! - [`controller`]: the SidecarSet controller (hash annotations, revisions, status, upgrades),
+//!   the executor of [`upgrade`].
+//! - [`source`]: the caches injection reads (SidecarSets, Namespaces, revisions on demand), shared
+//!   by the CloneSet controller and the admission server.
 //! - [`validate_against`]: the checks between overlapping SidecarSets that CEL cannot express
 //!   (container, init container, volume and patched-annotation collisions).
 
+pub mod controller;
 pub mod hash;
 pub mod inject;
 mod merge_patch;
 mod resources;
+pub mod source;
+pub mod upgrade;
 mod validate;
 
+#[cfg(test)]
+mod inject_tests;
+#[cfg(test)]
+mod resources_tests;
+
 pub use inject::{InjectInput, Injected, RandomSource, SidecarSetRevision, inject};
+pub use source::{SidecarSetSource, SourceError};
 pub use validate::validate_against;
 
 /// Everything that can go wrong computing a SidecarSet hash or injecting a pod.

@@ -2,14 +2,12 @@
 //! written in, served next to the v1beta1 storage version (kruise-api.md §0, §3).
 //!
 //! graft works on the v1beta1 model ([`crate::apps::v1beta1::sidecarset`]); this module is the
-//! spoke: its own spec (with `namespace`, without `customVersion`) and the pure conversion both
-//! ways, as `apis/apps/v1alpha1/sidecarset_conversion.go` does it. Every other type is shared.
-
-use std::collections::BTreeMap;
+//! spoke: its own spec (with `namespace`, without `customVersion`). The conversion both ways, as
+//! `apis/apps/v1alpha1/sidecarset_conversion.go` does it, is in
+//! [`crate::apps::sidecarset_conversion`]. Every other type is shared.
 
 use k8s_openapi::api::core::v1::{LocalObjectReference, Volume};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -25,7 +23,6 @@ pub use crate::apps::v1beta1::sidecarset::{
     TransferEnvVar, validate_name,
 };
 use crate::field::FieldErrors;
-use crate::labels;
 
 /// Desired state of a SidecarSet.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -57,7 +54,8 @@ use crate::labels;
     printcolumn(
         name = "AGE",
         type_ = "date",
-        json_path = ".metadata.creationTimestamp"
+        json_path = ".metadata.creationTimestamp",
+        description = "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC."
     )
 )]
 #[serde(rename_all = "camelCase")]
@@ -109,7 +107,7 @@ impl SidecarSetSpec {
     /// A copy with OpenKruise's defaults filled in (`SetDefaultsSidecarSet`; the same rules as v1beta1).
     pub fn defaulted(&self) -> Self {
         let mut out = self.clone();
-        let converted = to_v1beta1_spec(self, None).defaulted();
+        let converted = crate::apps::sidecarset_conversion::spec_to_v1beta1(self, None).defaulted();
         out.update_strategy = converted.update_strategy;
         out.init_containers = converted.init_containers;
         out.containers = converted.containers;
@@ -122,102 +120,17 @@ impl SidecarSetSpec {
 
     /// Checks the spec as OpenKruise's validating webhook does (it validates the v1beta1 form).
     pub fn validate(&self) -> FieldErrors {
-        to_v1beta1_spec(self, None).validate()
-    }
-}
-
-/// The v1beta1 spec of a v1alpha1 spec; `custom_version` is the value of the custom-version label.
-fn to_v1beta1_spec(s: &SidecarSetSpec, custom_version: Option<String>) -> beta::SidecarSetSpec {
-    let namespace_selector = match s.namespace.as_deref() {
-        // `namespace` wins over `namespaceSelector`, as in kruise's ConvertTo.
-        Some(ns) if !ns.is_empty() => Some(LabelSelector {
-            match_labels: Some(BTreeMap::from([(
-                NAMESPACE_NAME_LABEL.to_string(),
-                ns.to_string(),
-            )])),
-            match_expressions: None,
-        }),
-        _ => s.namespace_selector.clone(),
-    };
-    beta::SidecarSetSpec {
-        selector: s.selector.clone(),
-        namespace_selector,
-        init_containers: s.init_containers.clone(),
-        containers: s.containers.clone(),
-        volumes: s.volumes.clone(),
-        update_strategy: s.update_strategy.clone(),
-        injection_strategy: s.injection_strategy.clone(),
-        image_pull_secrets: s.image_pull_secrets.clone(),
-        revision_history_limit: s.revision_history_limit,
-        patch_pod_metadata: s.patch_pod_metadata.clone(),
-        custom_version: custom_version.filter(|v| !v.is_empty()),
-    }
-}
-
-impl From<SidecarSet> for beta::SidecarSet {
-    /// v1alpha1 → v1beta1 (kruise's `ConvertTo`): `namespace` becomes a namespaceSelector on
-    /// `kubernetes.io/metadata.name`, the custom-version label becomes `spec.customVersion`.
-    fn from(s: SidecarSet) -> Self {
-        let mut metadata = s.metadata;
-        let custom_version = metadata
-            .labels
-            .as_mut()
-            .and_then(|l| l.remove(labels::SIDECARSET_CUSTOM_VERSION));
-        drop_empty_labels(&mut metadata);
-        let spec = to_v1beta1_spec(&s.spec, custom_version);
-        beta::SidecarSet {
-            metadata,
-            spec,
-            status: s.status,
-        }
-    }
-}
-
-impl From<beta::SidecarSet> for SidecarSet {
-    /// v1beta1 → v1alpha1 (kruise's `ConvertFrom`): the namespaceSelector is kept as is (kruise
-    /// never turns it back into `namespace`), `spec.customVersion` becomes the custom-version label.
-    fn from(s: beta::SidecarSet) -> Self {
-        let mut metadata = s.metadata;
-        if let Some(v) = s.spec.custom_version.as_deref().filter(|v| !v.is_empty()) {
-            metadata
-                .labels
-                .get_or_insert_with(Default::default)
-                .insert(labels::SIDECARSET_CUSTOM_VERSION.to_string(), v.to_string());
-        }
-        let b = s.spec;
-        SidecarSet {
-            metadata,
-            spec: SidecarSetSpec {
-                selector: b.selector,
-                namespace: None,
-                namespace_selector: b.namespace_selector,
-                init_containers: b.init_containers,
-                containers: b.containers,
-                volumes: b.volumes,
-                update_strategy: b.update_strategy,
-                injection_strategy: b.injection_strategy,
-                image_pull_secrets: b.image_pull_secrets,
-                revision_history_limit: b.revision_history_limit,
-                patch_pod_metadata: b.patch_pod_metadata,
-            },
-            status: s.status,
-        }
-    }
-}
-
-fn drop_empty_labels(m: &mut ObjectMeta) {
-    if m.labels.as_ref().is_some_and(BTreeMap::is_empty) {
-        m.labels = None;
+        crate::apps::sidecarset_conversion::spec_to_v1beta1(self, None).validate()
     }
 }
 
 /// Reads a SidecarSet as the API server returns it, in either version, into the v1beta1 model.
 ///
-/// graft's CRD serves both versions with `conversion: None` until the admission server answers
-/// conversion reviews, so a stored object may still carry the other version's fields: a v1beta1
-/// object written as v1alpha1 keeps `spec.namespace` and the custom-version label. Both are
-/// converted here exactly as the conversion webhook would have (`namespace` wins, an explicit
-/// `spec.customVersion` wins over the label).
+/// With the CRD's `Webhook` conversion the API server already returns the version asked for; this
+/// also accepts an object that carries the other version's fields (as graft's earlier CRD with
+/// `conversion: None` stored them: `spec.namespace`, the custom-version label) and converts them
+/// as the conversion webhook does (`namespace` wins, an explicit `spec.customVersion` wins over
+/// the label).
 pub fn from_any_version(value: serde_json::Value) -> Result<beta::SidecarSet, crate::Error> {
     let decode = |e: serde_json::Error| crate::Error::Decode {
         path: "SidecarSet".into(),
@@ -241,6 +154,7 @@ mod tests {
     use super::*;
     use pretty_assertions::assert_eq;
     use serde_json::json;
+    use std::collections::BTreeMap;
 
     fn alpha(v: serde_json::Value) -> SidecarSet {
         serde_json::from_value(v).unwrap()

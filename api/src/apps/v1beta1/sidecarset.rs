@@ -60,7 +60,8 @@ pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
     printcolumn(
         name = "AGE",
         type_ = "date",
-        json_path = ".metadata.creationTimestamp"
+        json_path = ".metadata.creationTimestamp",
+        description = "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC."
     )
 )]
 #[serde(rename_all = "camelCase")]
@@ -74,6 +75,13 @@ pub struct SidecarSetSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "selector_schema")]
     pub namespace_selector: Option<LabelSelector>,
+    /// v1alpha1's `namespace`, as an object written at v1alpha1 keeps it in storage (the CRD
+    /// converts with strategy `None`; [`crate::crds::sidecarset`] declares the field in this
+    /// version's schema). Read through [`SidecarSet::converted`], which turns it into
+    /// `namespaceSelector` as OpenKruise's conversion does; never written by graft.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(skip)]
+    pub namespace: Option<String>,
     /// Init containers to inject (full core Container plus sidecar options; opaque in the schema).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "sidecar_container_list")]

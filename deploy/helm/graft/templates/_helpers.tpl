@@ -47,9 +47,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/* Namespaced rules of the manager: controllers, GitSync controller, dashboard. */}}
 {{- define "graft.managerNamespacedRules" -}}
 # CloneSet, ContainerRecreateRequest, ImagePullJob controllers; the dashboard reads the
-# Advanced StatefulSets and SidecarSets too.
+# Advanced StatefulSets too (SidecarSets are cluster-scoped: the ClusterRole has them).
 - apiGroups: [apps.kruise.io]
-  resources: [clonesets, containerrecreaterequests, imagepulljobs, statefulsets, sidecarsets]
+  resources: [clonesets, containerrecreaterequests, imagepulljobs, statefulsets]
   verbs: [get, list, watch, create, update, patch, delete]
 - apiGroups: [apps.kruise.io]
   resources: [clonesets/status, containerrecreaterequests/status, imagepulljobs/status, clonesets/finalizers]

@@ -1,0 +1,187 @@
+//! SidecarSet defaulting and hashing at CREATE and UPDATE, as OpenKruise's
+//! `/mutate-apps-kruise-io-v1alpha1-sidecarset`: the spec's defaults, then the
+//! `kruise.io/sidecarset-hash` and `kruise.io/sidecarset-hash-without-image` annotations that pods
+//! are compared against. Both served versions come here; the hash is taken of the v1beta1 form
+//! (a v1alpha1 object converted as OpenKruise converts it), which is the same bytes for both.
+//!
+//! When graft's server does not answer, the object is stored without them; injection and the
+//! SidecarSet controller then compute the same hashes themselves.
+
+use futures::future::BoxFuture;
+use graft_api::apps::v1beta1::sidecarset::SidecarSet;
+use graft_api::labels;
+use kube::core::DynamicObject;
+use kube::core::admission::{AdmissionRequest, Operation};
+use serde_json::Value;
+
+use super::{fill_missing, object_json, patch_between};
+use crate::error::HandlerError;
+use crate::server::{Handler, Verdict, Webhook, rule};
+
+/// Path of the SidecarSet webhook (OpenKruise's).
+pub const PATH: &str = "/mutate-apps-kruise-io-v1alpha1-sidecarset";
+
+/// The SidecarSet defaulting webhook (stateless).
+pub struct SidecarSetHandler;
+
+impl Handler for SidecarSetHandler {
+    fn webhook(&self) -> Webhook {
+        let mut r = rule(
+            "apps.kruise.io",
+            &["v1alpha1", "v1beta1"],
+            "sidecarsets",
+            &["CREATE", "UPDATE"],
+        );
+        r.scope = Some("Cluster".to_string());
+        Webhook {
+            name: "msidecarset.graft.dev",
+            path: PATH,
+            rules: vec![r],
+            absent_labels: &[],
+        }
+    }
+
+    fn admit<'a>(
+        &'a self,
+        req: &'a AdmissionRequest<DynamicObject>,
+    ) -> BoxFuture<'a, Result<Verdict, HandlerError>> {
+        Box::pin(async move {
+            if !matches!(req.operation, Operation::Create | Operation::Update) {
+                return Ok(Verdict::Allow);
+            }
+            let object = object_json(req, false, "SidecarSet")?;
+            defaults_and_hashes(&object).map_err(|reason| HandlerError::Decode {
+                kind: "SidecarSet",
+                key: req.name.clone(),
+                reason,
+            })
+        })
+    }
+}
+
+/// The patch adding the spec defaults the object lacks and the two hash annotations.
+pub fn defaults_and_hashes(object: &Value) -> Result<Verdict, String> {
+    let set: SidecarSet = serde_json::from_value(object.clone()).map_err(|e| e.to_string())?;
+    let hashed = graft_controllers::sidecarset::hash::default_and_hash(&set.converted())
+        .map_err(|e| e.to_string())?;
+    let mut after = object.clone();
+    let mut defaulted = serde_json::to_value(&hashed.spec).map_err(|e| e.to_string())?;
+    // The v1beta1 form's own fields stay out of a v1alpha1 object and the reverse.
+    if let Some(d) = defaulted.as_object_mut() {
+        d.remove("customVersion");
+        d.remove("namespaceSelector");
+        d.remove("namespace");
+    }
+    if let Some(spec) = after.get_mut("spec") {
+        fill_missing(spec, &defaulted);
+        // fill_missing leaves lists alone: the sidecars and volumes take their defaulted form
+        // (podInjectPolicy, shareVolumePolicy, upgradeStrategy, … as kruise's webhook writes).
+        for list in ["containers", "initContainers", "volumes"] {
+            if spec.get(list).is_some_and(|v| !v.is_null())
+                && let Some(d) = defaulted.get(list)
+            {
+                spec[list] = d.clone();
+            }
+        }
+    }
+    let annotations = after
+        .pointer_mut("/metadata")
+        .and_then(Value::as_object_mut)
+        .map(|m| {
+            m.entry("annotations")
+                .or_insert_with(|| Value::Object(Default::default()))
+        })
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| "the object has no metadata".to_string())?;
+    for key in [
+        labels::SIDECARSET_HASH,
+        labels::SIDECARSET_HASH_WITHOUT_IMAGE,
+    ] {
+        let v = hashed
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(key))
+            .cloned()
+            .unwrap_or_default();
+        annotations.insert(key.to_string(), Value::String(v));
+    }
+    Ok(patch_between(object, &after))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn patched(object: &Value) -> Value {
+        let Verdict::Patch(p) = defaults_and_hashes(object).expect("decides") else {
+            panic!("expected a patch");
+        };
+        let mut out = object.clone();
+        json_patch::patch(&mut out, &p).expect("the patch applies");
+        out
+    }
+
+    fn set(version: &str, image: &str) -> Value {
+        json!({
+            "apiVersion": format!("apps.kruise.io/{version}"), "kind": "SidecarSet",
+            "metadata": {"name": "log"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}},
+                     "containers": [{"name": "log", "image": image}]}
+        })
+    }
+
+    #[test]
+    fn both_versions_get_the_same_hashes_and_the_image_changes_only_one() {
+        let a = patched(&set("v1alpha1", "log:v1"));
+        let b = patched(&set("v1beta1", "log:v1"));
+        let c = patched(&set("v1beta1", "log:v2"));
+        let h = |v: &Value, k: &str| {
+            v["metadata"]["annotations"][k]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(
+            h(&a, labels::SIDECARSET_HASH),
+            h(&b, labels::SIDECARSET_HASH)
+        );
+        assert!(!h(&a, labels::SIDECARSET_HASH).is_empty());
+        assert_ne!(
+            h(&b, labels::SIDECARSET_HASH),
+            h(&c, labels::SIDECARSET_HASH)
+        );
+        assert_eq!(
+            h(&b, labels::SIDECARSET_HASH_WITHOUT_IMAGE),
+            h(&c, labels::SIDECARSET_HASH_WITHOUT_IMAGE)
+        );
+        // The hashes are the ones the controller-side code computes.
+        let typed: SidecarSet = serde_json::from_value(set("v1beta1", "log:v1")).unwrap();
+        let direct = graft_controllers::sidecarset::hash::default_and_hash(&typed).unwrap();
+        assert_eq!(
+            direct.metadata.annotations.unwrap()[labels::SIDECARSET_HASH],
+            h(&b, labels::SIDECARSET_HASH)
+        );
+    }
+
+    #[test]
+    fn sidecars_get_their_defaults() {
+        let a = patched(&set("v1beta1", "log:v1"));
+        assert_eq!(
+            a["spec"]["containers"][0]["podInjectPolicy"],
+            json!("BeforeAppContainer")
+        );
+        assert_eq!(a["spec"]["containers"][0]["image"], json!("log:v1"));
+    }
+
+    #[test]
+    fn a_v1alpha1_object_gets_no_v1beta1_fields() {
+        let mut obj = set("v1alpha1", "log:v1");
+        obj["spec"]["namespace"] = json!("shop");
+        let a = patched(&obj);
+        assert!(a["spec"].get("namespaceSelector").is_none(), "{a}");
+        assert!(a["spec"].get("customVersion").is_none(), "{a}");
+        assert_eq!(a["spec"]["namespace"], json!("shop"));
+    }
+}

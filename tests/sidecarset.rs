@@ -1,0 +1,461 @@
+//! SidecarSet injection on the real cluster. A CloneSet's pods get their sidecars from graft's
+//! CloneSet controller itself (no webhook configuration exists in that test); a Deployment's pods
+//! get them through graft's pod webhook; with graft killed and its webhook configuration left in
+//! place, a pod is still created at once, without the sidecar.
+//!
+//! SidecarSets are cluster-scoped: each test's SidecarSet selects its own namespace only
+//! (`namespaceSelector`), so it never touches another test's pods, and is deleted at the end.
+#![cfg(feature = "cluster-tests")]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use graft_api::apps::v1alpha1::CloneSet;
+use graft_api::apps::v1beta1::sidecarset::SidecarSet;
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, PostParams};
+use serde_json::{Value, json};
+use support::{GraftControllers, TestNamespace, client, host_ip, image, install_crds, wait_for};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// A SidecarSet named after the namespace, injecting a `log` sidecar into `app=<app>` pods of
+/// that namespace only.
+fn sidecarset(ns: &str, app: &str) -> SidecarSet {
+    serde_json::from_value(json!({
+        "apiVersion": "apps.kruise.io/v1beta1", "kind": "SidecarSet",
+        "metadata": {"name": format!("{ns}-log")},
+        "spec": {
+            "selector": {"matchLabels": {"app": app}},
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}},
+            "containers": [{"name": "log", "image": image("sidecar:v1"),
+                            "imagePullPolicy": "IfNotPresent",
+                            "env": [{"name": "ROLE", "value": "log"}]}]
+        }
+    }))
+    .expect("valid SidecarSet literal")
+}
+
+/// The cluster-scoped SidecarSet of a test, deleted by [`Cleanup::delete`] at its end. One left
+/// behind by a failed test selects only that test's namespace, which is gone with it.
+struct Cleanup(Api<SidecarSet>, String);
+
+impl Cleanup {
+    async fn delete(self) {
+        let _ = self.0.delete(&self.1, &DeleteParams::default()).await;
+    }
+}
+
+async fn create_sidecarset(client: &kube::Client, ns: &str, app: &str) -> Cleanup {
+    let api: Api<SidecarSet> = Api::all(client.clone());
+    let set = sidecarset(ns, app);
+    let name = set.metadata.name.clone().unwrap_or_default();
+    api.create(&PostParams::default(), &set)
+        .await
+        .unwrap_or_else(|e| panic!("creating SidecarSet {name}: {e}"));
+    Cleanup(api, name)
+}
+
+fn container_names(p: &Pod) -> Vec<String> {
+    p.spec
+        .iter()
+        .flat_map(|s| s.containers.iter().map(|c| c.name.clone()))
+        .collect()
+}
+
+fn annotation(p: &Pod, key: &str) -> Option<String> {
+    p.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(key).cloned())
+}
+
+/// The pod carries the `log` sidecar as OpenKruise's webhook writes it.
+fn assert_injected(p: &Pod, set: &str) {
+    let name = p.metadata.name.clone().unwrap_or_default();
+    assert_eq!(
+        container_names(p),
+        vec!["log".to_string(), "app".to_string()],
+        "{name}: the sidecar before the app container (podInjectPolicy BeforeAppContainer, the default)"
+    );
+    let log = p
+        .spec
+        .as_ref()
+        .and_then(|s| s.containers.iter().find(|c| c.name == "log"))
+        .expect("log container");
+    let env: Vec<(String, Option<String>)> = log
+        .env
+        .iter()
+        .flatten()
+        .map(|e| (e.name.clone(), e.value.clone()))
+        .collect();
+    assert!(
+        env.contains(&("IS_INJECTED".to_string(), Some("true".to_string()))),
+        "{name}: IS_INJECTED=true: {env:?}"
+    );
+    let hash: Value = serde_json::from_str(
+        &annotation(p, "kruise.io/sidecarset-hash").expect("sidecarset-hash annotation"),
+    )
+    .expect("sidecarset-hash is JSON");
+    assert_eq!(hash[set]["sidecarSetName"], json!(set), "{name}: {hash}");
+    assert_eq!(hash[set]["sidecarList"], json!(["log"]), "{name}: {hash}");
+    assert!(hash[set]["hash"].as_str().is_some_and(|h| !h.is_empty()));
+    assert!(
+        annotation(p, "kruise.io/sidecarset-hash-without-image").is_some(),
+        "{name}: hash-without-image"
+    );
+    assert_eq!(
+        annotation(p, "kruise.io/sidecarset-injected-list").as_deref(),
+        Some(set),
+        "{name}: injected list"
+    );
+}
+
+async fn ready_pods(pods: &Api<Pod>, selector: &str, n: usize) -> Vec<Pod> {
+    support::eventually(
+        &format!("{n} ready pods {selector}"),
+        2 * MINUTE,
+        || async {
+            let list = pods
+                .list(&ListParams::default().labels(selector))
+                .await
+                .map_err(|e| e.to_string())?;
+            let ready: Vec<Pod> = list
+                .items
+                .into_iter()
+                .filter(|p| {
+                    p.status.as_ref().is_some_and(|s| {
+                        s.conditions
+                            .iter()
+                            .flatten()
+                            .any(|c| c.type_ == "Ready" && c.status == "True")
+                    })
+                })
+                .collect();
+            if ready.len() == n {
+                Ok(ready)
+            } else {
+                Err(format!("{} ready", ready.len()))
+            }
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_cloneset_pod_gets_its_sidecar_from_the_controller_without_any_webhook() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "sidecar-cs").await;
+    let set_guard = create_sidecarset(&client, &ns.name, "web").await;
+    let _graft = GraftControllers::start(&ns.name);
+    // No webhook configuration of graft's is in play: none is written without --admission-addr.
+    let configs: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    let pod_hooks: Vec<String> = configs
+        .list(&ListParams::default())
+        .await
+        .expect("list webhook configurations")
+        .items
+        .iter()
+        .flat_map(|c| c.webhooks.iter().flatten())
+        .filter(|w| {
+            w.rules.iter().flatten().any(|r| {
+                r.resources
+                    .iter()
+                    .flatten()
+                    .any(|res| res == "pods" || res == "*")
+            })
+        })
+        .map(|w| w.name.clone())
+        .collect();
+    assert!(
+        pod_hooks.is_empty(),
+        "no pod webhook exists, so only the controller can inject: {pod_hooks:?}"
+    );
+
+    let cs: CloneSet = serde_json::from_value(json!({
+        "apiVersion": "apps.kruise.io/v1alpha1", "kind": "CloneSet",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                         "spec": {"containers": [{"name": "app", "image": image("app:v1"),
+                                                  "imagePullPolicy": "IfNotPresent"}]}},
+            "updateStrategy": {"type": "InPlaceIfPossible"}
+        }
+    }))
+    .expect("valid CloneSet literal");
+    let clonesets: Api<CloneSet> = ns.api();
+    clonesets
+        .create(&PostParams::default(), &cs)
+        .await
+        .expect("create CloneSet");
+    let pods: Api<Pod> = ns.api();
+    let ready = ready_pods(&pods, "app=web", 2).await;
+    let set = format!("{}-log", ns.name);
+    for p in &ready {
+        assert_injected(p, &set);
+    }
+    set_guard.delete().await;
+}
+
+#[tokio::test]
+async fn a_deployment_pod_is_injected_by_the_webhook_and_with_graft_down_is_created_at_once_without_it()
+ {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "sidecar-hook").await;
+    let set_guard = create_sidecarset(&client, &ns.name, "api").await;
+    let host = host_ip();
+    let port = std::net::TcpListener::bind((host.as_str(), 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let config_name = format!("graft-test-{}", ns.name);
+    let mut graft = GraftControllers::start_with(
+        &ns.name,
+        "hook",
+        &[
+            "--admission-addr",
+            &format!("{host}:{port}"),
+            "--admission-url",
+            &format!("https://{host}:{port}"),
+            "--admission-namespace",
+            &ns.name,
+            "--admission-config-name",
+            &config_name,
+        ],
+    );
+    let configs: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    let config = wait_for(
+        &configs,
+        &config_name,
+        "graft's webhook configuration with a caBundle",
+        MINUTE,
+        |c| {
+            c.webhooks.as_ref().is_some_and(|w| !w.is_empty())
+                && c.webhooks.iter().flatten().all(|w| {
+                    w.client_config
+                        .ca_bundle
+                        .as_ref()
+                        .is_some_and(|b| !b.0.is_empty())
+                })
+        },
+    )
+    .await;
+    let pod_hook = config
+        .webhooks
+        .iter()
+        .flatten()
+        .find(|w| w.name == "mpod.graft.dev")
+        .expect("the pod webhook");
+    assert_eq!(pod_hook.failure_policy.as_deref(), Some("Ignore"));
+    let pods: Api<Pod> = ns.api();
+    let bare = |name: &str| -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": {"app": "api"}},
+            "spec": {"containers": [{"name": "app", "image": image("app:v1"),
+                                     "imagePullPolicy": "IfNotPresent"}]}
+        }))
+        .expect("valid pod literal")
+    };
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    // The API server calls the webhook once graft's server answers with the new CA.
+    support::eventually("a dry-run pod create injected", MINUTE, || async {
+        let got = pods
+            .create(&dry, &bare("probe"))
+            .await
+            .map_err(|e| e.to_string())?;
+        if container_names(&got).contains(&"log".to_string()) {
+            Ok(())
+        } else {
+            Err(format!("containers {:?}", container_names(&got)))
+        }
+    })
+    .await;
+
+    let deploy: Deployment = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "api"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "api"}},
+            "template": {"metadata": {"labels": {"app": "api"}},
+                         "spec": {"containers": [{"name": "app", "image": image("app:v1"),
+                                                  "imagePullPolicy": "IfNotPresent"}]}}
+        }
+    }))
+    .expect("valid Deployment literal");
+    let deployments: Api<Deployment> = ns.api();
+    deployments
+        .create(&PostParams::default(), &deploy)
+        .await
+        .expect("create Deployment");
+    let ready = ready_pods(&pods, "app=api", 1).await;
+    assert_injected(&ready[0], &format!("{}-log", ns.name));
+
+    // graft dies with its configuration in place: a pod is created at once, without the sidecar.
+    graft.kill();
+    let started = Instant::now();
+    let created = pods
+        .create(&PostParams::default(), &bare("while-down"))
+        .await
+        .unwrap_or_else(|e| panic!("creating a pod with graft down must work: {e}"));
+    let latency = started.elapsed();
+    eprintln!("pod create with graft down: {latency:?}");
+    assert!(
+        latency < Duration::from_secs(2),
+        "no webhook timeout wait (3 s) with graft down: {latency:?}"
+    );
+    assert_eq!(
+        container_names(&created),
+        vec!["app".to_string()],
+        "admitted without the sidecar"
+    );
+    set_guard.delete().await;
+}
+
+#[tokio::test]
+async fn a_sidecar_image_change_upgrades_in_place_within_partition_and_max_unavailable() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "sidecar-up").await;
+    let mut set = sidecarset(&ns.name, "web");
+    set.spec.update_strategy = serde_json::from_value(
+        json!({"type": "RollingUpdate", "maxUnavailable": 2, "partition": 2}),
+    )
+    .expect("strategy literal");
+    let sets: Api<SidecarSet> = Api::all(client.clone());
+    let set_name = set.metadata.name.clone().unwrap_or_default();
+    sets.create(&PostParams::default(), &set)
+        .await
+        .expect("create SidecarSet");
+    let guard = Cleanup(sets.clone(), set_name.clone());
+    let _graft = GraftControllers::start(&ns.name);
+    let cs: CloneSet = serde_json::from_value(json!({
+        "apiVersion": "apps.kruise.io/v1alpha1", "kind": "CloneSet",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 6,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                         "spec": {"containers": [{"name": "app", "image": image("app:v1"),
+                                                  "imagePullPolicy": "IfNotPresent",
+                                                  "readinessProbe": {"httpGet": {"path": "/readyz", "port": 8080}, "periodSeconds": 1}}]}},
+            "updateStrategy": {"type": "InPlaceIfPossible"}
+        }
+    }))
+    .expect("valid CloneSet literal");
+    let clonesets: Api<CloneSet> = ns.api();
+    clonesets
+        .create(&PostParams::default(), &cs)
+        .await
+        .expect("create CloneSet");
+    let pods: Api<Pod> = ns.api();
+    let before = ready_pods(&pods, "app=web", 6).await;
+    let identity = |ps: &[Pod]| -> std::collections::BTreeMap<String, String> {
+        ps.iter()
+            .map(|p| {
+                (
+                    p.metadata.uid.clone().unwrap_or_default(),
+                    p.status
+                        .as_ref()
+                        .and_then(|s| s.pod_ip.clone())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect()
+    };
+    let ids = identity(&before);
+    wait_for(
+        &sets,
+        &set_name,
+        "status: 6 matched, 6 updated and ready",
+        MINUTE,
+        |s| {
+            s.status.as_ref().is_some_and(|st| {
+                st.matched_pods == 6 && st.updated_pods == 6 && st.updated_ready_pods == 6
+            })
+        },
+    )
+    .await;
+
+    let watcher = support::PodWatcher::start(&client, &ns.name, "app=web");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sets.patch(
+        &set_name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&json!({"spec": {"containers": [
+            {"name": "log", "image": image("sidecar:v2"), "imagePullPolicy": "IfNotPresent",
+             "env": [{"name": "ROLE", "value": "log"}]}]}})),
+    )
+    .await
+    .expect("patch the sidecar image");
+    let done = wait_for(
+        &sets,
+        &set_name,
+        "4 of 6 upgraded (partition 2) and ready",
+        3 * MINUTE,
+        |s| {
+            s.status.as_ref().is_some_and(|st| {
+                st.matched_pods == 6
+                    && st.updated_pods == 4
+                    && st.updated_ready_pods == 4
+                    && st.ready_pods == 6
+            })
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = ready_pods(&pods, "app=web", 6).await;
+    assert_eq!(
+        identity(&after),
+        ids,
+        "same pods, same IPs: upgraded in place"
+    );
+    let images: Vec<String> = after
+        .iter()
+        .filter_map(|p| {
+            p.spec
+                .as_ref()
+                .and_then(|s| s.containers.iter().find(|c| c.name == "log"))
+                .and_then(|c| c.image.clone())
+        })
+        .collect();
+    let v2 = images.iter().filter(|i| i.ends_with("sidecar:v2")).count();
+    assert_eq!(
+        v2, 4,
+        "partition 2 keeps two pods on v1: {images:?} {:?}",
+        done.status
+    );
+    for p in &after {
+        let st = p.status.as_ref().expect("status");
+        let app = st
+            .container_statuses
+            .iter()
+            .flatten()
+            .find(|c| c.name == "app")
+            .expect("app status");
+        assert_eq!(app.restart_count, 0, "the app container never restarts");
+    }
+    // Never more than maxUnavailable 2 pods not ready at once.
+    let history = watcher.history();
+    let mut current: std::collections::BTreeMap<String, bool> = Default::default();
+    let mut worst = 0;
+    for s in &history {
+        current.insert(s.uid.clone(), s.ready);
+        if current.len() == 6 {
+            worst = worst.max(current.values().filter(|r| !**r).count());
+        }
+    }
+    assert!(worst <= 2, "at most 2 pods not ready at once, saw {worst}");
+    guard.delete().await;
+}
