@@ -439,24 +439,36 @@ async fn a_container_meta_restart_runs_the_prestop_hook_and_reports_killing() {
     let before = wait_for(
         &e.pods,
         "web",
-        "the agent's container meta with app's env hash",
+        "both containers running and the agent's container meta with app's env hash",
         MINUTE * 2,
         |p| {
-            p.metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(labels::RUNTIME_CONTAINERS_META))
-                .and_then(|raw| serde_json::from_str::<Value>(raw).ok())
-                .is_some_and(|m| {
-                    m["containers"].as_array().is_some_and(|cs| {
-                        cs.iter().any(|c| {
-                            c["name"] == "app"
-                                && c["hashes"]["extractedEnvFromMetadataHash"]
-                                    .as_u64()
-                                    .is_some_and(|h| h > 0)
+            let running = |name: &str| {
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.container_statuses.as_ref())
+                    .and_then(|cs| cs.iter().find(|c| c.name == name))
+                    .is_some_and(|c| {
+                        c.container_id.is_some()
+                            && c.state.as_ref().is_some_and(|st| st.running.is_some())
+                    })
+            };
+            running("app")
+                && running("sidecar")
+                && p.metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(labels::RUNTIME_CONTAINERS_META))
+                    .and_then(|raw| serde_json::from_str::<Value>(raw).ok())
+                    .is_some_and(|m| {
+                        m["containers"].as_array().is_some_and(|cs| {
+                            cs.iter().any(|c| {
+                                c["name"] == "app"
+                                    && c["hashes"]["extractedEnvFromMetadataHash"]
+                                        .as_u64()
+                                        .is_some_and(|h| h > 0)
+                            })
                         })
                     })
-                })
         },
     )
     .await;

@@ -1,7 +1,10 @@
 //! SidecarSet injection on the real cluster. A CloneSet's pods get their sidecars from graft's
 //! CloneSet controller itself (no webhook configuration exists in that test); a Deployment's pods
 //! get them through graft's pod webhook; with graft killed and its webhook configuration left in
-//! place, a pod is still created at once, without the sidecar.
+//! place, a pod is still created at once, without the sidecar, and once graft is back each such
+//! pod gets a `SidecarNotInjected` Event; the SidecarSet annotation
+//! `graft.dev/recreate-not-injected: "true"` has the ones a controller owns recreated, injected.
+//! A sidecar image change upgrades 6 CloneSet pods in place within partition and maxUnavailable.
 //!
 //! SidecarSets are cluster-scoped: each test's SidecarSet selects its own namespace only
 //! (`namespaceSelector`), so it never touches another test's pods, and is deleted at the end.
@@ -205,7 +208,7 @@ async fn a_cloneset_pod_gets_its_sidecar_from_the_controller_without_any_webhook
 }
 
 #[tokio::test]
-async fn a_deployment_pod_is_injected_by_the_webhook_and_with_graft_down_is_created_at_once_without_it()
+async fn a_deployment_pod_is_injected_by_the_webhook_and_with_graft_down_is_created_at_once_then_reported_and_recreated_on_request()
  {
     let client = client().await;
     install_crds(&client).await;
@@ -320,6 +323,100 @@ async fn a_deployment_pod_is_injected_by_the_webhook_and_with_graft_down_is_crea
         vec!["app".to_string()],
         "admitted without the sidecar"
     );
+    // A Deployment pod created while graft is down lacks the sidecar too.
+    deployments
+        .patch(
+            "api",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&json!({"spec": {"replicas": 2}})),
+        )
+        .await
+        .expect("scale the Deployment");
+    let both = ready_pods(&pods, "app=api,pod-template-hash", 2).await;
+    let missed: Vec<String> = both
+        .iter()
+        .filter(|p| !container_names(p).contains(&"log".to_string()))
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    assert_eq!(missed.len(), 1, "the new Deployment pod has no sidecar");
+
+    // graft back: each such pod is reported on the pod itself.
+    let _back = GraftControllers::start_with(
+        &ns.name,
+        "back",
+        &[
+            "--admission-addr",
+            &format!("{host}:{port}"),
+            "--admission-url",
+            &format!("https://{host}:{port}"),
+            "--admission-namespace",
+            &ns.name,
+            "--admission-config-name",
+            &config_name,
+        ],
+    );
+    let events: Api<k8s_openapi::api::core::v1::Event> = ns.api();
+    support::eventually(
+        "a SidecarNotInjected Event on both pods",
+        MINUTE,
+        || async {
+            let named: Vec<String> = events
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?
+                .items
+                .into_iter()
+                .filter(|e| e.reason.as_deref() == Some("SidecarNotInjected"))
+                .filter_map(|e| e.involved_object.name)
+                .collect();
+            if named.contains(&"while-down".to_string()) && named.contains(&missed[0]) {
+                Ok(())
+            } else {
+                Err(format!("events on {named:?}"))
+            }
+        },
+    )
+    .await;
+
+    // The documented switch: the Deployment's pod is recreated with its sidecar; the bare pod,
+    // which nothing would recreate, stays.
+    let sets: Api<SidecarSet> = Api::all(client.clone());
+    sets.patch(
+        &format!("{}-log", ns.name),
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(
+            &json!({"metadata": {"annotations": {"graft.dev/recreate-not-injected": "true"}}}),
+        ),
+    )
+    .await
+    .expect("turn the switch on");
+    support::eventually(
+        "both Deployment pods with the sidecar",
+        2 * MINUTE,
+        || async {
+            let list = pods
+                .list(&ListParams::default().labels("app=api,pod-template-hash"))
+                .await
+                .map_err(|e| e.to_string())?;
+            let live: Vec<&Pod> = list
+                .items
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .collect();
+            let injected = live
+                .iter()
+                .filter(|p| container_names(p).contains(&"log".to_string()))
+                .count();
+            if live.len() == 2 && injected == 2 {
+                Ok(())
+            } else {
+                Err(format!("{} live, {injected} injected", live.len()))
+            }
+        },
+    )
+    .await;
+    let bare_pod = pods.get("while-down").await.expect("the bare pod is kept");
+    assert!(bare_pod.metadata.deletion_timestamp.is_none());
     set_guard.delete().await;
 }
 

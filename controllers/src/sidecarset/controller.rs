@@ -162,6 +162,7 @@ async fn reconcile_inner(stored: &SidecarSet, ctx: &Context) -> Result<Requeue, 
             )
         })
         .collect();
+    report_missed(ctx, &set, &super::missed::missed(&set, &pods, &namespaces)).await;
     let snap = Snapshot {
         sidecarset: set.clone(),
         pods,
@@ -386,6 +387,71 @@ async fn run_action(ctx: &Context, key: &str, action: &PodAction) -> Result<(), 
         publish(ctx, &reference, &ev).await;
     }
     result
+}
+
+/// What was last reported of the pods each SidecarSet missed: per pod once, per SidecarSet when
+/// the list changes. Losing it on a restart costs one repeated Event per pod.
+fn reported() -> &'static std::sync::Mutex<BTreeMap<String, String>> {
+    static REPORTED: std::sync::OnceLock<std::sync::Mutex<BTreeMap<String, String>>> =
+        std::sync::OnceLock::new();
+    REPORTED.get_or_init(Default::default)
+}
+
+/// Reports the pods created without this SidecarSet's sidecars and, when its switch is on,
+/// deletes the one [`super::missed::missed`] chose (its controller creates it again, injected).
+async fn report_missed(ctx: &Context, set: &SidecarSet, missed: &super::missed::Missed) {
+    let name = set.metadata.name.clone().unwrap_or_default();
+    let (new_pods, list_changed) = {
+        let Ok(mut seen) = reported().lock() else {
+            return;
+        };
+        let new_pods: Vec<String> = missed
+            .pods
+            .iter()
+            .filter(|p| seen.insert(format!("{name}|{p}"), String::new()).is_none())
+            .cloned()
+            .collect();
+        let list = missed.pods.join(",");
+        let changed = seen.insert(format!("{name}|"), list.clone()) != Some(list);
+        (new_pods, changed && !missed.pods.is_empty())
+    };
+    for key in &new_pods {
+        let Some((ns, pod)) = key.split_once('/') else {
+            continue;
+        };
+        let reference = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            name: Some(pod.to_string()),
+            namespace: Some(ns.to_string()),
+            ..Default::default()
+        };
+        let ev = PlannedEvent {
+            type_: crate::events::EventType::Warning,
+            reason: super::missed::REASON.into(),
+            message: super::missed::pod_message(&name),
+        };
+        publish(ctx, &reference, &ev).await;
+    }
+    if list_changed {
+        let ev = PlannedEvent {
+            type_: crate::events::EventType::Warning,
+            reason: super::missed::REASON.into(),
+            message: super::missed::set_message(&missed.pods),
+        };
+        publish(ctx, &set.object_ref(&()), &ev).await;
+    }
+    if let Some((ns, pod)) = missed.delete.as_deref().and_then(|k| k.split_once('/')) {
+        let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+        match pods.delete(pod, &DeleteParams::default()).await {
+            Ok(_) => {
+                tracing::info!(sidecarset = %name, pod = %format!("{ns}/{pod}"), "deleted a pod created without the sidecars, to be recreated injected")
+            }
+            Err(e) => {
+                tracing::warn!(sidecarset = %name, pod = %format!("{ns}/{pod}"), error = %e, "deleting a pod created without the sidecars")
+            }
+        }
+    }
 }
 
 async fn publish(ctx: &Context, reference: &ObjectReference, ev: &PlannedEvent) {

@@ -7,6 +7,8 @@
 //!   kruise's pod-create webhook does (§3.3).
 //! - [`controller`]: the SidecarSet controller (hash annotations, revisions, status, upgrades),
 //!   the executor of [`upgrade`].
+//! - [`missed`]: the pods created without their sidecars (graft's webhook did not answer), their
+//!   report, and the switch that recreates them.
 //! - [`source`]: the caches injection reads (SidecarSets, Namespaces, revisions on demand), shared
 //!   by the CloneSet controller and the admission server.
 //! - [`validate_against`]: the checks between overlapping SidecarSets that CEL cannot express
@@ -16,6 +18,7 @@ pub mod controller;
 pub mod hash;
 pub mod inject;
 mod merge_patch;
+pub mod missed;
 mod resources;
 pub mod source;
 pub mod upgrade;
