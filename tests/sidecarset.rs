@@ -285,6 +285,21 @@ async fn a_deployment_pod_is_injected_by_the_webhook_and_with_graft_down_is_crea
     })
     .await;
 
+    // OpenKruise's validation at apply time: a second SidecarSet injecting a container of the
+    // same name into the same pods is refused, with its message.
+    let sets: Api<SidecarSet> = Api::all(client.clone());
+    let mut clash = sidecarset(&ns.name, "api");
+    clash.metadata.name = Some(format!("{}-clash", ns.name));
+    let err = sets
+        .create(&PostParams::default(), &clash)
+        .await
+        .expect_err("an overlapping SidecarSet with the same container is refused");
+    eprintln!("refused: {err}");
+    assert!(
+        err.to_string().contains("is invalid") && err.to_string().contains("log"),
+        "a message naming the container: {err}"
+    );
+
     let deploy: Deployment = serde_json::from_value(json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "api"},
@@ -380,7 +395,6 @@ async fn a_deployment_pod_is_injected_by_the_webhook_and_with_graft_down_is_crea
 
     // The documented switch: the Deployment's pod is recreated with its sidecar; the bare pod,
     // which nothing would recreate, stays.
-    let sets: Api<SidecarSet> = Api::all(client.clone());
     sets.patch(
         &format!("{}-log", ns.name),
         &kube::api::PatchParams::default(),

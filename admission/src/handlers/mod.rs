@@ -25,7 +25,9 @@ pub fn registry(
     Registry::new(vec![
         Arc::new(crr::CrrHandler::new(client)),
         Arc::new(cloneset::CloneSetHandler),
-        Arc::new(sidecarset::SidecarSetHandler),
+        Arc::new(sidecarset::SidecarSetHandler::new(
+            sidecarsets.sidecarsets.clone(),
+        )),
         Arc::new(pod::PodHandler::new(sidecarsets)),
     ])
 }

@@ -21,8 +21,18 @@ use crate::server::{Handler, Verdict, Webhook, rule};
 /// Path of the SidecarSet webhook (OpenKruise's).
 pub const PATH: &str = "/mutate-apps-kruise-io-v1alpha1-sidecarset";
 
-/// The SidecarSet defaulting webhook (stateless).
-pub struct SidecarSetHandler;
+/// The SidecarSet webhook: OpenKruise's validation (the spec's own rules, then collisions with
+/// the other SidecarSets from the cache), then defaults and hashes.
+pub struct SidecarSetHandler {
+    sidecarsets: kube::runtime::reflector::Store<SidecarSet>,
+}
+
+impl SidecarSetHandler {
+    /// A handler comparing against the SidecarSets in `sidecarsets`.
+    pub fn new(sidecarsets: kube::runtime::reflector::Store<SidecarSet>) -> SidecarSetHandler {
+        SidecarSetHandler { sidecarsets }
+    }
+}
 
 impl Handler for SidecarSetHandler {
     fn webhook(&self) -> Webhook {
@@ -50,6 +60,15 @@ impl Handler for SidecarSetHandler {
                 return Ok(Verdict::Allow);
             }
             let object = object_json(req, false, "SidecarSet")?;
+            let others: Vec<SidecarSet> = self
+                .sidecarsets
+                .state()
+                .iter()
+                .map(|s| s.converted())
+                .collect();
+            if let Some(refusal) = refusal(&object, &others) {
+                return Ok(Verdict::Deny(refusal));
+            }
             defaults_and_hashes(&object).map_err(|reason| HandlerError::Decode {
                 kind: "SidecarSet",
                 key: req.name.clone(),
@@ -57,6 +76,23 @@ impl Handler for SidecarSetHandler {
             })
         })
     }
+}
+
+/// Why OpenKruise's validating webhook would refuse this SidecarSet, if it would: its name, its
+/// spec's rules, then collisions with the overlapping SidecarSets among `others`. An object that
+/// does not decode is left to the API server's schema.
+pub fn refusal(object: &Value, others: &[SidecarSet]) -> Option<String> {
+    let set: SidecarSet = serde_json::from_value(object.clone()).ok()?;
+    let set = set.converted();
+    let name = set.metadata.name.clone().unwrap_or_default();
+    let mut errs = graft_api::apps::v1beta1::sidecarset::validate_name(&name);
+    errs.0.extend(set.spec.defaulted().validate().0);
+    if !errs.is_empty() {
+        return Some(format!("SidecarSet {name} is invalid: {errs}"));
+    }
+    graft_controllers::sidecarset::validate_against(&set, others)
+        .err()
+        .map(|why| format!("SidecarSet {name} is invalid: {}", why.join("; ")))
 }
 
 /// The patch adding the spec defaults the object lacks and the two hash annotations.
@@ -163,6 +199,24 @@ mod tests {
             direct.metadata.annotations.unwrap()[labels::SIDECARSET_HASH],
             h(&b, labels::SIDECARSET_HASH)
         );
+    }
+
+    #[test]
+    fn a_container_name_another_overlapping_set_injects_is_refused() {
+        let mut other: SidecarSet = serde_json::from_value(set("v1beta1", "log:v1")).unwrap();
+        other.metadata.name = Some("other".into());
+        let why = refusal(&set("v1beta1", "log:v2"), &[other]).expect("refused");
+        assert!(why.contains("SidecarSet log is invalid"), "{why}");
+        assert!(why.contains("log"), "names the container: {why}");
+        assert_eq!(refusal(&set("v1beta1", "log:v2"), &[]), None);
+    }
+
+    #[test]
+    fn a_set_without_selector_is_refused() {
+        let mut obj = set("v1beta1", "log:v1");
+        obj["spec"].as_object_mut().unwrap().remove("selector");
+        let why = refusal(&obj, &[]).expect("refused");
+        assert!(why.contains("selector"), "{why}");
     }
 
     #[test]
