@@ -12,6 +12,7 @@
 
 mod support;
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use graft_api::apps::v1alpha1::CloneSet;
@@ -568,5 +569,130 @@ async fn a_sidecar_image_change_upgrades_in_place_within_partition_and_max_unava
         }
     }
     assert!(worst <= 2, "at most 2 pods not ready at once, saw {worst}");
+    guard.delete().await;
+}
+
+/// The commit's record in a GitSync's history.
+fn commit_record<'a>(
+    gs: &'a graft_api::graft::gitsync::GitSync,
+    sha: &str,
+) -> Option<&'a graft_api::graft::gitsync::CommitRecord> {
+    gs.status
+        .as_ref()?
+        .history
+        .as_ref()?
+        .iter()
+        .find(|h| h.sha == sha)
+}
+
+fn set_yaml(ns: &str, tag: &str) -> String {
+    format!(
+        "apiVersion: apps.kruise.io/v1beta1\nkind: SidecarSet\nmetadata:\n  name: {ns}-log\nspec:\n  selector:\n    matchLabels: {{app: web}}\n  namespaceSelector:\n    matchLabels: {{kubernetes.io/metadata.name: {ns}}}\n  updateStrategy: {{type: RollingUpdate, maxUnavailable: 1}}\n  containers:\n  - name: log\n    image: {}\n    imagePullPolicy: IfNotPresent\n",
+        image(&format!("sidecar:{tag}"))
+    )
+}
+
+fn web_yaml() -> String {
+    format!(
+        "apiVersion: apps.kruise.io/v1alpha1\nkind: CloneSet\nmetadata:\n  name: web\nspec:\n  replicas: 3\n  selector:\n    matchLabels: {{app: web}}\n  updateStrategy: {{type: InPlaceIfPossible, maxUnavailable: 1}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    spec:\n      terminationGracePeriodSeconds: 2\n      containers:\n      - name: app\n        image: {}\n        imagePullPolicy: IfNotPresent\n",
+        image("app:v1")
+    )
+}
+
+#[tokio::test]
+async fn a_commit_changing_the_sidecar_image_rolls_out_in_place_and_its_history_reaches_healthy() {
+    use graft_api::graft::gitsync::{CommitPhase, GitSync};
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "sidecar-git").await;
+    let guard = Cleanup(Api::all(client.clone()), format!("{}-log", ns.name));
+    let _controllers = GraftControllers::start(&ns.name);
+    let _sync = support::imagepull::start_sync(&ns.name);
+    let repo = support::GitRepo::new(&ns.name);
+    let c1 = repo.commit(
+        "sidecar v1",
+        &[
+            ("log.yaml", set_yaml(&ns.name, "v1")),
+            ("web.yaml", web_yaml()),
+        ],
+    );
+    let gitsyncs: Api<GitSync> = ns.api();
+    let gs: GitSync = serde_json::from_value(json!({
+        "apiVersion": "graft.dev/v1alpha1", "kind": "GitSync",
+        "metadata": {"name": "app"},
+        "spec": {"url": repo.url(), "ref": {"branch": "main"}, "path": "deploy",
+                 "interval": "2s", "prune": true, "prePull": {"mode": "Off"}}
+    }))
+    .expect("GitSync literal");
+    gitsyncs
+        .create(&PostParams::default(), &gs)
+        .await
+        .expect("create GitSync");
+    wait_for(
+        &gitsyncs,
+        "app",
+        "the first commit Healthy",
+        2 * MINUTE,
+        |g| commit_record(g, &c1).is_some_and(|h| h.phase == CommitPhase::Healthy),
+    )
+    .await;
+    let pods: Api<Pod> = ns.api();
+    let before: BTreeSet<String> = ready_pods(&pods, "app=web", 3)
+        .await
+        .iter()
+        .filter_map(|p| p.metadata.uid.clone())
+        .collect();
+
+    let c2 = repo.commit(
+        "sidecar v2",
+        &[
+            ("log.yaml", set_yaml(&ns.name, "v2")),
+            ("web.yaml", web_yaml()),
+        ],
+    );
+    let gs = wait_for(
+        &gitsyncs,
+        "app",
+        "the second commit Healthy",
+        3 * MINUTE,
+        |g| commit_record(g, &c2).is_some_and(|h| h.phase == CommitPhase::Healthy),
+    )
+    .await;
+    let record = commit_record(&gs, &c2).expect("record");
+    let workloads = record.workloads.clone().unwrap_or_default();
+    assert!(
+        workloads
+            .iter()
+            .any(|w| w.kind == "SidecarSet" && w.name == format!("{}-log", ns.name)),
+        "the SidecarSet's rollout is recorded with the commit: {workloads:?}"
+    );
+    // Healthy means every matched pod runs the new sidecar, the same pods as before.
+    let sets: Api<SidecarSet> = Api::all(client.clone());
+    let status = sets
+        .get(&format!("{}-log", ns.name))
+        .await
+        .expect("SidecarSet")
+        .status
+        .unwrap_or_default();
+    assert_eq!(
+        (status.matched_pods, status.updated_ready_pods),
+        (3, 3),
+        "{status:?}"
+    );
+    let after = ready_pods(&pods, "app=web", 3).await;
+    let uids: BTreeSet<String> = after
+        .iter()
+        .filter_map(|p| p.metadata.uid.clone())
+        .collect();
+    assert_eq!(uids, before, "upgraded in place");
+    for p in &after {
+        let log = p
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.iter().find(|c| c.name == "log"))
+            .and_then(|c| c.image.clone())
+            .unwrap_or_default();
+        assert!(log.ends_with("sidecar:v2"), "{log}");
+    }
     guard.delete().await;
 }
