@@ -321,6 +321,18 @@ async fn a_deployment_pod_is_injected_by_the_webhook_and_with_graft_down_is_crea
     let ready = ready_pods(&pods, "app=api", 1).await;
     assert_injected(&ready[0], &format!("{}-log", ns.name));
 
+    // For the figures: a pod create through the webhook (graft up, injected).
+    let started = Instant::now();
+    let up = pods
+        .create(&PostParams::default(), &bare("while-up"))
+        .await
+        .expect("creating a pod with graft up");
+    eprintln!(
+        "pod create with graft up (injected by the webhook): {:?}",
+        started.elapsed()
+    );
+    assert!(container_names(&up).contains(&"log".to_string()));
+
     // graft dies with its configuration in place: a pod is created at once, without the sidecar.
     graft.kill();
     let started = Instant::now();
