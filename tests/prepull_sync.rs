@@ -160,8 +160,13 @@ async fn before_rollout_pulls_the_new_image_first_then_updates_in_place() {
         pre <= completed,
         "pre-pull started before the job completed: {t:?}"
     );
+    // Both are whole seconds on the wire (metav1.Time), each rounded by its writer: within the
+    // same second either may read one second later than the other.
+    let one_second = k8s_openapi::jiff::SignedDuration::from_secs(1);
     assert!(
-        completed <= applying,
+        applying
+            .checked_add(one_second)
+            .is_ok_and(|a| completed <= a),
         "the job completed ({completed}) before the commit was applied ({applying})"
     );
     assert_eq!(record.reason, None, "no timeout: {record:?}");
