@@ -4,7 +4,10 @@
 //! place, a pod is still created at once, without the sidecar, and once graft is back each such
 //! pod gets a `SidecarNotInjected` Event; the SidecarSet annotation
 //! `graft.dev/recreate-not-injected: "true"` has the ones a controller owns recreated, injected.
-//! A sidecar image change upgrades 6 CloneSet pods in place within partition and maxUnavailable.
+//! A sidecar image change upgrades 6 CloneSet pods in place within partition and maxUnavailable;
+//! a hot upgrade switches the twins while the sidecar's port answers every 100 ms probe; a
+//! SidecarSet and a CloneSet rolling out on the same pods never update one pod twice at once and
+//! keep both maxUnavailable limits.
 //!
 //! SidecarSets are cluster-scoped: each test's SidecarSet selects its own namespace only
 //! (`namespaceSelector`), so it never touches another test's pods, and is deleted at the end.
@@ -719,6 +722,406 @@ async fn a_commit_changing_the_sidecar_image_rolls_out_in_place_and_its_history_
             .and_then(|c| c.image.clone())
             .unwrap_or_default();
         assert!(log.ends_with("sidecar:v2"), "{log}");
+    }
+    guard.delete().await;
+}
+
+/// Sends `GET /version` to `addr` with one-second connect and read timeouts; the body, or why not.
+fn probe(addr: &std::net::SocketAddr) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(addr, Duration::from_secs(1))
+        .map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(1)))
+        .map_err(|e| e.to_string())?;
+    s.write_all(b"GET /version HTTP/1.0\r\n\r\n")
+        .map_err(|e| format!("write: {e}"))?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw)
+        .map_err(|e| format!("read: {e}"))?;
+    match raw.split_once("\r\n\r\n") {
+        Some((head, body)) if head.starts_with("HTTP/1.0 200") => Ok(body.trim().to_string()),
+        _ => Err(format!("answer: {raw:?}")),
+    }
+}
+
+/// Probes each address every 100 ms on its own thread until stopped: (address, answer) in order.
+struct Prober {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<Vec<Result<String, String>>>>,
+}
+
+impl Prober {
+    fn start(addrs: &[std::net::SocketAddr]) -> Prober {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let threads = addrs
+            .iter()
+            .map(|&addr| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut seen = Vec::new();
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        seen.push(probe(&addr));
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    seen
+                })
+            })
+            .collect();
+        Prober { stop, threads }
+    }
+
+    fn finish(self) -> Vec<Vec<Result<String, String>>> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.threads
+            .into_iter()
+            .map(|t| t.join().expect("probe thread"))
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_hot_upgrade_switches_the_sidecar_twins_while_its_port_answers_every_probe() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "sidecar-hot").await;
+    // The test sidecar hands its listener to its successor over a unix socket on a volume both
+    // twins mount ($HANDOVER), so the port never closes during the switch.
+    let set: SidecarSet = serde_json::from_value(json!({
+        "apiVersion": "apps.kruise.io/v1beta1", "kind": "SidecarSet",
+        "metadata": {"name": format!("{}-proxy", ns.name)},
+        "spec": {
+            "selector": {"matchLabels": {"app": "web"}},
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns.name}},
+            "updateStrategy": {"type": "RollingUpdate", "maxUnavailable": 1},
+            "containers": [{"name": "proxy", "image": image("sidecar:v1"),
+                            "imagePullPolicy": "IfNotPresent",
+                            "env": [{"name": "HANDOVER", "value": "/handover/sock"}],
+                            "volumeMounts": [{"name": "handover", "mountPath": "/handover"}],
+                            "upgradeStrategy": {"upgradeType": "HotUpgrade",
+                                                "hotUpgradeEmptyImage": image("empty:v1")}}],
+            "volumes": [{"name": "handover", "emptyDir": {}}]
+        }
+    }))
+    .expect("valid SidecarSet literal");
+    let sets: Api<SidecarSet> = Api::all(client.clone());
+    let set_name = set.metadata.name.clone().unwrap_or_default();
+    sets.create(&PostParams::default(), &set)
+        .await
+        .expect("create SidecarSet");
+    let guard = Cleanup(sets.clone(), set_name.clone());
+    let _graft = GraftControllers::start(&ns.name);
+    let cs: CloneSet = serde_json::from_value(json!({
+        "apiVersion": "apps.kruise.io/v1alpha1", "kind": "CloneSet",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 3,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                         "spec": {"terminationGracePeriodSeconds": 2,
+                                  "containers": [{"name": "app", "image": image("app:v1"),
+                                                  "imagePullPolicy": "IfNotPresent"}]}}
+        }
+    }))
+    .expect("valid CloneSet literal");
+    let clonesets: Api<CloneSet> = ns.api();
+    clonesets
+        .create(&PostParams::default(), &cs)
+        .await
+        .expect("create CloneSet");
+    let pods: Api<Pod> = ns.api();
+    wait_for(
+        &sets,
+        &set_name,
+        "3 matched, updated and ready",
+        2 * MINUTE,
+        |s| {
+            s.status.as_ref().is_some_and(|st| {
+                st.matched_pods == 3 && st.updated_pods == 3 && st.updated_ready_pods == 3
+            })
+        },
+    )
+    .await;
+    let before = ready_pods(&pods, "app=web", 3).await;
+    for p in &before {
+        let name = p.metadata.name.clone().unwrap_or_default();
+        let images: Vec<(String, String)> = p
+            .spec
+            .iter()
+            .flat_map(|s| &s.containers)
+            .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
+            .collect();
+        assert_eq!(
+            images,
+            vec![
+                ("proxy-1".to_string(), image("sidecar:v1")),
+                ("proxy-2".to_string(), image("empty:v1")),
+                ("app".to_string(), image("app:v1")),
+            ],
+            "{name}: hot-upgrade twins, the second one empty"
+        );
+        assert_eq!(
+            annotation(p, "kruise.io/sidecarset-working-hotupgrade-container").as_deref(),
+            Some(r#"{"proxy":"proxy-1"}"#),
+            "{name}"
+        );
+    }
+    let addrs: Vec<std::net::SocketAddr> = before
+        .iter()
+        .map(|p| {
+            let ip = p
+                .status
+                .as_ref()
+                .and_then(|s| s.pod_ip.clone())
+                .expect("pod IP");
+            format!("{ip}:9090").parse().expect("socket address")
+        })
+        .collect();
+    for a in &addrs {
+        assert_eq!(
+            probe(a).as_deref(),
+            Ok("sidecar-v1"),
+            "{a} before the upgrade"
+        );
+    }
+
+    let prober = Prober::start(&addrs);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    sets.patch(
+        &set_name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&json!({"spec": {"containers": [
+            {"name": "proxy", "image": image("sidecar:v2"), "imagePullPolicy": "IfNotPresent",
+             "env": [{"name": "HANDOVER", "value": "/handover/sock"}],
+             "volumeMounts": [{"name": "handover", "mountPath": "/handover"}],
+             "upgradeStrategy": {"upgradeType": "HotUpgrade",
+                                 "hotUpgradeEmptyImage": image("empty:v1")}}]}})),
+    )
+    .await
+    .expect("patch the sidecar image");
+    // Ready counts only pods whose old twin is back on the empty image.
+    wait_for(
+        &sets,
+        &set_name,
+        "3 upgraded, old twins reset",
+        3 * MINUTE,
+        |s| {
+            s.status.as_ref().is_some_and(|st| {
+                Some(st.observed_generation) == s.metadata.generation
+                    && st.matched_pods == 3
+                    && st.updated_pods == 3
+                    && st.updated_ready_pods == 3
+            })
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let answers = prober.finish();
+
+    for (addr, seen) in addrs.iter().zip(&answers) {
+        let failures: Vec<&String> = seen.iter().filter_map(|r| r.as_ref().err()).collect();
+        assert!(seen.len() > 20, "{addr}: probed {} times", seen.len());
+        assert!(
+            failures.is_empty(),
+            "{addr}: {} of {} probes failed during the hot upgrade: {failures:?}",
+            failures.len(),
+            seen.len()
+        );
+        assert_eq!(
+            seen.last().and_then(|r| r.as_deref().ok()),
+            Some("sidecar-v2"),
+            "{addr}: the new sidecar answers at the end"
+        );
+    }
+    let after = ready_pods(&pods, "app=web", 3).await;
+    let uids = |ps: &[Pod]| -> BTreeSet<String> {
+        ps.iter().filter_map(|p| p.metadata.uid.clone()).collect()
+    };
+    assert_eq!(
+        uids(&after),
+        uids(&before),
+        "the same pods: upgraded in place"
+    );
+    for p in &after {
+        let name = p.metadata.name.clone().unwrap_or_default();
+        let spec: std::collections::BTreeMap<String, String> = p
+            .spec
+            .iter()
+            .flat_map(|s| &s.containers)
+            .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
+            .collect();
+        assert_eq!(
+            spec["proxy-1"],
+            image("empty:v1"),
+            "{name}: the old twin reset"
+        );
+        assert_eq!(spec["proxy-2"], image("sidecar:v2"), "{name}: the new twin");
+        assert_eq!(
+            annotation(p, "kruise.io/sidecarset-working-hotupgrade-container").as_deref(),
+            Some(r#"{"proxy":"proxy-2"}"#),
+            "{name}"
+        );
+        let app = p
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.name == "app"))
+            .expect("app status");
+        assert_eq!(
+            app.restart_count, 0,
+            "{name}: the app container never restarts"
+        );
+    }
+    guard.delete().await;
+}
+
+#[tokio::test]
+async fn a_sidecarset_and_a_cloneset_rolling_out_on_the_same_pods_keep_both_limits() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "sidecar-both").await;
+    // The windows where the two could collide are made wide: the old sidecar keeps running
+    // (and ready) for 2 s after its image changed (preStop), and the app is not ready for 3 s
+    // after its restart.
+    let log = |tag: &str| {
+        json!({"name": "log", "image": image(&format!("sidecar:{tag}")), "imagePullPolicy": "IfNotPresent",
+               "env": [{"name": "ROLE", "value": "log"}],
+               "lifecycle": {"preStop": {"exec": {"command": ["sleep", "2"]}}}})
+    };
+    let mut set = sidecarset(&ns.name, "web");
+    set.spec.containers = Some(vec![
+        serde_json::from_value(log("v1")).expect("sidecar literal"),
+    ]);
+    set.spec.update_strategy =
+        serde_json::from_value(json!({"type": "RollingUpdate", "maxUnavailable": 2}))
+            .expect("strategy literal");
+    let sets: Api<SidecarSet> = Api::all(client.clone());
+    let set_name = set.metadata.name.clone().unwrap_or_default();
+    sets.create(&PostParams::default(), &set)
+        .await
+        .expect("create SidecarSet");
+    let guard = Cleanup(sets.clone(), set_name.clone());
+    let _graft = GraftControllers::start(&ns.name);
+    let template = |app: &str| {
+        json!({"metadata": {"labels": {"app": "web"}},
+               "spec": {"terminationGracePeriodSeconds": 5,
+                        "containers": [{"name": "app", "image": image(app),
+                                        "imagePullPolicy": "IfNotPresent",
+                                        "readinessProbe": {"httpGet": {"path": "/readyz", "port": 8080},
+                                                           "initialDelaySeconds": 3,
+                                                           "periodSeconds": 1}}]}})
+    };
+    let cs: CloneSet = serde_json::from_value(json!({
+        "apiVersion": "apps.kruise.io/v1alpha1", "kind": "CloneSet",
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 6, "selector": {"matchLabels": {"app": "web"}},
+                 "template": template("app:v1"),
+                 "updateStrategy": {"type": "InPlaceIfPossible", "maxUnavailable": 2}}
+    }))
+    .expect("valid CloneSet literal");
+    let clonesets: Api<CloneSet> = ns.api();
+    clonesets
+        .create(&PostParams::default(), &cs)
+        .await
+        .expect("create CloneSet");
+    let pods: Api<Pod> = ns.api();
+    let before = ready_pods(&pods, "app=web", 6).await;
+    wait_for(&sets, &set_name, "6 matched and ready", MINUTE, |s| {
+        s.status
+            .as_ref()
+            .is_some_and(|st| st.matched_pods == 6 && st.updated_ready_pods == 6)
+    })
+    .await;
+
+    let watcher = support::PodWatcher::start(&client, &ns.name, "app=web");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pp = kube::api::PatchParams::default();
+    let sidecar_v2 = json!({"spec": {"containers": [log("v2")]}});
+    let app_v2 = json!({"spec": {"template": template("app:v2")}});
+    let (sidecar_v2, app_v2) = (
+        kube::api::Patch::Merge(&sidecar_v2),
+        kube::api::Patch::Merge(&app_v2),
+    );
+    let (a, b) = tokio::join!(
+        sets.patch(&set_name, &pp, &sidecar_v2),
+        clonesets.patch("web", &pp, &app_v2),
+    );
+    a.expect("patch the SidecarSet");
+    b.expect("patch the CloneSet");
+    wait_for(&sets, &set_name, "the sidecar on 6 pods", 4 * MINUTE, |s| {
+        s.status.as_ref().is_some_and(|st| {
+            Some(st.observed_generation) == s.metadata.generation
+                && st.updated_ready_pods == 6
+                && st.ready_pods == 6
+        })
+    })
+    .await;
+    wait_for(&clonesets, "web", "the app on 6 pods", 4 * MINUTE, |c| {
+        c.status.as_ref().is_some_and(|st| {
+            Some(st.observed_generation) == c.metadata.generation
+                && st.updated_ready_replicas == 6
+                && st.ready_replicas == 6
+        })
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = ready_pods(&pods, "app=web", 6).await;
+    let uids = |ps: &[Pod]| -> BTreeSet<String> {
+        ps.iter().filter_map(|p| p.metadata.uid.clone()).collect()
+    };
+    assert_eq!(uids(&after), uids(&before), "both rollouts in place");
+
+    // Over the whole history: never more than 2 pods not ready, and never a pod whose app and
+    // sidecar were both changed in its spec and not yet running (two in-place updates at once).
+    let history = watcher.history();
+    let mut ready: std::collections::BTreeMap<String, bool> = Default::default();
+    let mut worst = 0;
+    let mut both = Vec::new();
+    for s in &history {
+        ready.insert(s.uid.clone(), s.ready);
+        if ready.len() == 6 {
+            worst = worst.max(ready.values().filter(|r| !**r).count());
+        }
+        let pending = |name: &str| {
+            let running = s
+                .containers
+                .iter()
+                .find(|c| c.0 == name)
+                .map(|c| c.1.clone());
+            s.spec_images.get(name).cloned() != running
+        };
+        if pending("app") && pending("log") {
+            both.push(format!("{} at {:?}", s.name, s.at));
+        }
+    }
+    assert!(
+        both.is_empty(),
+        "two in-place updates of one pod at once: {both:?}"
+    );
+    assert!(
+        worst <= 2,
+        "at most 2 pods not ready at once (both maxUnavailable 2), saw {worst}"
+    );
+    for p in &after {
+        let name = p.metadata.name.clone().unwrap_or_default();
+        for c in p
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .into_iter()
+            .flatten()
+        {
+            let want = if c.name == "app" {
+                "app:v2"
+            } else {
+                "sidecar:v2"
+            };
+            assert_eq!(c.image, image(want), "{name}/{}", c.name);
+            assert_eq!(
+                c.restart_count, 1,
+                "{name}/{}: restarted once, in place",
+                c.name
+            );
+        }
     }
     guard.delete().await;
 }

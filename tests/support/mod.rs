@@ -232,6 +232,8 @@ pub struct PodState {
     pub containers: Vec<(String, String, String, i32)>,
     /// The pod's labels.
     pub labels: BTreeMap<String, String>,
+    /// Per container of the spec: the image it names.
+    pub spec_images: BTreeMap<String, String>,
     /// True when this record is the pod's deletion.
     pub deleted: bool,
 }
@@ -259,6 +261,12 @@ impl PodState {
             deleting: pod.metadata.deletion_timestamp.is_some(),
             containers,
             labels: pod.metadata.labels.clone().unwrap_or_default(),
+            spec_images: pod
+                .spec
+                .iter()
+                .flat_map(|s| &s.containers)
+                .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
+                .collect(),
             deleted,
         }
     }

@@ -528,8 +528,22 @@ impl<'a> Executor<'a> {
             key: self.key.to_string(),
             message: e.to_string(),
         })?;
+        // A SidecarSet may be upgrading the same pod: the first change is sent only if the pod is
+        // still the one observed (its patches carry the resourceVersion too), so two in-place
+        // updates never start on one pod. On a conflict the pod's event brings a new reconcile.
+        let mut guard = pod
+            .annotations()
+            .contains_key(labels::SIDECARSET_HASH)
+            .then(|| pod.resource_version())
+            .flatten();
         for change in changes {
-            self.apply_change(name, change).await?;
+            match self.apply_change_if(name, change, guard.take()).await {
+                Err(Error::Api { source, .. }) if is_conflict(&source) => {
+                    tracing::debug!(cloneset = %self.key, pod = %name, "pod changed since observed; in-place update deferred");
+                    return Ok(());
+                }
+                r => r?,
+            }
         }
         self.ctx.metrics.pod_action(CONTROLLER, "update_in_place");
         Ok(())
@@ -580,9 +594,26 @@ impl<'a> Executor<'a> {
     }
 
     async fn apply_change(&self, name: &str, change: inplace::PodChange) -> Result<(), Error> {
+        self.apply_change_if(name, change, None).await
+    }
+
+    /// [`Self::apply_change`], refused by the API server (409) unless the pod is still at
+    /// `resource_version` when one is given.
+    async fn apply_change_if(
+        &self,
+        name: &str,
+        change: inplace::PodChange,
+        resource_version: Option<String>,
+    ) -> Result<(), Error> {
+        let guarded = |mut patch: serde_json::Value| {
+            if let Some(rv) = &resource_version {
+                patch["metadata"]["resourceVersion"] = serde_json::Value::String(rv.clone());
+            }
+            patch
+        };
         match change {
             inplace::PodChange::Conditions(conditions) => {
-                let patch = inplace::PodChange::status_patch(&conditions);
+                let patch = guarded(inplace::PodChange::status_patch(&conditions));
                 let p = self
                     .pods_api
                     .patch_status(name, &pp(), &Patch::Strategic(&patch))
@@ -592,9 +623,11 @@ impl<'a> Executor<'a> {
                 Ok(())
             }
             inplace::PodChange::Patch(patch) => {
-                self.patch_pod(name, &Patch::Strategic(&patch)).await
+                self.patch_pod(name, &Patch::Strategic(&guarded(patch)))
+                    .await
             }
             inplace::PodChange::Resize(patch) => {
+                let patch = guarded(patch);
                 let p = self
                     .pods_api
                     .patch_subresource("resize", name, &pp(), &Patch::Strategic(&patch))
@@ -627,4 +660,8 @@ impl<'a> Executor<'a> {
                 .expect(self.key, Expected::Patched(name.to_string(), rv.clone()));
         }
     }
+}
+
+fn is_conflict(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(r) if r.code == 409)
 }

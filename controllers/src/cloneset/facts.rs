@@ -110,6 +110,9 @@ pub(super) fn pod_info(
             in_grace,
             completed,
             refresh,
+            sidecar_upgrading: crate::sidecarset::upgrade::facts::any_sidecar_upgrade_in_flight(
+                pod,
+            ),
         },
     }
 }

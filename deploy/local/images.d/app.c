@@ -3,15 +3,22 @@
  *   GET /version  the version (read from /version at start)
  *   GET /healthz  200 ok
  *   GET /readyz   200 ok, or 503 while the file /tmp/unready exists (tests flip readiness with it)
- * Listens on $PORT (default 8080). Exits at once on SIGTERM/SIGINT, as PID 1 too. */
+ * Listens on $PORT (default 8080). Exits at once on SIGTERM/SIGINT, as PID 1 too.
+ *
+ * Hot upgrade (SidecarSet upgradeType HotUpgrade): with $HANDOVER set to a unix socket path on a
+ * volume both twins mount, a starting server first asks the server listening there for its TCP
+ * listener (passed with SCM_RIGHTS) and serves on it; the old server stops accepting at once, so
+ * no connection is refused or reset during the switch. Without an answer it binds $PORT itself. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 static char version[64] = "unknown";
@@ -48,6 +55,53 @@ static void serve(int fd) {
   }
 }
 
+/* The listener the server at `path` hands over, or -1. */
+static int receive_listener(const char *path) {
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+  int u = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (u < 0 || connect(u, (struct sockaddr *)&a, sizeof a) != 0) {
+    if (u >= 0) close(u);
+    return -1;
+  }
+  char byte, ctl[CMSG_SPACE(sizeof(int))];
+  struct iovec io = {.iov_base = &byte, .iov_len = 1};
+  struct msghdr m = {.msg_iov = &io, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof ctl};
+  int fd = -1;
+  if (recvmsg(u, &m, 0) == 1) {
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    if (c && c->cmsg_type == SCM_RIGHTS) memcpy(&fd, CMSG_DATA(c), sizeof fd);
+  }
+  close(u);
+  return fd;
+}
+
+static void send_listener(int conn, int fd) {
+  char byte = 'L', ctl[CMSG_SPACE(sizeof(int))];
+  memset(ctl, 0, sizeof ctl);
+  struct iovec io = {.iov_base = &byte, .iov_len = 1};
+  struct msghdr m = {.msg_iov = &io, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof ctl};
+  struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  (void)!sendmsg(conn, &m, 0);
+}
+
+static int listen_unix(const char *path) {
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+  unlink(path);
+  int u = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (u < 0 || bind(u, (struct sockaddr *)&a, sizeof a) != 0 || listen(u, 4) != 0) {
+    perror("handover socket");
+    if (u >= 0) close(u);
+    return -1;
+  }
+  return u;
+}
+
 int main(void) {
   signal(SIGTERM, stop);
   signal(SIGINT, stop);
@@ -59,19 +113,42 @@ int main(void) {
   }
   const char *p = getenv("PORT");
   int port = p ? atoi(p) : 8080;
-  int s = socket(AF_INET, SOCK_STREAM, 0);
-  int one = 1;
-  setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port), .sin_addr.s_addr = INADDR_ANY};
-  if (bind(s, (struct sockaddr *)&a, sizeof a) != 0 || listen(s, 64) != 0) {
-    perror("listen");
-    return 1;
+  const char *handover = getenv("HANDOVER");
+  int s = handover ? receive_listener(handover) : -1;
+  if (s >= 0) {
+    fprintf(stderr, "graft-test app %s took over the listener on :%d\n", version, port);
+  } else {
+    s = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port), .sin_addr.s_addr = INADDR_ANY};
+    if (bind(s, (struct sockaddr *)&a, sizeof a) != 0 || listen(s, 64) != 0) {
+      perror("listen");
+      return 1;
+    }
+    fprintf(stderr, "graft-test app %s listening on :%d\n", version, port);
   }
-  fprintf(stderr, "graft-test app %s listening on :%d\n", version, port);
+  int h = handover ? listen_unix(handover) : -1;
   for (;;) {
-    int c = accept(s, NULL, NULL);
-    if (c < 0) continue;
-    serve(c);
-    close(c);
+    struct pollfd fds[2] = {{.fd = s, .events = POLLIN}, {.fd = h, .events = POLLIN}};
+    if (poll(fds, 2, -1) < 0) continue;
+    if (s >= 0 && (fds[0].revents & POLLIN)) {
+      int c = accept(s, NULL, NULL);
+      if (c >= 0) {
+        serve(c);
+        close(c);
+      }
+    }
+    if (h >= 0 && (fds[1].revents & POLLIN)) {
+      int c = accept(h, NULL, NULL);
+      if (c < 0) continue;
+      if (s >= 0) {
+        send_listener(c, s);
+        close(s);
+        s = -1;
+        fprintf(stderr, "graft-test app %s handed its listener over\n", version);
+      }
+      close(c);
+    }
   }
 }

@@ -149,6 +149,11 @@ pub struct InPlaceFacts {
     /// Whether the engine's `Refresh` has work to do on this pod (finish the grace period, start
     /// the next container batch, set `InPlaceUpdateReady` back to `True`).
     pub refresh: Refresh,
+    /// A SidecarSet's in-place upgrade of the pod is still being applied
+    /// ([`crate::sidecarset::upgrade::facts::any_sidecar_upgrade_in_flight`]): the CloneSet does
+    /// not start its own update of the pod, and counts it as unavailable, so one pod never has two
+    /// in-place updates at once and neither workload's maxUnavailable is exceeded.
+    pub sidecar_upgrading: bool,
 }
 
 impl Default for InPlaceFacts {
@@ -158,6 +163,7 @@ impl Default for InPlaceFacts {
             in_grace: false,
             completed: true,
             refresh: Refresh::Idle,
+            sidecar_upgrading: false,
         }
     }
 }

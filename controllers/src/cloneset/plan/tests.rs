@@ -814,6 +814,44 @@ fn in_grace_and_preparing_delete_pods_are_not_updated() {
 }
 
 #[test]
+fn a_pod_in_a_sidecar_upgrade_waits_and_counts_as_unavailable() {
+    let in_place = |name: &str| Action::UpdateInPlace {
+        name: name.into(),
+        revision: V2.into(),
+    };
+    let spec = |mu: i32| json!({"replicas": 3, "updateStrategy": {"type": "InPlaceIfPossible", "maxUnavailable": mu}});
+    let busy = |p: P| p.in_place(|f| f.sidecar_upgrading = true);
+    // Still ready, but its sidecar is being upgraded: it keeps its turn, and with
+    // maxUnavailable 1 it is the one unavailable pod, so nothing else starts.
+    let pods = vec![busy(pod("a").ready()), pod("b").ready(), pod("c").ready()];
+    let p = plan(&snap(spec(1), &pods));
+    assert_eq!(p.actions, vec![]);
+    assert!(
+        p.waiting
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("maxUnavailable reached: 1"),
+        "{:?}",
+        p.waiting
+    );
+    // maxUnavailable 2: one more pod is updated, never the busy one.
+    let p = plan(&snap(spec(2), &pods));
+    assert_eq!(p.actions, vec![in_place("b")]);
+    // Every pod left to update is busy: the rollout says what it waits for.
+    let pods = vec![
+        busy(pod("a").ready()),
+        pod("b").ready().rev(V2),
+        pod("c").ready().rev(V2),
+    ];
+    let p = plan(&snap(spec(3), &pods));
+    assert_eq!(p.actions, vec![]);
+    assert_eq!(
+        p.waiting.as_deref(),
+        Some("waiting for the SidecarSet upgrade of pod(s) a to finish")
+    );
+}
+
+#[test]
 fn priority_weight_and_order() {
     let pods = vec![
         pod("low").ready().label("tier", "batch"),

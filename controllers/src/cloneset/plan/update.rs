@@ -137,12 +137,24 @@ pub(crate) fn update(ctx: &Ctx<'_>) -> UpdateOutcome {
     // 5. Cut to the update count and the maxUnavailable budget.
     let mut wait = wait;
     wait.truncate(usize::try_from(d.update.unsigned_abs()).unwrap_or(0));
+    // A pod whose sidecars a SidecarSet is upgrading keeps its place and waits until that upgrade
+    // is done.
+    let sidecar_busy: Vec<&str> = wait
+        .iter()
+        .map(|&i| &ctx.pods[i])
+        .filter(|p| p.pod.in_place.sidecar_upgrading)
+        .map(|p| p.name())
+        .collect();
+    wait.retain(|&i| !ctx.pods[i].pod.in_place.sidecar_upgrading);
     let waiting_count = wait.len();
-    let mut unavailable = ctx.pods.iter().filter(|p| !p.available).count();
+    // A pod in a SidecarSet upgrade is unavailable for this count even before its readiness
+    // drops.
+    let down = |p: &super::view::View<'_>| !p.available || p.pod.in_place.sidecar_upgrading;
+    let mut unavailable = ctx.pods.iter().filter(|p| down(p)).count();
     let target_unavailable = ctx
         .pods
         .iter()
-        .filter(|p| !p.available && at_revision(p, target))
+        .filter(|p| down(p) && at_revision(p, target))
         .count();
     let budget = usize::try_from(d.update_max_unavailable.max(0)).unwrap_or(0);
     let mut can = 0;
@@ -154,7 +166,7 @@ pub(crate) fn update(ctx: &Ctx<'_>) -> UpdateOutcome {
         }
         // ...and so do unavailable pods overall; updating an already unavailable pod costs
         // nothing.
-        if ctx.pods[i].available {
+        if !down(&ctx.pods[i]) {
             if unavailable >= budget {
                 break;
             }
@@ -172,6 +184,11 @@ pub(crate) fn update(ctx: &Ctx<'_>) -> UpdateOutcome {
     } else if wait.is_empty() && in_grace > 0 {
         out.waiting = Some(format!(
             "{in_grace} pod(s) in the in-place update grace period"
+        ));
+    } else if wait.is_empty() && !sidecar_busy.is_empty() {
+        out.waiting = Some(format!(
+            "waiting for the SidecarSet upgrade of pod(s) {} to finish",
+            sidecar_busy.join(", ")
         ));
     }
 

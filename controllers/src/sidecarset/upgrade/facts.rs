@@ -40,6 +40,10 @@ pub struct PodFacts {
     /// or anything else) is under way: the SidecarSet does not touch the pod and counts it as
     /// unavailable.
     pub in_place_updating: bool,
+    /// A workload has updated the pod in place (`apps.kruise.io/inplace-update-state`), that
+    /// update is done, and the pod is not ready (yet) again: graft counts it as unavailable, so a
+    /// SidecarSet upgrade does not add to the pods a workload rollout has just taken down.
+    pub not_ready_after_workload_update: bool,
     /// The pod matches `updateStrategy.selector` (true when there is none).
     pub selected: bool,
 }
@@ -62,6 +66,8 @@ pub fn pod_facts(
         ready: is_pod_ready(set, pod),
         sidecar_upgrade_in_flight: upgradable && in_flight,
         in_place_updating: inplace::is_in_place_updating(pod),
+        not_ready_after_workload_update: matches!(inplace::update_state(pod), Ok(Some(_)))
+            && !is_running_and_ready(pod),
         selected: set
             .spec
             .update_strategy
@@ -212,6 +218,32 @@ fn is_update_completed(set: &SidecarSet, pod: &Pod, containers: &BTreeSet<String
                 None => true,
             }
         })
+}
+
+/// Whether some SidecarSet's in-place upgrade of this pod is still being applied, read from the
+/// pod alone (a workload controller has no SidecarSet at hand): a container recorded in
+/// `kruise.io/sidecarset-inplace-update-state` still reports the `imageID` it had before the
+/// upgrade and not the image its spec now names. A workload must not start its own in-place
+/// update of such a pod, and counts it as unavailable. An unreadable annotation counts as in
+/// flight.
+pub fn any_sidecar_upgrade_in_flight(pod: &Pod) -> bool {
+    let Some(raw) = annotation(pod, labels::SIDECARSET_INPLACE_UPDATE_STATE) else {
+        return false;
+    };
+    let Some(states) = read_update_states(raw) else {
+        return true;
+    };
+    states.values().any(|state| {
+        state.last_container_statuses.iter().any(|(name, old)| {
+            let Some(now) = container_status(pod, name) else {
+                return false;
+            };
+            let spec_image = container(pod, name)
+                .and_then(|c| c.image.as_deref())
+                .unwrap_or_default();
+            old.image_id == now.image_id && !inplace::same_image(spec_image, &now.image)
+        })
+    })
 }
 
 /// kruise `IsPodReady` for a SidecarSet: every idle hot-upgrade twin holds

@@ -218,3 +218,47 @@ fn workload_in_place_update_and_update_selector_are_seen() {
     assert!(!g.in_place_updating);
     assert!(g.selected);
 }
+
+#[test]
+fn a_sidecar_upgrade_is_in_flight_until_the_recorded_image_id_changes() {
+    use super::facts::any_sidecar_upgrade_in_flight as in_flight;
+    let cases = [
+        ("never upgraded", pod("a").build(), false),
+        (
+            "patched, kubelet not done",
+            pod("a").upgrading().build(),
+            true,
+        ),
+        (
+            "restarted on the new image",
+            pod("a")
+                .upgrading()
+                .status_of("log", "log:v2", "docker.io/library/log@sha256:v2", true)
+                .build(),
+            false,
+        ),
+        (
+            "image id unchanged but the status reports the spec image",
+            pod("a")
+                .upgrading()
+                .status_of("log", "log:v2", "docker.io/library/log@sha256:v1", true)
+                .build(),
+            false,
+        ),
+        (
+            "unreadable state",
+            pod("a")
+                .annotation(labels::SIDECARSET_INPLACE_UPDATE_STATE, "{not json")
+                .build(),
+            true,
+        ),
+        (
+            "a workload's in-place update is not a sidecar upgrade",
+            pod("a").workload_in_place_update().build(),
+            false,
+        ),
+    ];
+    for (name, p, want) in cases {
+        assert_eq!(in_flight(&p), want, "{name}");
+    }
+}

@@ -439,3 +439,23 @@ fn active_pods_order_comes_first() {
     );
     assert_eq!(upgraded(&p), vec!["unscheduled", "new"]);
 }
+
+#[test]
+fn a_pod_not_ready_after_a_workload_update_uses_the_budget() {
+    // The CloneSet's update of `app` is done (new imageID) but its readiness probe has not
+    // passed yet: upgrading its sidecar costs nothing more, but no ready pod may go down now.
+    let just_updated = || {
+        pod("just-updated")
+            .workload_in_place_update()
+            .status_of("app", "app:v2", "docker.io/library/app@sha256:a2", false)
+            .not_ready()
+            .build()
+    };
+    let s = set().max_unavailable(Some(int(1))).build();
+    let p = run(s, vec![just_updated(), pod("b").build()]);
+    assert_eq!(upgraded(&p), vec!["just-updated"]);
+    // Without the workload's update state (kruise's own case) the ready pod goes too.
+    let s = set().max_unavailable(Some(int(1))).build();
+    let p = run(s, vec![pod("u").not_ready().build(), pod("b").build()]);
+    assert_eq!(upgraded(&p), vec!["u", "b"]);
+}

@@ -27,7 +27,7 @@ pub struct NextUpgrade {
     /// `updateStrategy.maxUnavailable` as a number of pods.
     pub max_unavailable: usize,
     /// Pods counted as unavailable before this round: updated but not consistent or not ready,
-    /// plus pods in a workload's in-place update.
+    /// plus pods in a workload's in-place update or not ready after one.
     pub unavailable: usize,
 }
 
@@ -43,7 +43,8 @@ pub struct NextUpgrade {
 ///    up) — the first ready one over the budget ends the round.
 ///
 /// Unavailable = updated pods that are not consistent or not ready (kruise) plus pods in a
-/// workload's in-place update (graft: so the workload's and the SidecarSet's limits both hold).
+/// workload's in-place update or not ready after one (graft: so while a CloneSet and a SidecarSet
+/// roll out on the same pods, neither's maxUnavailable is exceeded; kruise counts neither).
 pub fn next_upgrade_pods(set: &SidecarSet, pods: &[&Pod], facts: &[PodFacts]) -> NextUpgrade {
     let strategy = set.spec.update_strategy.clone().unwrap_or_default();
     let mut next = NextUpgrade::default();
@@ -83,7 +84,11 @@ pub fn next_upgrade_pods(set: &SidecarSet, pods: &[&Pod], facts: &[PodFacts]) ->
     .unwrap_or(0);
     next.unavailable = facts
         .iter()
-        .filter(|f| (f.updated && (!f.consistent || !f.ready)) || f.in_place_updating)
+        .filter(|f| {
+            (f.updated && (!f.consistent || !f.ready))
+                || f.in_place_updating
+                || f.not_ready_after_workload_update
+        })
         .count();
 
     let eligible = wait.len().saturating_sub(next.partition);
