@@ -60,13 +60,17 @@ impl Handler for SidecarSetHandler {
                 return Ok(Verdict::Allow);
             }
             let object = object_json(req, false, "SidecarSet")?;
+            let older = match req.operation {
+                Operation::Update => object_json(req, true, "SidecarSet").ok(),
+                _ => None,
+            };
             let others: Vec<SidecarSet> = self
                 .sidecarsets
                 .state()
                 .iter()
                 .map(|s| s.converted())
                 .collect();
-            if let Some(refusal) = refusal(&object, &others) {
+            if let Some(refusal) = refusal(&object, older.as_ref(), &others) {
                 return Ok(Verdict::Deny(refusal));
             }
             defaults_and_hashes(&object).map_err(|reason| HandlerError::Decode {
@@ -79,9 +83,10 @@ impl Handler for SidecarSetHandler {
 }
 
 /// Why OpenKruise's validating webhook would refuse this SidecarSet, if it would: its name, its
-/// spec's rules, then collisions with the overlapping SidecarSets among `others`. An object that
-/// does not decode is left to the API server's schema.
-pub fn refusal(object: &Value, others: &[SidecarSet]) -> Option<String> {
+/// spec's rules, a canary's base (`older` is the stored object on an update), then collisions with
+/// the overlapping SidecarSets among `others`. An object that does not decode is left to the API
+/// server's schema.
+pub fn refusal(object: &Value, older: Option<&Value>, others: &[SidecarSet]) -> Option<String> {
     let set: SidecarSet = serde_json::from_value(object.clone()).ok()?;
     let set = set.converted();
     let name = set.metadata.name.clone().unwrap_or_default();
@@ -90,7 +95,11 @@ pub fn refusal(object: &Value, others: &[SidecarSet]) -> Option<String> {
     if !errs.is_empty() {
         return Some(format!("SidecarSet {name} is invalid: {errs}"));
     }
-    graft_controllers::sidecarset::validate_against(&set, others)
+    let older: Option<SidecarSet> = older
+        .and_then(|o| serde_json::from_value::<SidecarSet>(o.clone()).ok())
+        .map(|o| o.converted());
+    graft_controllers::sidecarset::validate_canary(&set, older.as_ref(), others)
+        .and_then(|()| graft_controllers::sidecarset::validate_against(&set, others))
         .err()
         .map(|why| format!("SidecarSet {name} is invalid: {}", why.join("; ")))
 }
@@ -205,17 +214,62 @@ mod tests {
     fn a_container_name_another_overlapping_set_injects_is_refused() {
         let mut other: SidecarSet = serde_json::from_value(set("v1beta1", "log:v1")).unwrap();
         other.metadata.name = Some("other".into());
-        let why = refusal(&set("v1beta1", "log:v2"), &[other]).expect("refused");
+        let why = refusal(&set("v1beta1", "log:v2"), None, &[other]).expect("refused");
         assert!(why.contains("SidecarSet log is invalid"), "{why}");
         assert!(why.contains("log"), "names the container: {why}");
-        assert_eq!(refusal(&set("v1beta1", "log:v2"), &[]), None);
+        assert_eq!(refusal(&set("v1beta1", "log:v2"), None, &[]), None);
+    }
+
+    #[test]
+    fn a_canary_needs_an_existing_base_that_is_not_a_canary_and_never_rolls_out() {
+        let canary = |base: &str, strategy: &str| {
+            let mut obj = set("v1beta1", "log:v2");
+            obj["metadata"]["name"] = json!("log-canary");
+            obj["metadata"]["annotations"] = json!({
+                "apps.kruise.io/sidecarset-canary": "true",
+                "apps.kruise.io/sidecarset-base": base,
+            });
+            obj["spec"]["updateStrategy"] = json!({"type": strategy});
+            obj
+        };
+        let base: SidecarSet = serde_json::from_value(set("v1beta1", "log:v1")).unwrap();
+        // Same container name as its base: allowed, the canary replaces the base at injection.
+        assert_eq!(
+            refusal(&canary("log", "NotUpdate"), None, &[base.clone()]),
+            None
+        );
+        let why = refusal(&canary("log", "RollingUpdate"), None, &[base.clone()]).expect("refused");
+        assert!(
+            why.contains("RollingUpdate is not supported for canary sidecarSet"),
+            "{why}"
+        );
+        let why = refusal(&canary("nope", "NotUpdate"), None, &[base.clone()]).expect("refused");
+        assert!(why.contains("fetch base sidecarSet[nope] failed"), "{why}");
+        let why =
+            refusal(&canary("log-canary", "NotUpdate"), None, &[base.clone()]).expect("refused");
+        assert!(why.contains("base sidecarSet cannot be itself"), "{why}");
+        let mut canary_base: SidecarSet =
+            serde_json::from_value(canary("log", "NotUpdate")).unwrap();
+        canary_base.metadata.name = Some("other".into());
+        let why = refusal(&canary("other", "NotUpdate"), None, &[canary_base]).expect("refused");
+        assert!(why.contains("base sidecarSet cannot be canary"), "{why}");
+        let mut other_base = base.clone();
+        other_base.metadata.name = Some("log2".into());
+        let older = canary("log", "NotUpdate");
+        let why = refusal(
+            &canary("log2", "NotUpdate"),
+            Some(&older),
+            &[base, other_base],
+        )
+        .expect("refused");
+        assert!(why.contains("is immutable"), "{why}");
     }
 
     #[test]
     fn a_set_without_selector_is_refused() {
         let mut obj = set("v1beta1", "log:v1");
         obj["spec"].as_object_mut().unwrap().remove("selector");
-        let why = refusal(&obj, &[]).expect("refused");
+        let why = refusal(&obj, None, &[]).expect("refused");
         assert!(why.contains("selector"), "{why}");
     }
 

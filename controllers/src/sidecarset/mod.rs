@@ -31,7 +31,7 @@ mod resources_tests;
 
 pub use inject::{InjectInput, Injected, RandomSource, SidecarSetRevision, inject};
 pub use source::{SidecarSetSource, SourceError};
-pub use validate::validate_against;
+pub use validate::{validate_against, validate_canary};
 
 /// Everything that can go wrong computing a SidecarSet hash or injecting a pod.
 #[derive(Debug, thiserror::Error)]

@@ -91,6 +91,64 @@ pub fn validate_against(set: &SidecarSet, others: &[SidecarSet]) -> Result<(), V
     if errs.is_empty() { Ok(()) } else { Err(errs) }
 }
 
+/// kruise's `validateSidecarSetCanaryAnnotations` for a canary SidecarSet
+/// (`apps.kruise.io/sidecarset-canary: "true"` with `apps.kruise.io/sidecarset-base`): the base
+/// is another SidecarSet among `others` that is not a canary itself, it does not change on update
+/// (`older`), and the canary's `updateStrategy.type` is `NotUpdate` (a canary only injects).
+pub fn validate_canary(
+    set: &SidecarSet,
+    older: Option<&SidecarSet>,
+    others: &[SidecarSet],
+) -> Result<(), Vec<String>> {
+    use graft_api::apps::v1beta1::sidecarset::SidecarSetUpdateStrategyType;
+    let Some(base) = set.canary_base() else {
+        return Ok(());
+    };
+    let name = set.metadata.name.as_deref().unwrap_or_default();
+    let invalid = |detail: String| format!("metadata: Invalid value: annotations: {detail}");
+    let mut errs = Vec::new();
+    if base == name {
+        errs.push(invalid("base sidecarSet cannot be itself".into()));
+    }
+    if let Some(older) = older {
+        let before = older
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(graft_api::labels::SIDECARSET_BASE));
+        if before.map(String::as_str) != Some(base) {
+            errs.push(invalid(format!(
+                "annotations[{}] is immutable",
+                graft_api::labels::SIDECARSET_BASE
+            )));
+        }
+    }
+    match others
+        .iter()
+        .find(|o| o.metadata.name.as_deref() == Some(base))
+    {
+        None => errs.push(invalid(format!(
+            "fetch base sidecarSet[{base}] failed: sidecarsets.apps.kruise.io \"{base}\" not found"
+        ))),
+        Some(b) if b.canary_base().is_some() => {
+            errs.push(invalid("base sidecarSet cannot be canary".into()));
+        }
+        Some(_) => {}
+    }
+    let strategy = set
+        .spec
+        .update_strategy
+        .as_ref()
+        .and_then(|u| u.type_)
+        .unwrap_or_default();
+    if strategy != SidecarSetUpdateStrategyType::NotUpdate {
+        errs.push(invalid(
+            "RollingUpdate is not supported for canary sidecarSet".into(),
+        ));
+    }
+    if errs.is_empty() { Ok(()) } else { Err(errs) }
+}
+
 /// kruise's `isSidecarSetNamespaceOverlapping`: no namespace selector on either side overlaps.
 fn namespaces_overlap(a: &SidecarSet, b: &SidecarSet) -> bool {
     match (&a.spec.namespace_selector, &b.spec.namespace_selector) {
