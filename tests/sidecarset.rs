@@ -1125,3 +1125,137 @@ async fn a_sidecarset_and_a_cloneset_rolling_out_on_the_same_pods_keep_both_limi
     }
     guard.delete().await;
 }
+
+#[tokio::test]
+async fn a_change_beyond_images_marks_the_pods_not_upgradable_and_touches_none() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "sidecar-immutable").await;
+    let guard = create_sidecarset(&client, &ns.name, "web").await;
+    let set_name = guard.1.clone();
+    let sets = guard.0.clone();
+    let _graft = GraftControllers::start(&ns.name);
+    let cs: CloneSet = serde_json::from_value(json!({
+        "apiVersion": "apps.kruise.io/v1alpha1", "kind": "CloneSet",
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"terminationGracePeriodSeconds": 2,
+                                       "containers": [{"name": "app", "image": image("app:v1"),
+                                                       "imagePullPolicy": "IfNotPresent"}]}}}
+    }))
+    .expect("valid CloneSet literal");
+    let clonesets: Api<CloneSet> = ns.api();
+    clonesets
+        .create(&PostParams::default(), &cs)
+        .await
+        .expect("create CloneSet");
+    let pods: Api<Pod> = ns.api();
+    wait_for(&sets, &set_name, "3 matched and updated", 2 * MINUTE, |s| {
+        s.status
+            .as_ref()
+            .is_some_and(|st| st.matched_pods == 3 && st.updated_ready_pods == 3)
+    })
+    .await;
+    let before = ready_pods(&pods, "app=web", 3).await;
+    let specs = |ps: &[Pod]| -> std::collections::BTreeMap<String, Value> {
+        ps.iter()
+            .map(|p| {
+                (
+                    p.metadata.uid.clone().unwrap_or_default(),
+                    serde_json::to_value(&p.spec.as_ref().expect("spec").containers)
+                        .expect("containers"),
+                )
+            })
+            .collect()
+    };
+
+    // The env of the sidecar changes (and its image with it): not an image-only change.
+    sets.patch(
+        &set_name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&json!({"spec": {"containers": [
+            {"name": "log", "image": image("sidecar:v2"), "imagePullPolicy": "IfNotPresent",
+             "env": [{"name": "ROLE", "value": "changed"}]}]}})),
+    )
+    .await
+    .expect("patch the sidecar env");
+    let condition = |p: &Pod| -> Option<(String, String, String)> {
+        p.status
+            .as_ref()?
+            .conditions
+            .as_ref()?
+            .iter()
+            .find(|c| c.type_ == "SidecarSetUpgradable")
+            .map(|c| {
+                (
+                    c.status.clone(),
+                    c.reason.clone().unwrap_or_default(),
+                    c.message.clone().unwrap_or_default(),
+                )
+            })
+    };
+    let marked = support::eventually("every pod SidecarSetUpgradable=False", MINUTE, || async {
+        let list = pods
+            .list(&ListParams::default().labels("app=web"))
+            .await
+            .map_err(|e| e.to_string())?;
+        let conds: Vec<_> = list.items.iter().map(condition).collect();
+        if conds
+            .iter()
+            .all(|c| c.as_ref().is_some_and(|c| c.0 == "False"))
+        {
+            Ok(list.items)
+        } else {
+            Err(format!("{conds:?}"))
+        }
+    })
+    .await;
+    for p in &marked {
+        let (_, reason, message) = condition(p).expect("condition");
+        assert_eq!(reason, "UpdateImmutableField");
+        let m: Value = serde_json::from_str(&message).expect("message is JSON");
+        assert_eq!(m, json!({ set_name.clone(): false }), "{message}");
+    }
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
+    support::eventually("a NotUpgradablePods Event", MINUTE, || async {
+        let found = events
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| e.to_string())?
+            .items
+            .into_iter()
+            .any(|e| {
+                e.reason.as_deref() == Some("NotUpgradablePods")
+                    && e.involved_object.name.as_deref() == Some(set_name.as_str())
+            });
+        if found {
+            Ok(())
+        } else {
+            Err("none yet".to_string())
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let set = sets.get(&set_name).await.expect("SidecarSet");
+    let st = set.status.clone().unwrap_or_default();
+    assert_eq!(
+        (st.matched_pods, st.updated_pods),
+        (3, 0),
+        "no pod counts as updated: {st:?}"
+    );
+    let after = ready_pods(&pods, "app=web", 3).await;
+    assert_eq!(specs(&after), specs(&before), "no pod's containers changed");
+    for p in &after {
+        for c in p
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .into_iter()
+            .flatten()
+        {
+            assert_eq!(c.restart_count, 0, "{}: nothing restarted", c.name);
+        }
+    }
+    guard.delete().await;
+}
