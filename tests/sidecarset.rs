@@ -723,6 +723,55 @@ async fn a_commit_changing_the_sidecar_image_rolls_out_in_place_and_its_history_
             .unwrap_or_default();
         assert!(log.ends_with("sidecar:v2"), "{log}");
     }
+
+    // The dashboard of this namespace shows the SidecarSet's rollout on the commit's page.
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+        l.local_addr().expect("address").to_string()
+    };
+    let mut web = std::process::Command::new(env!("CARGO_BIN_EXE_graft"))
+        .args(["web", "--addr", &addr, "--namespace", &ns.name])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start graft web");
+    let set_name = format!("{}-log", ns.name);
+    let path = format!("/api/gitsyncs/{}/app/commits/{c2}", ns.name);
+    let shown = support::eventually(
+        "the commit page to show the SidecarSet live, 3 of 3 updated",
+        MINUTE,
+        || async {
+            let (code, _, body) =
+                support::http("GET", &addr, &path, &[]).map_err(|e| e.to_string())?;
+            let v: Value = serde_json::from_str(&body).map_err(|e| format!("{code}: {e}"))?;
+            let w = v["workloads"]
+                .as_array()
+                .and_then(|ws| ws.iter().find(|w| w["kind"] == "SidecarSet").cloned())
+                .ok_or_else(|| format!("no SidecarSet: {v}"))?;
+            let p = &w["progress"];
+            if w["live"] == true && p["replicas"] == 3 && p["updated"] == 3 && p["ready"] == 3 {
+                Ok(w)
+            } else {
+                Err(format!("{w}"))
+            }
+        },
+    )
+    .await;
+    assert_eq!(shown["name"], json!(set_name));
+    let (code, _, html) = support::http(
+        "GET",
+        &addr,
+        &format!("/gitsyncs/{}/app/commits/{c2}", ns.name),
+        &[],
+    )
+    .expect("commit page");
+    let _ = web.kill();
+    let _ = web.wait();
+    assert_eq!(code, 200);
+    assert!(
+        html.contains(&set_name) && html.contains("SidecarSet"),
+        "the commit page names the SidecarSet"
+    );
     guard.delete().await;
 }
 

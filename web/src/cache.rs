@@ -278,12 +278,7 @@ impl Cache {
             let ar = api_resource(&kind);
             let api: Api<DynamicObject> = match (kind.scope, ns) {
                 (Scope::Namespaced, Some(n)) => Api::namespaced_with(client.clone(), n, &ar),
-                (Scope::Namespaced, None) | (Scope::Cluster, None) => {
-                    Api::all_with(client.clone(), &ar)
-                }
-                // A dashboard of one namespace may read nothing cluster-wide (its RBAC is a
-                // RoleBinding): SidecarSets stay hidden, as NodeImage rows do.
-                (Scope::Cluster, Some(_)) => continue,
+                _ => Api::all_with(client.clone(), &ar),
             };
             let writer = reflector::store::Writer::<DynamicObject>::new(ar.clone());
             let reader = writer.as_reader();
@@ -291,6 +286,30 @@ impl Cache {
                 api,
                 watcher::Config::default().labels(labels::GRAFT_GITSYNC),
             );
+            // A dashboard of one namespace shows the cluster-scoped workloads (SidecarSets) its
+            // own GitSyncs applied, and none of other namespaces'. Without the permission to read
+            // them (a RoleBinding only), the watch fails and the kind stays empty.
+            let own = match (kind.scope, ns) {
+                (Scope::Cluster, Some(n)) => Some(format!("{n}.")),
+                _ => None,
+            };
+            let stream = stream.filter_map(move |ev| {
+                let keep = |o: &DynamicObject| {
+                    own.as_ref().is_none_or(|prefix| {
+                        kube::ResourceExt::labels(o)
+                            .get(labels::GRAFT_GITSYNC)
+                            .is_some_and(|v| v.starts_with(prefix.as_str()))
+                    })
+                };
+                let ev = match ev {
+                    Ok(watcher::Event::InitApply(o)) if !keep(&o) => None,
+                    Ok(watcher::Event::Apply(o)) if !keep(&o) => {
+                        Some(Ok(watcher::Event::Delete(o)))
+                    }
+                    other => Some(other),
+                };
+                std::future::ready(ev)
+            });
             tokio::spawn(run(kind.kind, writer, stream, changes.clone()));
             waits.push(ready(kind.kind, reader.clone(), ready_timeout));
             workloads.push((kind, reader));
