@@ -21,42 +21,14 @@ use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Api;
 use kube::api::{DeleteParams, EvictParams, PostParams};
 use serde_json::json;
-use support::{GraftControllers, TestNamespace, client, host_ip, image, install_crds, wait_for};
+use support::{
+    GraftControllers, TestNamespace, admission_config_name, client, free_host_port, image,
+    install_crds, wait_for,
+};
 
 const MINUTE: Duration = Duration::from_secs(60);
 /// The webhook's timeout; a create with graft down must be well below it.
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(3);
-
-fn config_name(ns: &str) -> String {
-    format!("graft-test-{ns}")
-}
-
-/// A port free on the host address right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind((host_ip().as_str(), 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("finding a free port on {}: {e}", host_ip()))
-}
-
-/// `graft controllers` for `ns` with its admission server on `host_ip():port`.
-fn start_graft(ns: &str, port: u16, tag: &str) -> GraftControllers {
-    let host = host_ip();
-    GraftControllers::start_with(
-        ns,
-        tag,
-        &[
-            "--admission-addr",
-            &format!("{host}:{port}"),
-            "--admission-url",
-            &format!("https://{host}:{port}"),
-            "--admission-namespace",
-            ns,
-            "--admission-config-name",
-            &config_name(ns),
-        ],
-    )
-}
 
 /// Waits until the API server calls graft's webhook: the configuration exists with a CA and a
 /// dry-run CloneSet create comes back with the default only the webhook writes.
@@ -67,7 +39,7 @@ async fn wait_until_admitting(
     let configs: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
     let config = wait_for(
         &configs,
-        &config_name(&ns.name),
+        &admission_config_name(&ns.name),
         "graft's webhook configuration with a caBundle",
         MINUTE,
         |c| {
@@ -220,8 +192,8 @@ async fn with_graft_up_create_responses_carry_what_openkruise_fills() {
     let client = client().await;
     install_crds(&client).await;
     let ns = TestNamespace::new(&client, "admission-up").await;
-    let port = free_port();
-    let _graft = start_graft(&ns.name, port, "up");
+    let port = free_host_port();
+    let _graft = GraftControllers::start_admitting(&ns.name, port, "up");
     let config = wait_until_admitting(&client, &ns).await;
     let hooks = config.webhooks.clone().unwrap_or_default();
     assert!(
@@ -297,8 +269,8 @@ async fn with_graft_down_creation_is_not_blocked_and_the_manager_fills_later() {
     let client = client().await;
     install_crds(&client).await;
     let ns = TestNamespace::new(&client, "admission-down").await;
-    let port = free_port();
-    let mut first = start_graft(&ns.name, port, "first");
+    let port = free_host_port();
+    let mut first = GraftControllers::start_admitting(&ns.name, port, "first");
     let config = wait_until_admitting(&client, &ns).await;
     let secrets: Api<Secret> = ns.api();
     let secret = secrets
@@ -313,7 +285,7 @@ async fn with_graft_down_creation_is_not_blocked_and_the_manager_fills_later() {
     let configs: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
     assert!(
         configs
-            .get_opt(&config_name(&ns.name))
+            .get_opt(&admission_config_name(&ns.name))
             .await
             .expect("read the configuration")
             .is_some(),
@@ -383,7 +355,7 @@ async fn with_graft_down_creation_is_not_blocked_and_the_manager_fills_later() {
     );
 
     // graft is back: the CRR manager fills the request created meanwhile.
-    let _second = start_graft(&ns.name, port, "second");
+    let _second = GraftControllers::start_admitting(&ns.name, port, "second");
     let filled = wait_for(
         &crrs,
         "while-down",

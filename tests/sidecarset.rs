@@ -26,7 +26,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use serde_json::{Value, json};
-use support::{GraftControllers, TestNamespace, client, host_ip, image, install_crds, wait_for};
+use support::{GraftControllers, TestNamespace, client, image, install_crds, wait_for};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -232,26 +232,9 @@ async fn a_deployment_pod_is_injected_by_the_webhook_and_with_graft_down_is_crea
     install_crds(&client).await;
     let ns = TestNamespace::new(&client, "sidecar-hook").await;
     let set_guard = create_sidecarset(&client, &ns.name, "api").await;
-    let host = host_ip();
-    let port = std::net::TcpListener::bind((host.as_str(), 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
-    let config_name = format!("graft-test-{}", ns.name);
-    let mut graft = GraftControllers::start_with(
-        &ns.name,
-        "hook",
-        &[
-            "--admission-addr",
-            &format!("{host}:{port}"),
-            "--admission-url",
-            &format!("https://{host}:{port}"),
-            "--admission-namespace",
-            &ns.name,
-            "--admission-config-name",
-            &config_name,
-        ],
-    );
+    let port = support::free_host_port();
+    let config_name = support::admission_config_name(&ns.name);
+    let mut graft = GraftControllers::start_admitting(&ns.name, port, "hook");
     let configs: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
     let config = wait_for(
         &configs,
@@ -386,20 +369,7 @@ async fn a_deployment_pod_is_injected_by_the_webhook_and_with_graft_down_is_crea
     assert_eq!(missed.len(), 1, "the new Deployment pod has no sidecar");
 
     // graft back: each such pod is reported on the pod itself.
-    let _back = GraftControllers::start_with(
-        &ns.name,
-        "back",
-        &[
-            "--admission-addr",
-            &format!("{host}:{port}"),
-            "--admission-url",
-            &format!("https://{host}:{port}"),
-            "--admission-namespace",
-            &ns.name,
-            "--admission-config-name",
-            &config_name,
-        ],
-    );
+    let _back = GraftControllers::start_admitting(&ns.name, port, "back");
     let events: Api<k8s_openapi::api::core::v1::Event> = ns.api();
     support::eventually(
         "a SidecarNotInjected Event on both pods",

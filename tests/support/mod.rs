@@ -408,6 +408,27 @@ impl GraftControllers {
         GraftControllers { child, log }
     }
 
+    /// Start `graft controllers --namespace <ns>` with its admission server on
+    /// `host_ip():port`, writing the webhook configuration [`admission_config_name`]`(ns)` that
+    /// applies to `ns` only.
+    pub fn start_admitting(namespace: &str, port: u16, log_tag: &str) -> GraftControllers {
+        let host = host_ip();
+        GraftControllers::start_with(
+            namespace,
+            log_tag,
+            &[
+                "--admission-addr",
+                &format!("{host}:{port}"),
+                "--admission-url",
+                &format!("https://{host}:{port}"),
+                "--admission-namespace",
+                namespace,
+                "--admission-config-name",
+                &admission_config_name(namespace),
+            ],
+        )
+    }
+
     /// Start `graft controllers --namespace <ns>` with these extra arguments (e.g. the admission
     /// server's), logging to `controllers-<ns>-<log_tag>.log`.
     pub fn start_with(namespace: &str, log_tag: &str, extra: &[&str]) -> GraftControllers {
@@ -564,6 +585,19 @@ impl Drop for GitRepo {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The webhook configuration a [`GraftControllers::start_admitting`] of `ns` writes.
+pub fn admission_config_name(ns: &str) -> String {
+    format!("graft-test-{ns}")
+}
+
+/// A port free on the host address (where the API server can call an admission server) now.
+pub fn free_host_port() -> u16 {
+    std::net::TcpListener::bind((host_ip().as_str(), 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("finding a free port on {}: {e}", host_ip()))
 }
 
 /// A plain HTTP/1.0 request without extra dependencies.
