@@ -235,18 +235,36 @@ mod tests {
         let base: SidecarSet = serde_json::from_value(set("v1beta1", "log:v1")).unwrap();
         // Same container name as its base: allowed, the canary replaces the base at injection.
         assert_eq!(
-            refusal(&canary("log", "NotUpdate"), None, &[base.clone()]),
+            refusal(
+                &canary("log", "NotUpdate"),
+                None,
+                std::slice::from_ref(&base)
+            ),
             None
         );
-        let why = refusal(&canary("log", "RollingUpdate"), None, &[base.clone()]).expect("refused");
+        let why = refusal(
+            &canary("log", "RollingUpdate"),
+            None,
+            std::slice::from_ref(&base),
+        )
+        .expect("refused");
         assert!(
             why.contains("RollingUpdate is not supported for canary sidecarSet"),
             "{why}"
         );
-        let why = refusal(&canary("nope", "NotUpdate"), None, &[base.clone()]).expect("refused");
+        let why = refusal(
+            &canary("nope", "NotUpdate"),
+            None,
+            std::slice::from_ref(&base),
+        )
+        .expect("refused");
         assert!(why.contains("fetch base sidecarSet[nope] failed"), "{why}");
-        let why =
-            refusal(&canary("log-canary", "NotUpdate"), None, &[base.clone()]).expect("refused");
+        let why = refusal(
+            &canary("log-canary", "NotUpdate"),
+            None,
+            std::slice::from_ref(&base),
+        )
+        .expect("refused");
         assert!(why.contains("base sidecarSet cannot be itself"), "{why}");
         let mut canary_base: SidecarSet =
             serde_json::from_value(canary("log", "NotUpdate")).unwrap();
