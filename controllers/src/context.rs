@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use graft_api::apps::v1alpha1::{ImagePullJob, NodeImage};
+use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Client;
 use kube::runtime::reflector::Store;
@@ -23,6 +24,10 @@ pub struct Context {
     pub client: Client,
     /// The shared pod cache, fed by one watch: all namespaces, or the `--namespace` one.
     pub pods: Store<Pod>,
+    /// The shared ControllerRevision cache, same scope as the pods: the CloneSets read their
+    /// history from it instead of listing it on every reconcile (that list was most of a
+    /// reconcile's time during a rollout).
+    pub revisions: Store<ControllerRevision>,
     /// The shared NodeImage cache (cluster-scoped; every install may read NodeImages).
     pub node_images: Store<NodeImage>,
     /// The shared Node cache, when this process watches Nodes: only the NodeImage manager reads
@@ -90,6 +95,9 @@ impl Context {
         let mut out = Vec::new();
         if !ready(&self.pods).await {
             out.push("pod");
+        }
+        if !ready(&self.revisions).await {
+            out.push("ControllerRevision");
         }
         if !ready(&self.node_images).await {
             out.push("NodeImage");

@@ -11,6 +11,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use graft_api::apps::v1alpha1::{CloneSet, ContainerRecreateRequest, ImagePullJob, NodeImage};
 use graft_api::apps::v1beta1::sidecarset::SidecarSet;
+use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
@@ -77,6 +78,7 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
     // it, and then nothing triggered it again; kube-runtime 5's shared `owns_shared_stream`
     // stopped delivering.)
     let (pod_store, pod_writer) = reflector::store::<Pod>();
+    let (revision_store, revision_writer) = reflector::store::<ControllerRevision>();
     let (node_image_store, node_image_writer) = reflector::store::<NodeImage>();
     let (job_store, job_writer) = reflector::store::<ImagePullJob>();
     let (node_store, node_writer) = reflector::store::<Node>();
@@ -124,6 +126,14 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
             }
             let _ = crr_pod_tx.unbounded_send(ObjectRef::from_obj(pod));
         },
+    );
+
+    // Revisions wake nothing: their owners write them and read them back on their next
+    // reconcile (a revision missing from the cache then is found again on create).
+    let revision_reflector = reflect(
+        scoped(&client, namespace.as_deref()),
+        revision_writer,
+        |_: &ControllerRevision| {},
     );
 
     // NodeImages wake the ImagePullJobs that own their tags, and the manager.
@@ -182,6 +192,7 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
     let ctx = Arc::new(Context {
         client: client.clone(),
         pods: pod_store,
+        revisions: revision_store,
         node_images: node_image_store,
         nodes: opts.nodeimage_manager.then_some(node_store),
         image_pull_jobs: job_store,
@@ -315,6 +326,7 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
     tokio::select! {
         _ = controllers => {},
         _ = pod_reflector => tracing::warn!("pod watch ended"),
+        _ = revision_reflector => tracing::warn!("ControllerRevision watch ended"),
         _ = node_image_reflector => tracing::warn!("NodeImage watch ended"),
         _ = job_reflector => tracing::warn!("ImagePullJob watch ended"),
         _ = node_reflector => tracing::warn!("Node watch ended"),

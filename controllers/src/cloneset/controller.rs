@@ -170,7 +170,9 @@ async fn reconcile_inner(cs: &CloneSet, ctx: &Context, key: &str) -> Result<Requ
     if let Some(wait) = cache_not_ready(ctx, cs, key).await {
         return Ok(wait);
     }
+    let t0 = Instant::now();
     let gathered = gather(ctx, cs, key, &label_selector).await?;
+    let t_gather = t0.elapsed();
     let plan = match plan::decide(&gathered.observed) {
         Ok(p) => p,
         Err(refusal) => return Ok(refuse(ctx, cs, key, &refusal).await),
@@ -184,6 +186,8 @@ async fn reconcile_inner(cs: &CloneSet, ctx: &Context, key: &str) -> Result<Requ
     status::announce_waiting(ctx, cs, key, &plan).await;
     executor.pod_operations(&plan.actions).await;
     status::write(ctx, cs, key, &plan).await?;
+    // Where a reconcile's time goes (bench/rollout.sh's per-pod table measures the sum).
+    tracing::debug!(cloneset = %key, actions = plan.actions.len(), gather = ?t_gather, total = ?t0.elapsed(), "reconciled");
     Ok(requeue(&plan))
 }
 
@@ -204,9 +208,12 @@ async fn cache_not_ready(ctx: &Context, cs: &CloneSet, key: &str) -> Option<Requ
     // A fresh process must not plan before the shared pod cache has listed the pods: it would
     // see none, create every pod again, then delete the surplus (found by killing graft
     // mid-rollout). Expectations cannot catch this; they start empty after a restart.
-    let synced = tokio::time::timeout(Duration::from_millis(100), ctx.pods.wait_until_ready());
+    let synced = tokio::time::timeout(Duration::from_millis(100), async {
+        ctx.pods.wait_until_ready().await?;
+        ctx.revisions.wait_until_ready().await
+    });
     if !matches!(synced.await, Ok(Ok(()))) {
-        tracing::debug!(cloneset = %key, "waiting for the pod cache to sync");
+        tracing::debug!(cloneset = %key, "waiting for the pod and revision caches to sync");
         return Some(Requeue::requeue(Duration::from_millis(500)));
     }
     let view = StoreView {

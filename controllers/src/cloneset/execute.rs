@@ -18,7 +18,7 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use super::controller::{CONTROLLER, Error, api_err, post, pp};
-use super::gather::Gathered;
+use super::gather::{Gathered, owned_by};
 use super::plan::PreDownload;
 use super::plan::{self, Action};
 use super::{facts, pods, status, vct};
@@ -247,6 +247,17 @@ impl<'a> Executor<'a> {
         match api.create(&post(), revision).await {
             Ok(_) => Ok(Setup::Done),
             Err(kube::Error::Api(e)) if e.code == 409 => {
+                // The history comes from the cache, so the name may be taken by our own revision
+                // of this very template that the cache does not show yet: then it is ours to use
+                // (as kruise does when it finds an equal revision under the name).
+                let name = revision.metadata.name.as_deref().unwrap_or_default();
+                let uid = self.cs.metadata.uid.as_deref().unwrap_or_default();
+                if let Ok(existing) = api.get(name).await
+                    && owned_by(&existing.metadata, uid)
+                    && crate::revision::revisions_equal(&existing, revision)
+                {
+                    return Ok(Setup::Done);
+                }
                 let patch = json!({"status": {"collisionCount": collision_count_on_conflict}});
                 Api::<CloneSet>::namespaced(self.ctx.client.clone(), &self.ns())
                     .patch_status(&self.cs.name_any(), &pp(), &Patch::Merge(&patch))

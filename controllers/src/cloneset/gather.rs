@@ -1,5 +1,5 @@
-//! The gather step: reads what [`super::plan::decide`] looks at from the shared pod cache and
-//! the API server (revisions, PVCs), and nothing else. It decides nothing.
+//! The gather step: reads what [`super::plan::decide`] looks at from the shared pod and revision
+//! caches and the API server (PVCs), and nothing else. It decides nothing.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -42,7 +42,7 @@ pub(super) async fn gather(
     let uid = cs.metadata.uid.clone().unwrap_or_default();
     let list = ListParams::default().labels(label_selector);
 
-    let revisions = owned_revisions(ctx, key, &ns, &list, &uid).await?;
+    let revisions = owned_revisions(ctx, &ns, &uid);
     let revision_data =
         revision::template_revision_data(&cs.spec.template).map_err(|source| Error::Revision {
             key: key.to_string(),
@@ -98,23 +98,14 @@ pub(super) async fn gather(
     })
 }
 
-async fn owned_revisions(
-    ctx: &Context,
-    key: &str,
-    ns: &str,
-    list: &ListParams,
-    uid: &str,
-) -> Result<Vec<ControllerRevision>, Error> {
-    Ok(
-        Api::<ControllerRevision>::namespaced(ctx.client.clone(), ns)
-            .list(list)
-            .await
-            .map_err(api_err(key, "listing controller revisions"))?
-            .items
-            .into_iter()
-            .filter(|r| owned_by(&r.metadata, uid))
-            .collect(),
-    )
+/// The revisions `uid` owns in `ns`, from the shared cache.
+fn owned_revisions(ctx: &Context, ns: &str, uid: &str) -> Vec<ControllerRevision> {
+    ctx.revisions
+        .state()
+        .iter()
+        .filter(|r| r.metadata.namespace.as_deref() == Some(ns) && owned_by(&r.metadata, uid))
+        .map(|r| ControllerRevision::clone(r))
+        .collect()
 }
 
 /// Instance ids of the PVCs owned by the CloneSet.
@@ -168,7 +159,7 @@ fn owned_image_pull_jobs(ctx: &Context, ns: &str, uid: &str) -> Vec<String> {
 }
 
 /// Whether an object has an owner reference to the object with `uid`.
-fn owned_by(meta: &ObjectMeta, uid: &str) -> bool {
+pub(super) fn owned_by(meta: &ObjectMeta, uid: &str) -> bool {
     meta.owner_references.iter().flatten().any(|o| o.uid == uid)
 }
 
