@@ -83,6 +83,8 @@ manifests:
 ## bench/prepull.sh: pre-pull of the large image vs a pod pulling it itself;
 ## bench/sync.sh: Git sync of 1,000 objects, no-op resync, webhook/file-watch latency vs kubectl;
 ## bench/commit.sh: commit -> pods on a large image with BeforeRollout pre-pull vs Off; manager memory/CPU;
+## bench/sidecarset.sh: a SidecarSet's in-place sidecar upgrade of 30 pods vs recreating them through
+##   their CloneSet; pod-create latency through graft's webhook, with graft down, and without it;
 ## bench/web.sh: the dashboard's render time, SSE latency and memory per client (no cluster).
 .PHONY: bench bench-web
 bench:
@@ -93,6 +95,7 @@ bench:
 	bench/prepull.sh
 	bench/sync.sh
 	bench/commit.sh
+	bench/sidecarset.sh
 	bench/web.sh
 
 bench-web:

@@ -6,7 +6,8 @@
 //! StatefulSet, SidecarSet), the images of its pod template (containers and init containers)
 //! that the live object does not use yet get one ImagePullJob each:
 //! - an existing workload that is not scaling up pulls on the nodes running its pods
-//!   (`podSelector` = the workload's selector);
+//!   (`podSelector` = the workload's selector; for a SidecarSet, whose pods may be in any
+//!   namespace, `selector.names` = the nodes of the pods it matches);
 //! - a new workload, a scale-up or a DaemonSet pulls on every node the scheduler may use
 //!   (`selector.matchLabels` = the template's `nodeSelector`, all nodes without one).
 
@@ -71,16 +72,26 @@ pub fn images(r: &ObjectRef, obj: &Value) -> BTreeSet<String> {
     out
 }
 
-/// The ImagePullJobs for one commit: `desired` are the commit's workloads with their manifests,
-/// `live` the same workloads as they are in the cluster now (`None` when they do not exist).
-pub fn plan(
-    owner: &Owner,
-    commit: &str,
-    workloads: &[(ObjectRef, Value, Option<Value>)],
-    settings: Settings,
-) -> Vec<Pull> {
+/// One workload of a commit, as [`plan`] reads it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Workload {
+    /// The workload.
+    pub reference: ObjectRef,
+    /// Its manifest in the commit.
+    pub desired: Value,
+    /// The same workload as it is in the cluster now (`None` when it does not exist).
+    pub live: Option<Value>,
+    /// For a SidecarSet: the nodes of the pods it matches now, where its sidecars are upgraded
+    /// in place (a SidecarSet's pods may sit in any namespace, so a job's namespaced
+    /// `podSelector` cannot name them). `None` or empty: every node.
+    pub pod_nodes: Option<Vec<String>>,
+}
+
+/// The ImagePullJobs for one commit's workloads.
+pub fn plan(owner: &Owner, commit: &str, workloads: &[Workload], settings: Settings) -> Vec<Pull> {
     let mut pulls = Vec::new();
-    for (r, desired, live) in workloads {
+    for w in workloads {
+        let (r, desired, live) = (&w.reference, &w.desired, &w.live);
         if !is_workload(r) {
             continue;
         }
@@ -89,7 +100,7 @@ pub fn plan(
         if new.is_empty() {
             continue;
         }
-        let target = target(r, desired, live.as_ref());
+        let target = target(r, desired, live.as_ref(), w.pod_nodes.as_deref());
         for image in new {
             pulls.push(Pull {
                 workload: r.clone(),
@@ -102,7 +113,21 @@ pub fn plan(
 }
 
 /// Where a workload's pods will run: the nodes of its current pods, or all nodes it may use.
-fn target(r: &ObjectRef, desired: &Value, live: Option<&Value>) -> Value {
+fn target(
+    r: &ObjectRef,
+    desired: &Value,
+    live: Option<&Value>,
+    pod_nodes: Option<&[String]>,
+) -> Value {
+    if r.kind == "SidecarSet" {
+        let mut nodes: Vec<&String> = pod_nodes.into_iter().flatten().collect();
+        nodes.sort();
+        nodes.dedup();
+        return match (live, nodes.is_empty()) {
+            (Some(_), false) => json!({"selector": {"names": nodes}}),
+            _ => json!({}),
+        };
+    }
     let replicas = |o: &Value| {
         o.pointer("/spec/replicas")
             .and_then(Value::as_i64)
@@ -115,21 +140,13 @@ fn target(r: &ObjectRef, desired: &Value, live: Option<&Value>) -> Value {
             || s.get("matchExpressions")
                 .is_some_and(|m| m.as_array().is_some_and(|m| !m.is_empty()))
     });
-    let pods_decide = live.is_some()
-        && !scaling_up
-        && r.kind != "DaemonSet"
-        && r.kind != "SidecarSet"
-        && selector.is_some();
+    let pods_decide = live.is_some() && !scaling_up && r.kind != "DaemonSet" && selector.is_some();
     if let (true, Some(selector)) = (pods_decide, selector) {
         return json!({"podSelector": selector});
     }
-    let node_selector = if r.kind == "SidecarSet" {
-        None
-    } else {
-        desired
-            .pointer("/spec/template/spec/nodeSelector")
-            .filter(|s| s.as_object().is_some_and(|m| !m.is_empty()))
-    };
+    let node_selector = desired
+        .pointer("/spec/template/spec/nodeSelector")
+        .filter(|s| s.as_object().is_some_and(|m| !m.is_empty()));
     match node_selector {
         Some(labels) => json!({"selector": {"matchLabels": labels}}),
         None => json!({}),
@@ -291,6 +308,15 @@ mod tests {
         }
     }
 
+    fn wl(reference: ObjectRef, desired: Value, live: Option<Value>) -> Workload {
+        Workload {
+            reference,
+            desired,
+            live,
+            pod_nodes: None,
+        }
+    }
+
     const SETTINGS: Settings = Settings {
         parallelism: 2,
         timeout_seconds: 300,
@@ -302,7 +328,7 @@ mod tests {
         let pulls = plan(
             &owner(),
             "0123456789abcdef",
-            &[(
+            &[wl(
                 w.clone(),
                 cloneset("app:v2", 3),
                 Some(cloneset("app:v1", 3)),
@@ -345,14 +371,14 @@ mod tests {
         let same = plan(
             &owner(),
             "abc",
-            &[(w, cloneset("app:v1", 3), Some(cloneset("app:v1", 5)))],
+            &[wl(w, cloneset("app:v1", 3), Some(cloneset("app:v1", 5)))],
             SETTINGS,
         );
         assert!(same.is_empty(), "{same:?}");
         let not_a_workload = plan(
             &owner(),
             "abc",
-            &[(r("", "ConfigMap", "c"), json!({"data": {}}), None)],
+            &[wl(r("", "ConfigMap", "c"), json!({"data": {}}), None)],
             SETTINGS,
         );
         assert!(not_a_workload.is_empty());
@@ -364,7 +390,7 @@ mod tests {
         let new = plan(
             &owner(),
             "abc",
-            &[(w.clone(), cloneset("app:v2", 3), None)],
+            &[wl(w.clone(), cloneset("app:v2", 3), None)],
             SETTINGS,
         );
         assert_eq!(
@@ -380,7 +406,7 @@ mod tests {
         let up = plan(
             &owner(),
             "abc",
-            &[(w, bigger, Some(cloneset("app:v1", 3)))],
+            &[wl(w, bigger, Some(cloneset("app:v1", 3)))],
             SETTINGS,
         );
         assert_eq!(
@@ -393,12 +419,12 @@ mod tests {
         desired["kind"] = json!("DaemonSet");
         let mut live = cloneset("agent:v1", 1);
         live["kind"] = json!("DaemonSet");
-        let pulls = plan(&owner(), "abc", &[(ds, desired, Some(live))], SETTINGS);
+        let pulls = plan(&owner(), "abc", &[wl(ds, desired, Some(live))], SETTINGS);
         assert!(pulls[0].job["spec"].get("podSelector").is_none());
     }
 
     #[test]
-    fn a_sidecarset_pulls_its_injected_containers_on_all_nodes() {
+    fn a_sidecarset_pulls_its_injected_containers_on_the_nodes_of_its_pods() {
         let s = ObjectRef {
             namespace: None,
             ..r("apps.kruise.io", "SidecarSet", "logs")
@@ -410,7 +436,7 @@ mod tests {
         let pulls = plan(
             &owner(),
             "abc",
-            &[(s, sidecar("log:v2"), Some(sidecar("log:v1")))],
+            &[wl(s.clone(), sidecar("log:v2"), Some(sidecar("log:v1")))],
             SETTINGS,
         );
         assert_eq!(pulls.len(), 1);
@@ -419,6 +445,23 @@ mod tests {
             "the GitSync's namespace"
         );
         assert!(pulls[0].job["spec"].get("podSelector").is_none());
+        assert!(
+            pulls[0].job["spec"].get("selector").is_none(),
+            "no pods known: every node"
+        );
+
+        let mut on_nodes = wl(s.clone(), sidecar("log:v2"), Some(sidecar("log:v1")));
+        on_nodes.pod_nodes = Some(vec!["b".into(), "a".into(), "b".into()]);
+        let pulls = plan(&owner(), "abc", &[on_nodes.clone()], SETTINGS);
+        assert_eq!(
+            pulls[0].job["spec"]["selector"],
+            json!({"names": ["a", "b"]}),
+            "the nodes of the matched pods, once each"
+        );
+        // A new SidecarSet injects pods yet to be created, anywhere.
+        on_nodes.live = None;
+        let pulls = plan(&owner(), "abc", &[on_nodes], SETTINGS);
+        assert!(pulls[0].job["spec"].get("selector").is_none());
     }
 
     #[test]

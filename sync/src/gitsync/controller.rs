@@ -255,7 +255,16 @@ async fn start_pre_pulls(
             .get(&o.reference)
             .await
             .map_err(|e| format!("reading {}: {e}", o.reference))?;
-        workloads.push((o.reference.clone(), o.object.clone(), live));
+        let pod_nodes = match &live {
+            Some(live) if o.reference.kind == "SidecarSet" => sidecarset_pod_nodes(ctx, live).await,
+            _ => None,
+        };
+        workloads.push(prepull::Workload {
+            reference: o.reference.clone(),
+            desired: o.object.clone(),
+            live,
+            pod_nodes,
+        });
     }
     let pulls = prepull::plan(owner, commit, &workloads, settings);
     for p in &pulls {
@@ -271,6 +280,50 @@ async fn start_pre_pulls(
         .map_err(|e| format!("creating ImagePullJob {ns}/{name} for {}: {e}", p.image))?;
     }
     Ok(pulls.len())
+}
+
+/// The nodes of the pods a live SidecarSet matches (its selector, in the namespaces of its
+/// namespaceSelector): where its sidecars are upgraded in place. `None` when they cannot be read
+/// (an install without the right to list pods everywhere): the pre-pull then goes to every node.
+async fn sidecarset_pod_nodes(ctx: &Ctx, live: &serde_json::Value) -> Option<Vec<String>> {
+    use k8s_openapi::api::core::v1::{Namespace, Pod};
+    // Either version (v1alpha1's `namespace` reads as a namespaceSelector).
+    let set = graft_api::apps::v1alpha1::sidecarset::from_any_version(live.clone()).ok()?;
+    let selector = set.spec.selector.as_ref()?;
+    let query = graft_api::selector::to_query(selector).ok()?;
+    let pods = Api::<Pod>::all(ctx.client.clone())
+        .list(&ListParams::default().labels(&query))
+        .await
+        .map_err(
+            |e| tracing::debug!(error = %e, "listing the pods of a SidecarSet for its pre-pull"),
+        )
+        .ok()?;
+    let namespaces: Option<BTreeSet<String>> = match &set.spec.namespace_selector {
+        None => None,
+        Some(ns_selector) => {
+            let query = graft_api::selector::to_query(ns_selector).ok()?;
+            let list = Api::<Namespace>::all(ctx.client.clone())
+                .list(&ListParams::default().labels(&query))
+                .await
+                .map_err(|e| tracing::debug!(error = %e, "listing namespaces for a SidecarSet's pre-pull"))
+                .ok()?;
+            Some(list.items.into_iter().map(|n| n.name_any()).collect())
+        }
+    };
+    Some(
+        pods.items
+            .into_iter()
+            .filter(|p| {
+                namespaces.as_ref().is_none_or(|n| {
+                    p.metadata
+                        .namespace
+                        .as_ref()
+                        .is_some_and(|ns| n.contains(ns))
+                })
+            })
+            .filter_map(|p| p.spec?.node_name)
+            .collect(),
+    )
 }
 
 /// The ImagePullJobs of this GitSync (all commits). They live in the namespaces of the
