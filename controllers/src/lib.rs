@@ -21,6 +21,7 @@ pub mod imagepull;
 pub mod inplace;
 pub mod metrics;
 pub mod nodeimage;
+pub mod podorder;
 pub mod pullsecrets;
 pub mod revision;
 pub mod runtime;
