@@ -694,6 +694,37 @@ async fn a_commit_changing_the_sidecar_image_rolls_out_in_place_and_its_history_
         assert!(log.ends_with("sidecar:v2"), "{log}");
     }
 
+    // The hash annotations graft's controller writes on the SidecarSet (no webhook runs here)
+    // are not drift: resyncs every 2 s leave the object alone and correct nothing.
+    let set_name = format!("{}-log", ns.name);
+    let marks = |s: &SidecarSet| {
+        let a = s.metadata.annotations.clone().unwrap_or_default();
+        (
+            s.metadata.generation,
+            a.get("kruise.io/sidecarset-hash").cloned(),
+            a.get("kruise.io/sidecarset-hash-without-image").cloned(),
+        )
+    };
+    let settled = marks(&sets.get(&set_name).await.expect("SidecarSet"));
+    assert!(settled.1.is_some(), "hash annotations written: {settled:?}");
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert_eq!(
+        marks(&sets.get(&set_name).await.expect("SidecarSet")),
+        settled,
+        "four resyncs later: same generation and hashes"
+    );
+    let events: Api<k8s_openapi::api::events::v1::Event> = ns.api();
+    let drift: Vec<String> = events
+        .list(&ListParams::default())
+        .await
+        .expect("list events")
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("DriftCorrected"))
+        .filter_map(|e| e.note)
+        .collect();
+    assert!(drift.is_empty(), "no drift corrected: {drift:?}");
+
     // The dashboard of this namespace shows the SidecarSet's rollout on the commit's page.
     let addr = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
