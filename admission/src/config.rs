@@ -22,7 +22,7 @@ use crate::server::{Registry, Webhook};
 use crate::{Endpoint, Options, TIMEOUT_SECONDS};
 
 /// Label that keeps a namespace or an object away from graft's webhooks.
-pub const OPT_OUT_LABEL: &str = "graft.dev/admission";
+pub const OPT_OUT_LABEL: &str = graft_api::apps::v1beta1::sidecarset::ADMISSION_OPT_OUT_LABEL;
 /// Its value.
 pub const OPT_OUT_VALUE: &str = "disabled";
 /// Namespaces never sent to graft (besides graft's own).

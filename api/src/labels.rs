@@ -98,6 +98,9 @@ pub const SIDECARSET_HASH: &str = "kruise.io/sidecarset-hash";
 pub const SIDECARSET_HASH_WITHOUT_IMAGE: &str = "kruise.io/sidecarset-hash-without-image";
 /// Pod annotation: comma-joined names of the SidecarSets injected into the pod.
 pub const SIDECARSET_INJECTED_LIST: &str = "kruise.io/sidecarset-injected-list";
+/// graft: on a SidecarSet, `"true"` has the controller-owned pods created without its sidecars
+/// (graft's pod webhook did not answer) deleted one at a time so that they come back injected.
+pub const RECREATE_NOT_INJECTED: &str = "graft.dev/recreate-not-injected";
 /// Pod annotation: JSON map SidecarSet name to [`crate::annotations::InPlaceUpdateState`].
 pub const SIDECARSET_INPLACE_UPDATE_STATE: &str = "kruise.io/sidecarset-inplace-update-state";
 /// Pod annotation: JSON map sidecar name to the working hot-upgrade twin (`{"X":"X-1"}`).

@@ -119,6 +119,9 @@ pub struct WorkloadRow {
     pub status: State,
     /// Why it waits, if it does.
     pub waiting: Vec<String>,
+    /// What is wrong even when the rollout is done (a SidecarSet's pods created without its
+    /// sidecars while graft's webhook did not answer).
+    pub warnings: Vec<String>,
 }
 
 /// Counters of a rollout, with percentages for the bars.
@@ -260,7 +263,10 @@ pub fn workload_row(snap: &Snapshot, live: &LiveWorkload) -> WorkloadRow {
     let info = WorkloadInfo::of(live);
     let pods = pods_of(snap, &info);
     let waiting = waiting::reasons(&info, &pods);
-    let status = if info.is_done() {
+    let warnings = missed_sidecars(live, &pods);
+    let status = if !warnings.is_empty() {
+        State::new("fail", "Sidecars missing")
+    } else if info.is_done() {
         State::new("ok", "Up to date")
     } else if info.paused {
         State::new("muted", "Paused")
@@ -281,8 +287,40 @@ pub fn workload_row(snap: &Snapshot, live: &LiveWorkload) -> WorkloadRow {
         progress: Progress::new(info.replicas, info.updated, info.ready, info.available),
         status,
         waiting,
+        warnings,
         info,
     }
+}
+
+/// Pods shown at most by name in a warning.
+const NAMED_PODS: usize = 5;
+
+/// For a SidecarSet, the warning naming the selected pods created after it without its sidecars
+/// ([`graft_api::apps::v1beta1::sidecarset::missed_injection`]); nothing for other kinds.
+fn missed_sidecars(live: &LiveWorkload, pods: &[&Pod]) -> Vec<String> {
+    if live.kind != graft_api::workload::WorkloadKind::SIDECARSET {
+        return Vec::new();
+    }
+    let missed: Vec<&str> = pods
+        .iter()
+        .filter(|p| {
+            graft_api::apps::v1beta1::sidecarset::missed_injection(&live.object.metadata, p)
+        })
+        .filter_map(|p| p.metadata.name.as_deref())
+        .collect();
+    if missed.is_empty() {
+        return Vec::new();
+    }
+    let mut names = missed[..missed.len().min(NAMED_PODS)].join(", ");
+    if missed.len() > NAMED_PODS {
+        names.push_str(&format!(" and {} more", missed.len() - NAMED_PODS));
+    }
+    vec![format!(
+        "{} pod(s) created without this SidecarSet's sidecars (graft's pod webhook did not \
+         answer): {names}; annotate the SidecarSet {}: \"true\" to have them recreated",
+        missed.len(),
+        graft_api::labels::RECREATE_NOT_INJECTED
+    )]
 }
 
 /// The overview page.
@@ -575,6 +613,8 @@ pub struct CommitWorkload {
     pub paused: bool,
     /// Why it waits.
     pub waiting: Vec<String>,
+    /// What is wrong even when done ([`WorkloadRow::warnings`]).
+    pub warnings: Vec<String>,
 }
 
 /// A pre-pull job of a commit.
@@ -742,6 +782,7 @@ pub fn commit_detail(snap: &Snapshot, ns: &str, name: &str, sha: &str) -> Option
                     partition: row.info.partition,
                     paused: row.info.paused,
                     waiting: row.waiting.clone(),
+                    warnings: row.warnings.clone(),
                 }
             }
             None => CommitWorkload {
@@ -759,6 +800,7 @@ pub fn commit_detail(snap: &Snapshot, ns: &str, name: &str, sha: &str) -> Option
                 partition: None,
                 paused: false,
                 waiting: Vec::new(),
+                warnings: Vec::new(),
             },
         })
         .collect();
@@ -990,6 +1032,65 @@ mod tests {
         let d = workload_detail(&snap, "apps.kruise.io", "SidecarSet", "-", "log").expect("detail");
         let pods: Vec<&str> = d.pods.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(pods, ["web-1", "web-2"]);
+    }
+
+    /// A pod created after the SidecarSet without it in its injected list (graft's webhook did
+    /// not answer) is named on the SidecarSet's row, which says so even with the rollout done;
+    /// injected pods, pods older than the SidecarSet and opted-out pods are not.
+    #[test]
+    fn a_sidecarset_row_names_the_pods_created_without_its_sidecars() {
+        let now = t("2026-03-01T12:00:00Z");
+        let mut snap = Snapshot::empty(now);
+        snap.workloads.push(LiveWorkload {
+            kind: graft_api::workload::WorkloadKind::SIDECARSET,
+            object: std::sync::Arc::new(
+                serde_json::from_value(json!({
+                    "apiVersion": "apps.kruise.io/v1beta1", "kind": "SidecarSet",
+                    "metadata": {"name": "log", "creationTimestamp": "2026-03-01T10:00:00Z"},
+                    "spec": {"selector": {"matchLabels": {"app": "web"}}},
+                    "status": {"matchedPods": 1, "updatedPods": 1, "readyPods": 1,
+                               "updatedReadyPods": 1}
+                }))
+                .expect("SidecarSet"),
+            ),
+        });
+        let with = |name: &str, created: &str, f: &dyn Fn(&mut Pod)| {
+            let mut p = (*fixtures::pod("a", name, "web", "r1", created, None)).clone();
+            f(&mut p);
+            std::sync::Arc::new(p)
+        };
+        let annotate = |p: &mut Pod| {
+            p.metadata.annotations.get_or_insert_default().insert(
+                "kruise.io/sidecarset-injected-list".into(),
+                "other,log".into(),
+            );
+        };
+        snap.pods = vec![
+            with("injected", "2026-03-01T11:00:00Z", &annotate),
+            with("older", "2026-03-01T09:00:00Z", &|_| {}),
+            with("missed", "2026-03-01T11:00:00Z", &|_| {}),
+            with("opted-out", "2026-03-01T11:00:00Z", &|p| {
+                p.metadata
+                    .labels
+                    .get_or_insert_default()
+                    .insert("graft.dev/admission".into(), "disabled".into());
+            }),
+        ];
+        let row = workload_row(&snap, &snap.workloads[0]);
+        assert_eq!(row.status.label, "Sidecars missing");
+        assert_eq!(row.warnings.len(), 1, "{:?}", row.warnings);
+        assert!(
+            row.warnings[0].starts_with("1 pod(s) created without this SidecarSet's sidecars")
+                && row.warnings[0].contains(": missed;")
+                && row.warnings[0].contains("graft.dev/recreate-not-injected"),
+            "{}",
+            row.warnings[0]
+        );
+        snap.pods
+            .retain(|p| p.metadata.name.as_deref() != Some("missed"));
+        let row = workload_row(&snap, &snap.workloads[0]);
+        assert!(row.warnings.is_empty(), "{:?}", row.warnings);
+        assert_eq!(row.status.label, "Up to date");
     }
 
     #[test]

@@ -9,14 +9,13 @@
 
 use std::collections::BTreeMap;
 
-use graft_api::apps::v1beta1::sidecarset::SidecarSet;
-use graft_api::labels;
+use graft_api::apps::v1beta1::sidecarset::{SidecarSet, missed_injection};
 use k8s_openapi::api::core::v1::Pod;
 
 use super::inject::pod_matches;
 
 /// The switch on a SidecarSet: `"true"` recreates the pods it missed.
-pub const RECREATE_ANNOTATION: &str = "graft.dev/recreate-not-injected";
+pub const RECREATE_ANNOTATION: &str = graft_api::labels::RECREATE_NOT_INJECTED;
 /// Reason of the Events.
 pub const REASON: &str = "SidecarNotInjected";
 
@@ -36,8 +35,6 @@ pub fn missed(
     pods: &[Pod],
     namespaces: &BTreeMap<String, BTreeMap<String, String>>,
 ) -> Missed {
-    let name = set.metadata.name.as_deref().unwrap_or_default();
-    let created = set.metadata.creation_timestamp.as_ref().map(|t| t.0);
     let empty = BTreeMap::new();
     let mut out = Missed::default();
     let mut all_others_ready = true;
@@ -52,11 +49,7 @@ pub fn missed(
             continue;
         }
         let key = format!("{ns}/{}", pod.metadata.name.as_deref().unwrap_or_default());
-        let after_set = match (created, pod.metadata.creation_timestamp.as_ref()) {
-            (Some(s), Some(p)) => p.0 > s,
-            _ => false,
-        };
-        if after_set && !injected(pod, name) && !opted_out(pod) {
+        if missed_injection(&set.metadata, pod) {
             out.pods.push(key.clone());
             if candidate.is_none() && has_controller(pod) {
                 candidate = Some(key);
@@ -102,22 +95,6 @@ pub fn set_message(pods: &[String]) -> String {
         "{} matched pod(s) were created without this SidecarSet's sidecars: {names}",
         pods.len()
     )
-}
-
-fn injected(pod: &Pod, set: &str) -> bool {
-    pod.metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(labels::SIDECARSET_INJECTED_LIST))
-        .is_some_and(|v| v.split(',').any(|n| n == set))
-}
-
-fn opted_out(pod: &Pod) -> bool {
-    pod.metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get("graft.dev/admission"))
-        .is_some_and(|v| v == "disabled")
 }
 
 fn has_controller(pod: &Pod) -> bool {

@@ -8,10 +8,10 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Container, LocalObjectReference, ObjectFieldSelector, Probe, ResourceRequirements, Volume,
+    Container, LocalObjectReference, ObjectFieldSelector, Pod, Probe, ResourceRequirements, Volume,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -959,6 +959,43 @@ impl SidecarSet {
         errs.extend(self.spec.validate());
         errs
     }
+}
+
+/// The label a pod opts out of graft's admission webhooks with (`graft.dev/admission: disabled`).
+pub const ADMISSION_OPT_OUT_LABEL: &str = "graft.dev/admission";
+
+/// Whether `pod` should carry the sidecars of the SidecarSet whose metadata is `set` and does
+/// not: a live pod (not deleting, not finished) created after the SidecarSet, without its name in
+/// `kruise.io/sidecarset-injected-list`, and not opted out of graft's admission. OpenKruise would
+/// have refused to create such a pod; graft's webhook fails open, so a pod created while it did
+/// not answer starts without the sidecars. Whether the SidecarSet selects the pod (selector and
+/// namespaceSelector) is the caller's check.
+pub fn missed_injection(set: &ObjectMeta, pod: &Pod) -> bool {
+    let finished = matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    );
+    if pod.metadata.deletion_timestamp.is_some() || finished {
+        return false;
+    }
+    let after_set = match (&set.creation_timestamp, &pod.metadata.creation_timestamp) {
+        (Some(s), Some(p)) => p.0 > s.0,
+        _ => false,
+    };
+    let name = set.name.as_deref().unwrap_or_default();
+    let injected = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(labels::SIDECARSET_INJECTED_LIST))
+        .is_some_and(|v| v.split(',').any(|n| n == name));
+    let opted_out = pod
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(ADMISSION_OPT_OUT_LABEL))
+        .is_some_and(|v| v == "disabled");
+    after_set && !injected && !opted_out
 }
 
 fn default_sidecar(c: &mut SidecarContainer, policy: PodInjectPolicy) {
