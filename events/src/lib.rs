@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::{Event, EventSeries};
@@ -15,7 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, mpsc};
 
 /// How long a published Event is remembered for series aggregation.
 const CACHE_TTL: SignedDuration = SignedDuration::from_mins(6);
@@ -45,26 +46,84 @@ struct Key {
 
 /// Publishes Events as `reporting_controller`/`reporting_instance`.
 pub struct Recorder {
+    inner: Arc<Inner>,
+    /// The sender of [`Recorder::enqueue`]'s task, started on first use.
+    queue: OnceLock<mpsc::UnboundedSender<Queued>>,
+}
+
+struct Inner {
     client: Client,
     controller: String,
     instance: String,
     cache: Mutex<HashMap<Key, Event>>,
 }
 
+/// An Event waiting in [`Recorder::enqueue`]'s queue.
+struct Queued {
+    type_: EventType,
+    reason: String,
+    note: String,
+    regarding: ObjectReference,
+}
+
 impl Recorder {
     /// A recorder reporting as `controller` (e.g. `graft-controllers`) from `instance`.
     pub fn new(client: Client, controller: &str, instance: &str) -> Self {
         Self {
-            client,
-            controller: controller.to_string(),
-            instance: instance.to_string(),
-            cache: Mutex::new(HashMap::new()),
+            inner: Arc::new(Inner {
+                client,
+                controller: controller.to_string(),
+                instance: instance.to_string(),
+                cache: Mutex::new(HashMap::new()),
+            }),
+            queue: OnceLock::new(),
         }
     }
 
     /// Publish an Event about `regarding`: `reason` (also the action) and the human-readable
     /// `note`. A repeat within 6 minutes bumps the earlier Event's series count.
     pub async fn publish(
+        &self,
+        type_: EventType,
+        reason: &str,
+        note: &str,
+        regarding: &ObjectReference,
+    ) -> Result<(), kube::Error> {
+        self.inner.publish(type_, reason, note, regarding).await
+    }
+
+    /// Like [`Recorder::publish`], without waiting: the Event joins a queue that one task (per
+    /// recorder, started on the first call) sends in order. A controller's reconcile holds its
+    /// object until it returns, so an Event it awaited delayed its next look at the pods; queued,
+    /// it costs nothing on that path. A send that fails is logged and dropped, as Events are best
+    /// effort. Must be called from within a Tokio runtime.
+    pub fn enqueue(&self, type_: EventType, reason: &str, note: &str, regarding: &ObjectReference) {
+        let queue = self.queue.get_or_init(|| {
+            let (tx, mut rx) = mpsc::unbounded_channel::<Queued>();
+            let inner = self.inner.clone();
+            tokio::spawn(async move {
+                while let Some(q) = rx.recv().await {
+                    if let Err(e) = inner
+                        .publish(q.type_, &q.reason, &q.note, &q.regarding)
+                        .await
+                    {
+                        tracing::debug!(reason = %q.reason, error = %e, "publishing event");
+                    }
+                }
+            });
+            tx
+        });
+        let _ = queue.send(Queued {
+            type_,
+            reason: reason.to_string(),
+            note: note.to_string(),
+            regarding: regarding.clone(),
+        });
+    }
+}
+
+impl Inner {
+    async fn publish(
         &self,
         type_: EventType,
         reason: &str,

@@ -184,10 +184,13 @@ async fn reconcile_inner(cs: &CloneSet, ctx: &Context, key: &str) -> Result<Requ
     }
     executor.pre_download(&plan.pre_download).await;
     status::announce_waiting(ctx, cs, key, &plan).await;
+    let t_ops = Instant::now();
     executor.pod_operations(&plan.actions).await;
+    let t_ops = t_ops.elapsed();
+    let t_status = Instant::now();
     status::write(ctx, cs, key, &plan).await?;
     // Where a reconcile's time goes (bench/rollout.sh's per-pod table measures the sum).
-    tracing::debug!(cloneset = %key, actions = plan.actions.len(), gather = ?t_gather, total = ?t0.elapsed(), "reconciled");
+    tracing::debug!(cloneset = %key, actions = plan.actions.len(), gather = ?t_gather, pods = ?t_ops, status = ?t_status.elapsed(), total = ?t0.elapsed(), "reconciled");
     Ok(requeue(&plan))
 }
 

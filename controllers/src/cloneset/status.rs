@@ -19,13 +19,9 @@ pub(super) async fn publish(ctx: &Context, cs: &CloneSet, ev: &PlannedEvent) {
         EventType::Normal => crate::events::EventType::Normal,
         EventType::Warning => crate::events::EventType::Warning,
     };
-    if let Err(e) = ctx
-        .recorder
-        .publish(type_, &ev.reason, &ev.message, &reference)
-        .await
-    {
-        tracing::debug!(error = %e, "publishing event");
-    }
+    // Queued: a reconcile that waited for its Events held up the next look at the pods.
+    ctx.recorder
+        .enqueue(type_, &ev.reason, &ev.message, &reference);
 }
 
 /// Says why the rollout waits where `kubectl describe` shows it, once per new reason.

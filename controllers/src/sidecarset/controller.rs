@@ -243,15 +243,20 @@ fn candidate_pods(ctx: &Context, set: &SidecarSet) -> Vec<Pod> {
 }
 
 /// kruise's revision data: `{"spec": {"$patch": "replace", volumes, containers,
-/// initContainers, imagePullSecrets, patchPodMetadata}}` of the (converted) spec.
+/// initContainers, imagePullSecrets, patchPodMetadata}}` of the (converted, defaulted) spec, the
+/// containers in the shape Go writes them ([`super::hash::go_shaped`]), so that the revision gets
+/// the name kruise-manager gives it.
 pub fn revision_data(set: &SidecarSet) -> Value {
     let spec = serde_json::to_value(&set.spec).unwrap_or(Value::Null);
     let field = |k: &str| spec.get(k).cloned().unwrap_or(Value::Null);
+    let containers = |k: &str, items: &Option<Vec<_>>| {
+        super::hash::go_shaped(items).unwrap_or_else(|_| field(k))
+    };
     json!({"spec": {
         "$patch": "replace",
         "volumes": field("volumes"),
-        "containers": field("containers"),
-        "initContainers": field("initContainers"),
+        "containers": containers("containers", &set.spec.containers),
+        "initContainers": containers("initContainers", &set.spec.init_containers),
         "imagePullSecrets": field("imagePullSecrets"),
         "patchPodMetadata": field("patchPodMetadata"),
     }})
@@ -492,5 +497,32 @@ impl PodView for StoreView<'_> {
             pod.metadata.deletion_timestamp.is_some(),
             pod.metadata.resource_version.clone().unwrap_or_default(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::revision::{hash_revision_data, revision_name, to_go_json};
+
+    /// A SidecarSet's first ControllerRevision as OpenKruise 1.9.1's kruise-manager wrote it for
+    /// the same applied object (testdata/kruise_revision.json: containers with probes, env,
+    /// ports, resources, transferEnv, a hot-upgrade twin, an init container, volumes, pull
+    /// secrets, patchPodMetadata, and `<`/`&` in strings): the same data bytes, hence the same
+    /// name, so graft taking over finds kruise's revision instead of minting a second one.
+    #[test]
+    fn revision_data_and_name_are_byte_equal_to_kruise() {
+        let golden: Value =
+            serde_json::from_str(include_str!("testdata/kruise_revision.json")).expect("golden");
+        let applied: SidecarSet = serde_json::from_value(golden["input"].clone()).expect("input");
+        let set = super::super::hash::default_and_hash(&applied.converted()).expect("defaults");
+        let data = revision_data(&set);
+        assert_eq!(to_go_json(&data), golden["data_raw"].as_str().expect("raw"));
+        let hash = hash_revision_data(&data, Some(0));
+        assert_eq!(revision_name("golden-log", &hash), golden["name"]);
+        assert_eq!(
+            golden["labels"]["controller.kubernetes.io/hash"],
+            hash.as_str()
+        );
     }
 }

@@ -89,6 +89,26 @@ pub fn encode(spec: &SidecarSetSpec, without_image: bool) -> Result<String, Side
     Ok(w.out)
 }
 
+/// `items` as kruise-manager holds them after a Go `json.Marshal` of the typed list and a decode
+/// into `interface{}`: every field Go always writes is there (`"resources":{}`, `"name"`, …) and
+/// the ones `omitempty` drops are not. kruise builds a SidecarSet's revision data from that form,
+/// so revision names come out byte-equal only from it.
+pub fn go_shaped(items: &Option<Vec<SidecarContainer>>) -> Result<Value, SidecarSetError> {
+    let Some(items) = items else {
+        return Ok(Value::Null);
+    };
+    let value = serde_json::to_value(items).map_err(|e| SidecarSetError::Encode {
+        what: "containers".into(),
+        message: e.to_string(),
+    })?;
+    let mut w = GoWriter::default();
+    w.value(&value, &LIST_OF_SIDECARS);
+    serde_json::from_str(&w.out).map_err(|e| SidecarSetError::Encode {
+        what: "containers".into(),
+        message: e.to_string(),
+    })
+}
+
 fn sha256_hex(data: &str) -> String {
     Sha256::digest(data.as_bytes())
         .iter()
