@@ -15,7 +15,8 @@
 //!   would sit in the path of every read at the other version, and graft fails open), so the
 //!   API server does not call it; it is there for a CRD an operator points at it.
 //! - [`handlers`]: the webhooks OpenKruise's manager serves that graft needs at creation time:
-//!   ContainerRecreateRequest (labels, status context, refusals) and CloneSet (defaults).
+//!   ContainerRecreateRequest (labels, status context, refusals), CloneSet (defaults) and
+//!   Advanced StatefulSet (kruise's refusals and defaults, both versions).
 //!
 //! [`run`] ties them together; every replica runs it (handlers are stateless, a standby answers).
 

@@ -55,6 +55,9 @@ pub fn convert(obj: Value, desired_api_version: &str) -> Result<Value, Conversio
         ("apps.kruise.io", "SidecarSet") => {
             crate::apps::sidecarset_conversion::convert(obj, desired_api_version)
         }
+        ("apps.kruise.io", "StatefulSet") => {
+            crate::apps::statefulset_conversion::convert(obj, desired_api_version)
+        }
         _ => Err(ConversionError::UnknownKind {
             api_version: api_version.to_string(),
             kind: kind.to_string(),

@@ -20,7 +20,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
     vec![
         CloneSet::crd(),
         sidecarset(),
-        StatefulSet::crd(),
+        statefulset(),
         BroadcastJob::crd(),
         ImagePullJob::crd(),
         NodeImage::crd(),
@@ -97,6 +97,37 @@ pub fn sidecarset() -> CustomResourceDefinition {
     crd
 }
 
+/// Advanced StatefulSet serves `v1alpha1` and `v1beta1`, `v1beta1` stored, as OpenKruise 1.9:
+/// the same short names (`sts`, `asts`), printer columns, status and scale subresources in both.
+///
+/// OpenKruise converts with its webhook; graft says `conversion: None` so that no read of either
+/// version depends on graft running. Unlike SidecarSet nothing has to be declared twice: the
+/// v1alpha1 schema is exactly the v1beta1 one minus the fields v1beta1 added, and kruise's
+/// conversion is field for field apart from dropping those
+/// ([`crate::apps::statefulset_conversion`]). With strategy `None` and structural schemas the
+/// API server rewrites `apiVersion` and prunes what the requested version's schema lacks, so a
+/// v1beta1 object read, patched or replaced at v1alpha1 loses `reserveOrdinals`, `lifecycle`,
+/// `scaleStrategy`, `persistentVolumeClaimRetentionPolicy`, `ordinals`,
+/// `volumeClaimUpdateStrategy` and the status fields `updatedReadyReplicas`,
+/// `updatedAvailableReplicas`, `volumeClaims`, just as kruise's `ConvertFrom` loses them, and a
+/// v1alpha1 object is stored as v1beta1 unchanged, as kruise's `ConvertTo` stores it. graft reads
+/// StatefulSets at v1beta1 only.
+pub fn statefulset() -> CustomResourceDefinition {
+    let mut crd = StatefulSet::crd();
+    let alpha = crate::apps::v1alpha1::StatefulSet::crd();
+    crd.spec
+        .versions
+        .extend(alpha.spec.versions.into_iter().map(|mut v| {
+            v.storage = false;
+            v
+        }));
+    crd.spec.conversion = Some(CustomResourceConversion {
+        strategy: "None".into(),
+        webhook: None,
+    });
+    crd
+}
+
 /// `spec.conversion` for a CRD converted by graft's webhook: strategy `Webhook`,
 /// ConversionReview v1, the admission Service at [`CONVERSION_PATH`], no `caBundle` (graft's
 /// admission server patches it in). No CRD uses it today: a conversion webhook sits in the
@@ -142,4 +173,98 @@ pub fn file_name(crd: &CustomResourceDefinition) -> String {
 /// The CRD as YAML, as committed under `deploy/crds/`.
 pub fn to_yaml(crd: &CustomResourceDefinition) -> Result<String, Error> {
     crate::manifest::to_yaml(crd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apps::statefulset_conversion::{
+        V1BETA1_ONLY_SPEC_FIELDS, V1BETA1_ONLY_STATUS_FIELDS,
+    };
+    use pretty_assertions::assert_eq;
+    use serde_json::{Value, json};
+    use std::collections::BTreeSet;
+
+    /// kruise's `config/crd/bases/apps.kruise.io_statefulsets.yaml`: the same columns in both
+    /// versions.
+    fn kruise_columns() -> Value {
+        json!([
+            {"description": "The desired number of pods.", "jsonPath": ".spec.replicas", "name": "DESIRED", "type": "integer"},
+            {"description": "The number of currently all pods.", "jsonPath": ".status.replicas", "name": "CURRENT", "type": "integer"},
+            {"description": "The number of pods updated.", "jsonPath": ".status.updatedReplicas", "name": "UPDATED", "type": "integer"},
+            {"description": "The number of pods ready.", "jsonPath": ".status.readyReplicas", "name": "READY", "type": "integer"},
+            {"description": "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.",
+             "jsonPath": ".metadata.creationTimestamp", "name": "AGE", "type": "date"},
+            {"description": "The containers of currently advanced statefulset.", "jsonPath": ".spec.template.spec.containers[*].name", "name": "CONTAINERS", "priority": 1, "type": "string"},
+            {"description": "The images of currently advanced statefulset.", "jsonPath": ".spec.template.spec.containers[*].image", "name": "IMAGES", "priority": 1, "type": "string"}
+        ])
+    }
+
+    fn properties(v: &Value, part: &str) -> BTreeSet<String> {
+        v["schema"]["openAPIV3Schema"]["properties"][part]["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn statefulset_serves_both_versions_like_kruise() {
+        let crd = serde_json::to_value(statefulset()).unwrap();
+        assert_eq!(crd["spec"]["conversion"], json!({"strategy": "None"}));
+        assert_eq!(crd["spec"]["names"]["shortNames"], json!(["sts", "asts"]));
+        assert_eq!(crd["spec"]["scope"], json!("Namespaced"));
+        let versions = crd["spec"]["versions"].as_array().unwrap();
+        let flags: Vec<(Value, Value, Value)> = versions
+            .iter()
+            .map(|v| (v["name"].clone(), v["served"].clone(), v["storage"].clone()))
+            .collect();
+        assert_eq!(
+            flags,
+            vec![
+                (json!("v1beta1"), json!(true), json!(true)),
+                (json!("v1alpha1"), json!(true), json!(false))
+            ]
+        );
+        for v in versions {
+            assert_eq!(
+                v["additionalPrinterColumns"],
+                kruise_columns(),
+                "{}",
+                v["name"]
+            );
+            assert_eq!(
+                v["subresources"],
+                json!({"status": {}, "scale": {"specReplicasPath": ".spec.replicas",
+                    "statusReplicasPath": ".status.replicas", "labelSelectorPath": ".status.labelSelector"}}),
+                "{}",
+                v["name"]
+            );
+        }
+        // With strategy None the API server prunes by the requested version's schema: the
+        // v1alpha1 schema must lack exactly the fields kruise's ConvertFrom drops.
+        let (beta, alpha) = (&versions[0], &versions[1]);
+        for (part, only) in [
+            ("spec", V1BETA1_ONLY_SPEC_FIELDS),
+            ("status", V1BETA1_ONLY_STATUS_FIELDS),
+        ] {
+            let dropped: BTreeSet<String> = properties(beta, part)
+                .difference(&properties(alpha, part))
+                .cloned()
+                .collect();
+            let want: BTreeSet<String> = only.iter().map(|s| s.to_string()).collect();
+            assert_eq!(dropped, want, "{part}");
+            assert!(properties(alpha, part).is_subset(&properties(beta, part)));
+        }
+        // Every shared field has the same schema in both versions.
+        for part in ["spec", "status"] {
+            for f in properties(alpha, part) {
+                let p = |v: &Value| {
+                    v["schema"]["openAPIV3Schema"]["properties"][part]["properties"][&f].clone()
+                };
+                assert_eq!(p(alpha), p(beta), "{part}.{f}");
+            }
+        }
+    }
 }

@@ -105,14 +105,20 @@ def watch(ns, path, expect):
             except ValueError:
                 break
             buf = buf[end:]
-            pod = event.get("object") or {}
-            state = state_of(pod)
-            state["deleted"] = state["deleted"] or event.get("type") == "DELETED"
-            key = state["uid"]
-            if last.get(key) != state:
-                last[key] = state
-                append(fd, dict(state, t=t))
-            seen.add(key)
+            obj = event.get("object") or {}
+            # kubectl prints the initial list in chunks of 500 as one event per chunk, each a
+            # PodList (seen with 3,000 pods); later events carry one pod each.
+            pods = obj.get("items") or [] if obj.get("kind", "").endswith("List") else [obj]
+            for pod in pods:
+                state = state_of(pod)
+                state["deleted"] = state["deleted"] or event.get("type") == "DELETED"
+                key = state["uid"]
+                if key is None:
+                    continue
+                if last.get(key) != state:
+                    last[key] = state
+                    append(fd, dict(state, t=t))
+                seen.add(key)
             if expect and not signalled and len(seen) >= expect:
                 open(path + ".ready", "w").close()
                 signalled = True

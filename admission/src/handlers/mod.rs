@@ -7,6 +7,7 @@ pub mod convert;
 pub mod crr;
 pub mod pod;
 pub mod sidecarset;
+pub mod statefulset;
 
 use std::sync::Arc;
 
@@ -23,8 +24,9 @@ pub fn registry(
     sidecarsets: graft_controllers::sidecarset::SidecarSetSource,
 ) -> Registry {
     Registry::new(vec![
-        Arc::new(crr::CrrHandler::new(client)),
+        Arc::new(crr::CrrHandler::new(client.clone())),
         Arc::new(cloneset::CloneSetHandler),
+        Arc::new(statefulset::StatefulSetHandler::new(client.clone())),
         Arc::new(sidecarset::SidecarSetHandler::new(
             sidecarsets.sidecarsets.clone(),
         )),

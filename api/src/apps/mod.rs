@@ -2,5 +2,6 @@
 
 pub mod common;
 pub mod sidecarset_conversion;
+pub mod statefulset_conversion;
 pub mod v1alpha1;
 pub mod v1beta1;

@@ -6,6 +6,7 @@ pub mod containerrecreaterequest;
 pub mod imagepulljob;
 pub mod nodeimage;
 pub mod sidecarset;
+pub mod statefulset;
 
 pub use broadcastjob::{BroadcastJob, BroadcastJobSpec, BroadcastJobStatus};
 pub use cloneset::{CloneSet, CloneSetSpec, CloneSetStatus};
@@ -15,3 +16,4 @@ pub use containerrecreaterequest::{
 pub use imagepulljob::{ImagePullJob, ImagePullJobSpec, ImagePullJobStatus};
 pub use nodeimage::{NodeImage, NodeImageSpec, NodeImageStatus};
 pub use sidecarset::{SidecarSet, SidecarSetSpec, SidecarSetStatus};
+pub use statefulset::{StatefulSet, StatefulSetSpec, StatefulSetStatus};

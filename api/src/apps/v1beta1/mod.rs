@@ -2,5 +2,6 @@
 
 pub mod sidecarset;
 pub mod statefulset;
+pub mod statefulset_validation;
 
 pub use statefulset::{StatefulSet, StatefulSetSpec, StatefulSetStatus};

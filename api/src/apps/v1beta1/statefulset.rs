@@ -11,11 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::apps::common::{
     InPlaceUpdateStrategy, Lifecycle, PodUpdatePolicy, UpdatePriorityStrategy,
-    validate_pod_template, validate_selector_not_empty,
 };
-use crate::field::{FieldError, FieldErrors};
 use crate::intstr;
-use crate::labels;
 
 /// Largest `rollingUpdate.minReadySeconds`.
 pub const MAX_MIN_READY_SECONDS: i32 = 300;
@@ -64,7 +61,8 @@ pub const MAX_MIN_READY_SECONDS: i32 = 300;
     printcolumn(
         name = "AGE",
         type_ = "date",
-        json_path = ".metadata.creationTimestamp"
+        json_path = ".metadata.creationTimestamp",
+        description = "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC."
     ),
     printcolumn(
         name = "CONTAINERS",
@@ -113,7 +111,7 @@ pub struct StatefulSetSpec {
     pub update_strategy: Option<StatefulSetUpdateStrategy>,
     /// Old ControllerRevisions to keep (default 10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0), extend("default" = 10))]
+    #[schemars(extend("default" = 10))]
     pub revision_history_limit: Option<i32>,
     /// Ordinals to skip: integers or ranges like `"3-5"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -180,8 +178,8 @@ pub struct RollingUpdateStatefulSetStrategy {
     /// `Parallel`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("default" = 1, "x-kubernetes-validations" = [{
-        "rule": "type(self) == int ? self >= 1 : self.matches('^(100|[1-9][0-9]?)%$')",
-        "message": "must be an integer of at least 1 or a percentage from 1% to 100%"
+        "rule": "type(self) == int ? self >= 1 : self.matches('^0*[1-9][0-9]*%$')",
+        "message": "must be an integer of at least 1 or a percentage of at least 1%"
     }]))]
     pub max_unavailable: Option<IntOrString>,
     /// `ReCreate` (default), `InPlaceIfPossible` or `InPlaceOnly` (in-place needs the
@@ -198,9 +196,9 @@ pub struct RollingUpdateStatefulSetStrategy {
     /// In-place update options.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_place_update_strategy: Option<InPlaceUpdateStrategy>,
-    /// Seconds an updated pod must be ready before the next one (0..300).
+    /// Seconds an updated pod must be ready before the next one (default 0, at most 300).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 300))]
+    #[schemars(range(min = 0, max = 300), extend("default" = 0))]
     pub min_ready_seconds: Option<i32>,
 }
 
@@ -220,8 +218,8 @@ pub struct StatefulSetScaleStrategy {
     /// Limits parallel scale-up while pods are unavailable (only with `Parallel`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-validations" = [{
-        "rule": "type(self) == int ? self >= 1 : self.matches('^(100|[1-9][0-9]?)%$')",
-        "message": "must be an integer of at least 1 or a percentage from 1% to 100%"
+        "rule": "type(self) == int ? self >= 1 : self.matches('^0*[1-9][0-9]*%$')",
+        "message": "must be an integer of at least 1 or a percentage of at least 1%"
     }]))]
     pub max_unavailable: Option<IntOrString>,
 }
@@ -264,6 +262,7 @@ pub struct StatefulSetOrdinals {
 pub struct VolumeClaimUpdateStrategy {
     /// `OnPodRollingUpdate` or `OnDelete` (default).
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = "OnDelete"))]
     pub type_: Option<VolumeClaimUpdateStrategyType>,
 }
 
@@ -330,15 +329,18 @@ pub struct VolumeClaimStatus {
 }
 
 impl StatefulSetSpec {
-    /// A copy with OpenKruise's defaults (`SetDefaultsStatefulSet`): replicas 1, OrderedReady,
-    /// revisionHistoryLimit 10, RollingUpdate with partition 0, maxUnavailable 1 and
-    /// podUpdatePolicy ReCreate, PVC retention Retain/Retain.
+    /// A copy with OpenKruise's defaults (`SetDefaultsStatefulSet`), as the mutating webhook
+    /// writes them: podManagementPolicy OrderedReady; updateStrategy RollingUpdate and, for
+    /// RollingUpdate, partition 0, maxUnavailable 1, podUpdatePolicy ReCreate, minReadySeconds
+    /// 0; PVC retention Retain/Retain (gate `StatefulSetAutoDeletePVC`); volumeClaimUpdateStrategy
+    /// OnDelete (gate `StatefulSetAutoResizePVCGate`); replicas 1; revisionHistoryLimit 10.
+    ///
+    /// graft behaves as OpenKruise with every gate on, so the pod template and PVC templates get
+    /// no Kubernetes defaults (gate `TemplateNoDefaults`) and the two PVC gates apply.
     pub fn defaulted(&self) -> Self {
         let mut s = self.clone();
-        s.replicas.get_or_insert(1);
         s.pod_management_policy
             .get_or_insert(PodManagementPolicy::OrderedReady);
-        s.revision_history_limit.get_or_insert(10);
         let us = s.update_strategy.get_or_insert_with(Default::default);
         let ty = *us
             .type_
@@ -349,10 +351,7 @@ impl StatefulSetSpec {
             ru.max_unavailable.get_or_insert(IntOrString::Int(1));
             ru.pod_update_policy
                 .get_or_insert(PodUpdatePolicy::ReCreate);
-            if ru.pod_update_policy != Some(PodUpdatePolicy::ReCreate) {
-                ru.in_place_update_strategy
-                    .get_or_insert_with(Default::default);
-            }
+            ru.min_ready_seconds.get_or_insert(0);
         }
         let p = s
             .persistent_volume_claim_retention_policy
@@ -361,6 +360,12 @@ impl StatefulSetSpec {
             .get_or_insert(PersistentVolumeClaimRetentionPolicyType::Retain);
         p.when_scaled
             .get_or_insert(PersistentVolumeClaimRetentionPolicyType::Retain);
+        s.volume_claim_update_strategy
+            .get_or_insert_with(Default::default)
+            .type_
+            .get_or_insert(VolumeClaimUpdateStrategyType::OnDelete);
+        s.replicas.get_or_insert(1);
+        s.revision_history_limit.get_or_insert(10);
         s
     }
 
@@ -423,148 +428,6 @@ impl StatefulSetSpec {
         out.dedup();
         Ok(out)
     }
-
-    /// Checks the spec as OpenKruise's validating webhook does.
-    pub fn validate(&self) -> FieldErrors {
-        let mut errs = FieldErrors::default();
-        if let Some(r) = self.replicas
-            && r < 0
-        {
-            errs.push(FieldError::invalid(
-                "spec.replicas",
-                r,
-                "must be greater than or equal to 0",
-            ));
-        }
-        errs.extend(validate_selector_not_empty(&self.selector, "spec.selector"));
-        errs.extend(validate_pod_template(
-            &self.template,
-            Some(&self.selector),
-            &["Always"],
-            "spec.template",
-        ));
-        if let Err(e) = self.reserved_ordinals() {
-            errs.push(FieldError::invalid(
-                "spec.reserveOrdinals",
-                format!("{:?}", self.reserve_ordinals),
-                &e,
-            ));
-        }
-        if let Some(l) = &self.lifecycle {
-            errs.extend(l.validate("spec.lifecycle"));
-        }
-        let parallel = self.pod_management_policy == Some(PodManagementPolicy::Parallel);
-        if let Some(mu) = self
-            .scale_strategy
-            .as_ref()
-            .and_then(|s| s.max_unavailable.as_ref())
-        {
-            errs.extend(validate_at_least_one(
-                mu,
-                "spec.scaleStrategy.maxUnavailable",
-            ));
-            if !parallel {
-                errs.push(FieldError::forbidden(
-                    "spec.scaleStrategy.maxUnavailable",
-                    "scaleStrategy.maxUnavailable can only work with Parallel podManagementPolicy",
-                ));
-            }
-        }
-        let Some(ru) = self
-            .update_strategy
-            .as_ref()
-            .and_then(|u| u.rolling_update.as_ref())
-        else {
-            return errs;
-        };
-        let f = "spec.updateStrategy.rollingUpdate";
-        if self.update_strategy.as_ref().and_then(|u| u.type_)
-            == Some(StatefulSetUpdateStrategyType::OnDelete)
-        {
-            errs.push(FieldError::forbidden(
-                f,
-                "only allowed for updateStrategy type RollingUpdate",
-            ));
-        }
-        if let Some(p) = ru.partition
-            && p < 0
-        {
-            errs.push(FieldError::invalid(
-                &format!("{f}.partition"),
-                p,
-                "must be greater than or equal to 0",
-            ));
-        }
-        if let Some(mu) = &ru.max_unavailable {
-            errs.extend(validate_at_least_one(mu, &format!("{f}.maxUnavailable")));
-            if !parallel && mu != &IntOrString::Int(1) {
-                errs.push(FieldError::forbidden(
-                    &format!("{f}.maxUnavailable"),
-                    "maxUnavailable other than 1 can only work with Parallel podManagementPolicy",
-                ));
-            }
-        }
-        if ru.unordered_update.is_some() && !parallel {
-            errs.push(FieldError::forbidden(
-                &format!("{f}.unorderedUpdate"),
-                "unorderedUpdate can only work with Parallel podManagementPolicy",
-            ));
-        }
-        if let Some(p) = ru
-            .unordered_update
-            .as_ref()
-            .and_then(|u| u.priority_strategy.as_ref())
-        {
-            errs.extend(p.validate(&format!("{f}.unorderedUpdate.priorityStrategy")));
-        }
-        if let Some(m) = ru.min_ready_seconds
-            && !(0..=MAX_MIN_READY_SECONDS).contains(&m)
-        {
-            errs.push(FieldError::invalid(
-                &format!("{f}.minReadySeconds"),
-                m,
-                "must be in 0..300",
-            ));
-        }
-        if matches!(
-            ru.pod_update_policy,
-            Some(PodUpdatePolicy::InPlaceIfPossible | PodUpdatePolicy::InPlaceOnly)
-        ) {
-            let has_gate = self
-                .template
-                .spec
-                .as_ref()
-                .and_then(|s| s.readiness_gates.as_ref())
-                .is_some_and(|g| {
-                    g.iter()
-                        .any(|g| g.condition_type == labels::INPLACE_UPDATE_READY)
-                });
-            if !has_gate {
-                errs.push(FieldError::invalid(
-                    &format!("{f}.podUpdatePolicy"),
-                    format!("{:?}", ru.pod_update_policy.unwrap_or_default()),
-                    "in-place update needs readinessGate InPlaceUpdateReady in template.spec.readinessGates",
-                ));
-            }
-        }
-        errs
-    }
-}
-
-fn validate_at_least_one(v: &IntOrString, field: &str) -> FieldErrors {
-    let mut errs = intstr::validate_int_or_percent(v, field);
-    if errs.is_empty() {
-        match intstr::parse(v) {
-            Ok(intstr::IntOrPercent::Int(i)) if i < 1 => {
-                errs.push(FieldError::invalid(field, i, "must be at least 1"))
-            }
-            Ok(intstr::IntOrPercent::Percent(0)) => {
-                errs.push(FieldError::invalid(field, "0%", "must be at least 1%"))
-            }
-            _ => {}
-        }
-    }
-    errs
 }
 
 #[cfg(test)]
@@ -587,18 +450,64 @@ mod tests {
 
     #[test]
     fn defaults_are_pinned() {
-        let v = serde_json::to_value(spec(json!({})).defaulted()).unwrap();
-        assert_eq!(v["replicas"], json!(1));
-        assert_eq!(v["podManagementPolicy"], json!("OrderedReady"));
-        assert_eq!(v["revisionHistoryLimit"], json!(10));
-        assert_eq!(
-            v["updateStrategy"],
-            json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0, "maxUnavailable": 1, "podUpdatePolicy": "ReCreate"}})
-        );
-        assert_eq!(
-            v["persistentVolumeClaimRetentionPolicy"],
-            json!({"whenDeleted": "Retain", "whenScaled": "Retain"})
-        );
+        // (rule, spec fields, the defaulted spec's fields besides selector/serviceName/template)
+        let all_defaults = json!({
+            "replicas": 1, "podManagementPolicy": "OrderedReady", "revisionHistoryLimit": 10,
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate":
+                {"partition": 0, "maxUnavailable": 1, "podUpdatePolicy": "ReCreate", "minReadySeconds": 0}},
+            "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
+            "volumeClaimUpdateStrategy": {"type": "OnDelete"}
+        });
+        let cases: Vec<(&str, serde_json::Value, serde_json::Value)> = vec![
+            (
+                "a bare spec gets every default",
+                json!({}),
+                all_defaults.clone(),
+            ),
+            (
+                "OnDelete gets no rollingUpdate",
+                json!({"updateStrategy": {"type": "OnDelete"}}),
+                {
+                    let mut w = all_defaults.clone();
+                    w["updateStrategy"] = json!({"type": "OnDelete"});
+                    w
+                },
+            ),
+            (
+                "in place gets no inPlaceUpdateStrategy (kruise adds it only for CloneSet)",
+                json!({"updateStrategy": {"rollingUpdate": {"podUpdatePolicy": "InPlaceIfPossible"}}}),
+                {
+                    let mut w = all_defaults.clone();
+                    w["updateStrategy"]["rollingUpdate"]["podUpdatePolicy"] =
+                        json!("InPlaceIfPossible");
+                    w
+                },
+            ),
+            (
+                "values the user set are kept",
+                json!({"replicas": 0, "podManagementPolicy": "Parallel", "revisionHistoryLimit": 2,
+                    "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 3,
+                        "maxUnavailable": "50%", "podUpdatePolicy": "InPlaceOnly", "minReadySeconds": 9}},
+                    "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete"},
+                    "volumeClaimUpdateStrategy": {"type": "OnPodRollingUpdate"}}),
+                json!({"replicas": 0, "podManagementPolicy": "Parallel", "revisionHistoryLimit": 2,
+                    "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 3,
+                        "maxUnavailable": "50%", "podUpdatePolicy": "InPlaceOnly", "minReadySeconds": 9}},
+                    "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Retain"},
+                    "volumeClaimUpdateStrategy": {"type": "OnPodRollingUpdate"}}),
+            ),
+        ];
+        for (rule, extra, want) in cases {
+            let s = spec(extra);
+            let mut got = serde_json::to_value(s.defaulted()).unwrap();
+            let m = got.as_object_mut().unwrap();
+            for k in ["selector", "serviceName", "template"] {
+                m.remove(k);
+            }
+            assert_eq!(got, want, "{rule}");
+            // defaulting twice changes nothing
+            assert_eq!(s.defaulted().defaulted(), s.defaulted(), "{rule}");
+        }
         assert!(spec(json!({})).validate().is_empty());
     }
 
@@ -609,7 +518,7 @@ mod tests {
         let s = spec(json!({"replicas": 3, "reserveOrdinals": [0, "2-4"]}));
         assert_eq!(s.pod_ordinals().unwrap(), vec![1, 5, 6]);
         let s = spec(json!({"replicas": 2, "reserveOrdinals": ["4-2"]}));
-        assert!(s.validate().has_field("spec.reserveOrdinals"));
+        assert!(s.validate().has_field("spec"));
     }
 
     #[test]
@@ -620,51 +529,5 @@ mod tests {
         let s = spec(json!({"replicas": 10, "podManagementPolicy": "Parallel",
             "updateStrategy": {"rollingUpdate": {"maxUnavailable": "25%"}}}));
         assert_eq!(s.max_unavailable().unwrap(), 2);
-    }
-
-    #[test]
-    fn validation_table() {
-        let cases = [
-            (
-                json!({"updateStrategy": {"rollingUpdate": {"maxUnavailable": 2}}}),
-                "spec.updateStrategy.rollingUpdate.maxUnavailable",
-            ),
-            (
-                json!({"podManagementPolicy": "Parallel", "updateStrategy": {"rollingUpdate": {"maxUnavailable": 0}}}),
-                "spec.updateStrategy.rollingUpdate.maxUnavailable",
-            ),
-            (
-                json!({"podManagementPolicy": "Parallel", "updateStrategy": {"rollingUpdate": {"maxUnavailable": "1"}}}),
-                "spec.updateStrategy.rollingUpdate.maxUnavailable",
-            ),
-            (
-                json!({"updateStrategy": {"rollingUpdate": {"podUpdatePolicy": "InPlaceIfPossible"}}}),
-                "spec.updateStrategy.rollingUpdate.podUpdatePolicy",
-            ),
-            (
-                json!({"updateStrategy": {"rollingUpdate": {"minReadySeconds": 301}}}),
-                "spec.updateStrategy.rollingUpdate.minReadySeconds",
-            ),
-            (
-                json!({"updateStrategy": {"rollingUpdate": {"unorderedUpdate": {}}}}),
-                "spec.updateStrategy.rollingUpdate.unorderedUpdate",
-            ),
-            (
-                json!({"scaleStrategy": {"maxUnavailable": 2}}),
-                "spec.scaleStrategy.maxUnavailable",
-            ),
-        ];
-        for (patch, field) in cases {
-            let errs = spec(patch.clone()).validate();
-            assert!(errs.has_field(field), "{patch}: {errs}");
-        }
-        let ok = spec(json!({
-            "podManagementPolicy": "Parallel",
-            "updateStrategy": {"rollingUpdate": {"maxUnavailable": "50%", "podUpdatePolicy": "InPlaceIfPossible"}},
-            "template": {"metadata": {"labels": {"app": "db"}}, "spec": {
-                "readinessGates": [{"conditionType": "InPlaceUpdateReady"}],
-                "containers": [{"name": "db", "image": "redis:7"}]}}
-        }));
-        assert!(ok.validate().is_empty(), "{}", ok.validate());
     }
 }
