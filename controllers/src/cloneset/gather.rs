@@ -69,6 +69,7 @@ pub(super) async fn gather(
         .state()
         .into_iter()
         .filter(|p| p.metadata.namespace.as_deref() == Some(ns.as_str()))
+        .filter(|p| may_claim(cs, &uid, p))
         .map(|p| (p.name_any(), p))
         .collect();
     let mut observed_pods: Vec<_> = pods
@@ -96,6 +97,26 @@ pub(super) async fn gather(
         pods,
         templates,
     })
+}
+
+/// Whether the CloneSet (uid `uid`) can have anything to do with `pod`: its controller, or no
+/// controller and its labels match the selector (to adopt). Every other pod is
+/// `Claim::Ignore` (`plan::decide::claim`); leaving them out before their facts are observed keeps a
+/// reconcile's cost to its own pods when many CloneSets share a namespace (3,000 pods of 100
+/// CloneSets: each reconcile observed all 3,000).
+fn may_claim(cs: &CloneSet, uid: &str, pod: &Pod) -> bool {
+    let controller = pod
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true));
+    match controller {
+        Some(o) => o.uid == uid,
+        None => {
+            graft_api::selector::matches_labels(&cs.spec.selector, pod.metadata.labels.as_ref())
+        }
+    }
 }
 
 /// The revisions `uid` owns in `ns`, from the shared cache.
