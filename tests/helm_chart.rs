@@ -351,6 +351,14 @@ async fn a_cluster_wide_install_grants_what_the_code_uses_and_no_more() {
         &["create", "configmaps", "-n", "default"],
         &["create", "deployments.apps", "-n", "default"],
         &["watch", "statefulsets.apps.kruise.io", "-n", "default"],
+        &[
+            "patch",
+            "statefulsets.apps.kruise.io",
+            "--subresource=status",
+            "-n",
+            "default",
+        ],
+        &["watch", "persistentvolumeclaims", "-n", "default"],
         &["create", "leases.coordination.k8s.io", "-n", own],
         &["create", "secrets", "-n", own],
     ];

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use graft_api::apps::v1alpha1::{ImagePullJob, NodeImage};
 use k8s_openapi::api::apps::v1::ControllerRevision;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
 use kube::Client;
 use kube::runtime::reflector::Store;
 
@@ -28,6 +28,9 @@ pub struct Context {
     /// history from it instead of listing it on every reconcile (that list was most of a
     /// reconcile's time during a rollout).
     pub revisions: Store<ControllerRevision>,
+    /// The shared PersistentVolumeClaim cache, same scope as the pods: the Advanced StatefulSets
+    /// read their pods' claims from it.
+    pub claims: Store<PersistentVolumeClaim>,
     /// The shared NodeImage cache (cluster-scoped; every install may read NodeImages).
     pub node_images: Store<NodeImage>,
     /// The shared Node cache, when this process watches Nodes: only the NodeImage manager reads
@@ -81,6 +84,8 @@ impl Context {
         &self,
     ) -> Result<(), kube::runtime::reflector::store::WriterDropped> {
         self.pods.wait_until_ready().await?;
+        self.revisions.wait_until_ready().await?;
+        self.claims.wait_until_ready().await?;
         self.node_images.wait_until_ready().await?;
         self.image_pull_jobs.wait_until_ready().await?;
         self.sidecarsets.wait_until_ready().await?;
@@ -98,6 +103,9 @@ impl Context {
         }
         if !ready(&self.revisions).await {
             out.push("ControllerRevision");
+        }
+        if !ready(&self.claims).await {
+            out.push("PersistentVolumeClaim");
         }
         if !ready(&self.node_images).await {
             out.push("NodeImage");

@@ -58,6 +58,20 @@ impl Expectations {
         }
     }
 
+    /// Drop one expectation of `owner` (the write it stood for failed).
+    pub fn withdraw(&self, owner: &str, what: &Expected) {
+        if let Ok(mut map) = self.pending.lock()
+            && let Some(list) = map.get_mut(owner)
+        {
+            if let Some(i) = list.iter().position(|(w, _)| w == what) {
+                list.remove(i);
+            }
+            if list.is_empty() {
+                map.remove(owner);
+            }
+        }
+    }
+
     /// Drop everything recorded for `owner` (it was deleted).
     pub fn forget(&self, owner: &str) {
         if let Ok(mut map) = self.pending.lock() {

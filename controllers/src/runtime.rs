@@ -1,8 +1,9 @@
-//! Runs the controllers against a cluster: one watch per shared cache (pods, NodeImages,
-//! ImagePullJobs, and Nodes for the NodeImage manager) in the one [`Context`] every controller
-//! takes, the triggers those watches feed, one kube-runtime `Controller` per kind, and a small
-//! HTTP server with `/healthz`, `/readyz` and `/metrics`. This is the only module that knows
-//! every controller; the controllers know the context, the shared engines and the API types.
+//! Runs the controllers against a cluster: one watch per shared cache (pods, revisions, PVCs,
+//! NodeImages, ImagePullJobs, and Nodes for the NodeImage manager) in the one [`Context`] every
+//! controller takes, the triggers those watches feed, one kube-runtime `Controller` per kind, and
+//! a small HTTP server with `/healthz`, `/readyz` and `/metrics`. This is the only module that
+//! knows every controller; the controllers know the context, the shared engines and the API
+//! types.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,9 +11,10 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use graft_api::apps::v1alpha1::{CloneSet, ContainerRecreateRequest, ImagePullJob, NodeImage};
+use graft_api::apps::v1beta1::StatefulSet;
 use graft_api::apps::v1beta1::sidecarset::SidecarSet;
 use k8s_openapi::api::apps::v1::ControllerRevision;
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolumeClaim, Pod};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client};
@@ -25,6 +27,10 @@ use crate::expectations::Expectations;
 use crate::imagepull::controller as imagepull;
 use crate::metrics::Metrics;
 use crate::nodeimage::controller as nodeimage;
+use crate::statefulset::controller as statefulset;
+
+/// Concurrent Advanced StatefulSet reconciles (kruise's default for its controllers).
+const STATEFULSET_WORKERS: u16 = 3;
 
 /// Options of `graft controllers`.
 #[derive(Clone, Debug)]
@@ -79,6 +85,7 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
     // stopped delivering.)
     let (pod_store, pod_writer) = reflector::store::<Pod>();
     let (revision_store, revision_writer) = reflector::store::<ControllerRevision>();
+    let (claim_store, claim_writer) = reflector::store::<PersistentVolumeClaim>();
     let (node_image_store, node_image_writer) = reflector::store::<NodeImage>();
     let (job_store, job_writer) = reflector::store::<ImagePullJob>();
     let (node_store, node_writer) = reflector::store::<Node>();
@@ -105,6 +112,8 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
     // (looked up below in the CRR controller's own cache).
     let (cloneset_tx, cloneset_rx) = futures::channel::mpsc::unbounded::<ObjectRef<CloneSet>>();
     let (crr_pod_tx, crr_pod_rx) = futures::channel::mpsc::unbounded::<ObjectRef<Pod>>();
+    let (statefulset_tx, statefulset_rx) =
+        futures::channel::mpsc::unbounded::<ObjectRef<StatefulSet>>();
     let sets_for_pods = sidecarset_store.clone();
     let pod_reflector = reflect(
         scoped(&client, namespace.as_deref()),
@@ -112,6 +121,9 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
         move |pod: &Pod| {
             if let Some(owner) = cloneset_owner(pod) {
                 let _ = cloneset_tx.unbounded_send(owner);
+            }
+            if let Some(owner) = statefulset_owner(pod) {
+                let _ = statefulset_tx.unbounded_send(owner);
             }
             let pod_labels = pod.metadata.labels.clone().unwrap_or_default();
             for set in sets_for_pods.state() {
@@ -134,6 +146,20 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
         scoped(&client, namespace.as_deref()),
         revision_writer,
         |_: &ControllerRevision| {},
+    );
+
+    // PVCs wake the Advanced StatefulSets whose selector matches them (their PVCs carry the
+    // selector's labels); looked up below in the StatefulSet controller's own cache.
+    let (claim_tx, claim_rx) =
+        futures::channel::mpsc::unbounded::<(String, std::collections::BTreeMap<String, String>)>();
+    let claim_reflector = reflect(
+        scoped(&client, namespace.as_deref()),
+        claim_writer,
+        move |pvc: &PersistentVolumeClaim| {
+            let ns = pvc.metadata.namespace.clone().unwrap_or_default();
+            let labels = pvc.metadata.labels.clone().unwrap_or_default();
+            let _ = claim_tx.unbounded_send((ns, labels));
+        },
     );
 
     // NodeImages wake the ImagePullJobs that own their tags, and the manager.
@@ -193,6 +219,7 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
         client: client.clone(),
         pods: pod_store,
         revisions: revision_store,
+        claims: claim_store,
         node_images: node_image_store,
         nodes: opts.nodeimage_manager.then_some(node_store),
         image_pull_jobs: job_store,
@@ -226,6 +253,39 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
         .for_each(|res| {
             if let Err(e) = res {
                 tracing::debug!(error = %e, "cloneset reconcile");
+            }
+            futures::future::ready(())
+        });
+
+    let statefulsets: Api<StatefulSet> = scoped(&client, namespace.as_deref());
+    let statefulset_controller =
+        Controller::new(statefulsets, watcher::Config::default().any_semantic());
+    let set_store = statefulset_controller.store();
+    let claim_triggers = claim_rx.flat_map(move |(ns, labels)| {
+        let refs: Vec<ObjectRef<StatefulSet>> = set_store
+            .state()
+            .iter()
+            .filter(|s| s.metadata.namespace.as_deref() == Some(ns.as_str()))
+            .filter(|s| {
+                !graft_api::selector::is_empty(&s.spec.selector)
+                    && graft_api::selector::matches(&s.spec.selector, &labels)
+            })
+            .map(|s| ObjectRef::from_obj(s.as_ref()))
+            .collect();
+        futures::stream::iter(refs)
+    });
+    let statefulset_controller = statefulset_controller
+        .with_config(kube::runtime::controller::Config::default().concurrency(STATEFULSET_WORKERS))
+        .reconcile_on(futures::stream::select(statefulset_rx, claim_triggers))
+        .shutdown_on_signal()
+        .run(
+            statefulset::reconcile,
+            statefulset::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|res| {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "statefulset reconcile");
             }
             futures::future::ready(())
         });
@@ -316,6 +376,7 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
                 _ = imagepull_controller => tracing::info!("imagepulljob controller stopped"),
                 _ = nodeimage_manager => tracing::warn!("NodeImage manager stopped"),
                 _ = cloneset_controller => tracing::info!("cloneset controller stopped"),
+                _ = statefulset_controller => tracing::info!("statefulset controller stopped"),
                 _ = crr_controller => tracing::info!("containerrecreaterequest controller stopped"),
                 _ = sidecarset_controller => tracing::info!("sidecarset controller stopped"),
             }
@@ -327,6 +388,7 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
         _ = controllers => {},
         _ = pod_reflector => tracing::warn!("pod watch ended"),
         _ = revision_reflector => tracing::warn!("ControllerRevision watch ended"),
+        _ = claim_reflector => tracing::warn!("PersistentVolumeClaim watch ended"),
         _ = node_image_reflector => tracing::warn!("NodeImage watch ended"),
         _ = job_reflector => tracing::warn!("ImagePullJob watch ended"),
         _ = node_reflector => tracing::warn!("Node watch ended"),
@@ -350,6 +412,8 @@ where
 {
     watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
+        // No controller reads managedFields; dropped, they were a third of a cached pod.
+        .modify(|obj| obj.meta_mut().managed_fields = None)
         .reflect(writer)
         .touched_objects()
         .for_each(move |obj| {
@@ -374,6 +438,29 @@ fn cloneset_owner(pod: &Pod) -> Option<ObjectRef<CloneSet>> {
                 && o.api_version.starts_with("apps.kruise.io/")
         })
         .map(|o| ObjectRef::new(&o.name).within(ns))
+}
+
+/// The Advanced StatefulSet that controls a pod or, for a pod without a controller, the one its
+/// name `<set>-<ordinal>` says may adopt it (a set of that name may not exist: then nothing runs).
+fn statefulset_owner(pod: &Pod) -> Option<ObjectRef<StatefulSet>> {
+    let ns = pod.metadata.namespace.as_deref()?;
+    let controller = pod
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true));
+    match controller {
+        Some(o) if o.kind == "StatefulSet" && o.api_version.starts_with("apps.kruise.io/") => {
+            Some(ObjectRef::new(&o.name).within(ns))
+        }
+        Some(_) => None,
+        None => {
+            let name = pod.metadata.name.as_deref()?;
+            let (parent, ordinal) = crate::statefulset::ordinals::parse_pod_name(name)?;
+            ordinal.map(|_| ObjectRef::new(parent).within(ns))
+        }
+    }
 }
 
 fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>

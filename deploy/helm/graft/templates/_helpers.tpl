@@ -46,27 +46,28 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/* Namespaced rules of the manager: controllers, GitSync controller, dashboard. */}}
 {{- define "graft.managerNamespacedRules" -}}
-# CloneSet, ContainerRecreateRequest, ImagePullJob controllers; the dashboard reads the
-# Advanced StatefulSets too (SidecarSets are cluster-scoped: the ClusterRole has them).
+# CloneSet, Advanced StatefulSet, ContainerRecreateRequest, ImagePullJob controllers
+# (SidecarSets are cluster-scoped: the ClusterRole has them). The finalizers subresources: pods
+# and PVCs name their set as an owner that blocks its deletion.
 - apiGroups: [apps.kruise.io]
   resources: [clonesets, containerrecreaterequests, imagepulljobs, statefulsets]
   verbs: [get, list, watch, create, update, patch, delete]
 - apiGroups: [apps.kruise.io]
-  resources: [clonesets/status, containerrecreaterequests/status, imagepulljobs/status, clonesets/finalizers]
+  resources: [clonesets/status, containerrecreaterequests/status, imagepulljobs/status, clonesets/finalizers, statefulsets/status, statefulsets/finalizers]
   verbs: [get, update, patch]
-# Pods of CloneSets: created, deleted, patched in place, readiness gates in their status,
-# resources resized in place.
+# Pods of CloneSets and Advanced StatefulSets: created, deleted, patched in place, readiness
+# gates in their status, resources resized in place.
 - apiGroups: [""]
   resources: [pods]
   verbs: [get, list, watch, create, update, patch, delete]
 - apiGroups: [""]
   resources: [pods/status, pods/resize]
   verbs: [get, update, patch]
-# CloneSet volumeClaimTemplates.
+# CloneSet and Advanced StatefulSet volumeClaimTemplates (and their retention owners).
 - apiGroups: [""]
   resources: [persistentvolumeclaims]
   verbs: [get, list, watch, create, update, patch, delete]
-# Revisions of CloneSets.
+# Revisions of CloneSets and Advanced StatefulSets (orphans are adopted).
 - apiGroups: [apps]
   resources: [controllerrevisions]
   verbs: [get, list, watch, create, update, patch, delete]

@@ -1,0 +1,17 @@
+//! The Advanced StatefulSet (`apps.kruise.io/v1beta1` StatefulSet) controller (kruise-api.md
+//! §4), a pipeline `gather → prepare, plan (pure) → execute → status` that [`controller`] runs.
+//! The pure parts: the planner in [`plan`] (a [`plan::Snapshot`] in, a [`plan::Plan`] out),
+//! ownership and revisions in [`prepare`], the ordinal arithmetic in [`ordinals`], the pods and
+//! PVCs it creates in [`identity`], the PVC retention rules in [`claims`], and [`facts`], which
+//! turns observed objects into the planner's facts with the shared in-place engine.
+
+pub mod claims;
+pub mod controller;
+mod execute;
+pub mod facts;
+mod gather;
+pub mod identity;
+pub mod ordinals;
+pub mod plan;
+pub mod prepare;
+mod status;

@@ -1,0 +1,1008 @@
+//! The Advanced StatefulSet controller on the real cluster: each test runs its own
+//! `graft controllers` for its own namespace, records every pod state while things happen
+//! ([`support::PodWatcher`]), and checks the invariants (creation order, maxUnavailable,
+//! partition, identity) over the whole history, not only at the end.
+#![cfg(feature = "cluster-tests")]
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use graft_api::apps::v1beta1::StatefulSet;
+use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet as NativeStatefulSet};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+use support::{
+    GraftControllers, PodState, PodWatcher, TestNamespace, client, image, install_crds, wait_for,
+};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// The pod template every test uses: the app (ready on `/readyz`) at `tag`, and an untouched
+/// sidecar; with `in_place`, the `InPlaceUpdateReady` readiness gate kruise requires for
+/// in-place updates.
+fn template(name: &str, tag: &str, in_place: bool) -> Value {
+    let mut t = json!({
+        "metadata": {"labels": {"app": name}},
+        "spec": {
+            "terminationGracePeriodSeconds": 3,
+            "containers": containers(tag)
+        }
+    });
+    if in_place {
+        t["spec"]["readinessGates"] = json!([{"conditionType": "InPlaceUpdateReady"}]);
+    }
+    t
+}
+
+fn containers(tag: &str) -> Value {
+    json!([
+        {"name": "app", "image": image(&format!("app:{tag}")), "imagePullPolicy": "IfNotPresent",
+         "readinessProbe": {"httpGet": {"path": "/readyz", "port": 8080}, "periodSeconds": 1}},
+        {"name": "sidecar", "image": image("sidecar:v1"), "imagePullPolicy": "IfNotPresent"}
+    ])
+}
+
+/// An Advanced StatefulSet `name` with `replicas` pods at `tag`; `spec` is merged over the rest.
+fn sts(name: &str, replicas: i32, tag: &str, in_place: bool, spec: Value) -> StatefulSet {
+    let mut s = json!({
+        "apiVersion": "apps.kruise.io/v1beta1", "kind": "StatefulSet",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "serviceName": name,
+            "selector": {"matchLabels": {"app": name}},
+            "template": template(name, tag, in_place)
+        }
+    });
+    if let (Some(m), Some(extra)) = (s["spec"].as_object_mut(), spec.as_object()) {
+        m.extend(extra.clone());
+    }
+    serde_json::from_value(s).expect("valid StatefulSet literal")
+}
+
+fn in_place_strategy(max_unavailable: i32, partition: i32) -> Value {
+    json!({"type": "RollingUpdate", "rollingUpdate": {
+        "podUpdatePolicy": "InPlaceIfPossible",
+        "maxUnavailable": max_unavailable,
+        "partition": partition
+    }})
+}
+
+fn data_claim() -> Value {
+    json!([{
+        "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "16Mi"}}}
+    }])
+}
+
+struct Env {
+    ns: TestNamespace,
+    sets: Api<StatefulSet>,
+    pods: Api<Pod>,
+    claims: Api<PersistentVolumeClaim>,
+    controllers: GraftControllers,
+    client: kube::Client,
+}
+
+async fn env(prefix: &str) -> Env {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, prefix).await;
+    let controllers = GraftControllers::start(&ns.name);
+    Env {
+        sets: ns.api(),
+        pods: ns.api(),
+        claims: ns.api(),
+        ns,
+        controllers,
+        client,
+    }
+}
+
+impl Env {
+    async fn create(&self, set: &StatefulSet) {
+        self.sets
+            .create(&PostParams::default(), set)
+            .await
+            .expect("create the StatefulSet");
+    }
+
+    async fn patch_spec(&self, name: &str, spec: Value) {
+        self.sets
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(&json!({ "spec": spec })),
+            )
+            .await
+            .expect("patch the StatefulSet");
+    }
+
+    /// Pods of `name` that are not terminating, by name.
+    async fn live_pods(&self, name: &str) -> BTreeMap<String, Pod> {
+        self.pods
+            .list(&ListParams::default().labels(&format!("app={name}")))
+            .await
+            .expect("list pods")
+            .items
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .map(|p| (p.metadata.name.clone().unwrap_or_default(), p))
+            .collect()
+    }
+
+    async fn revision_count(&self) -> usize {
+        self.ns
+            .api::<ControllerRevision>()
+            .list(&ListParams::default())
+            .await
+            .expect("list controller revisions")
+            .items
+            .len()
+    }
+
+    /// [`wait_for`] on the set; on timeout the failure also shows every pod and where the
+    /// controller's log is.
+    async fn wait_set(
+        &self,
+        name: &str,
+        expected: &str,
+        timeout: Duration,
+        cond: impl Fn(&StatefulSet) -> bool,
+    ) -> StatefulSet {
+        match tokio::time::timeout(
+            timeout,
+            wait_for(&self.sets, name, expected, timeout + MINUTE, cond),
+        )
+        .await
+        {
+            Ok(s) => s,
+            Err(_) => {
+                let status = self.sets.get(name).await.ok().and_then(|s| s.status);
+                let pods = self
+                    .pods
+                    .list(&ListParams::default())
+                    .await
+                    .map(|l| l.items)
+                    .unwrap_or_default();
+                let lines: Vec<String> = pods
+                    .iter()
+                    .map(|p| {
+                        let st = p.status.clone().unwrap_or_default();
+                        format!(
+                            "{} rev={:?} deleting={} phase={:?} conditions={:?}",
+                            p.metadata.name.clone().unwrap_or_default(),
+                            p.metadata
+                                .labels
+                                .as_ref()
+                                .and_then(|l| l.get("controller-revision-hash")),
+                            p.metadata.deletion_timestamp.is_some(),
+                            st.phase,
+                            st.conditions
+                                .unwrap_or_default()
+                                .iter()
+                                .map(|c| format!("{}={}", c.type_, c.status))
+                                .collect::<Vec<_>>(),
+                        )
+                    })
+                    .collect();
+                panic!(
+                    "timed out after {timeout:?} waiting for StatefulSet {name}: expected {expected}\nstatus: {status:?}\npods:\n{}\ncontroller log: {}",
+                    lines.join("\n"),
+                    self.controllers.log.display()
+                )
+            }
+        }
+    }
+
+    /// Every counter at `replicas` for the current generation, and the rollout complete.
+    async fn settled(&self, name: &str, replicas: i32) -> StatefulSet {
+        self.wait_set(
+            name,
+            &format!("every status counter at {replicas}, current revision = update revision"),
+            3 * MINUTE,
+            |s| settled(s, replicas),
+        )
+        .await
+    }
+}
+
+fn settled(s: &StatefulSet, want: i32) -> bool {
+    let st = s.status.clone().unwrap_or_default();
+    st.observed_generation == s.metadata.generation.unwrap_or(-1)
+        && st.replicas == want
+        && st.ready_replicas == want
+        && st.available_replicas == want
+        && st.updated_replicas == want
+        && st.updated_ready_replicas == want
+        && st.current_replicas == want
+        && st.update_revision.is_some()
+        && st.update_revision == st.current_revision
+}
+
+fn revision_of(p: &Pod) -> String {
+    p.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("controller-revision-hash").cloned())
+        .unwrap_or_default()
+}
+
+fn app_status(p: &Pod) -> Option<&k8s_openapi::api::core::v1::ContainerStatus> {
+    p.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .iter()
+        .find(|c| c.name == "app")
+}
+
+fn pod_ip(p: &Pod) -> String {
+    p.status
+        .as_ref()
+        .and_then(|s| s.pod_ip.clone())
+        .unwrap_or_default()
+}
+
+fn uid(p: &Pod) -> String {
+    p.metadata.uid.clone().unwrap_or_default()
+}
+
+/// Replays a recorded history: the most pods that were ever unavailable at once (`replicas`
+/// minus the Ready, not terminating pods), judged once the watch has listed them all.
+fn worst_unavailable(history: &[PodState], replicas: usize) -> usize {
+    let mut current: BTreeMap<String, PodState> = BTreeMap::new();
+    let mut worst = 0usize;
+    let mut listed = false;
+    for s in history {
+        if s.deleted {
+            current.remove(&s.uid);
+        } else {
+            current.insert(s.uid.clone(), s.clone());
+        }
+        listed |= current.len() >= replicas;
+        if listed {
+            let available = current.values().filter(|p| p.ready && !p.deleting).count();
+            worst = worst.max(replicas.saturating_sub(available));
+        }
+    }
+    worst
+}
+
+/// One line per recorded pod state, for failure messages.
+fn timeline(history: &[PodState]) -> String {
+    history
+        .iter()
+        .map(|s| {
+            format!(
+                "{:>7.2}s {} phase={:?} ready={} deleting={} deleted={} rev={:?} images={:?}",
+                s.at.as_secs_f64(),
+                s.name,
+                s.phase,
+                s.ready,
+                s.deleting,
+                s.deleted,
+                s.labels.get("controller-revision-hash"),
+                s.spec_images
+                    .values()
+                    .map(|i| i.rsplit('/').next().unwrap_or_default())
+                    .collect::<Vec<_>>()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn ordered_ready_scale_up_creates_one_pod_at_a_time_and_scale_in_removes_the_highest() {
+    let e = env("sts-order").await;
+    e.create(&sts("web", 0, "v1", false, json!({}))).await;
+    e.settled("web", 0).await;
+    let watcher = PodWatcher::start(&e.client, &e.ns.name, "app=web");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    e.patch_spec("web", json!({"replicas": 3})).await;
+    e.settled("web", 3).await;
+    let history = watcher.history();
+    let first_seen = |name: &str| history.iter().position(|s| s.name == name);
+    let first_running_ready = |name: &str| {
+        history
+            .iter()
+            .position(|s| s.name == name && s.ready && s.phase.as_deref() == Some("Running"))
+    };
+    for (prev, next) in [("web-0", "web-1"), ("web-1", "web-2")] {
+        let ready = first_running_ready(prev)
+            .unwrap_or_else(|| panic!("{prev} never Running and Ready\n{}", timeline(&history)));
+        let created = first_seen(next)
+            .unwrap_or_else(|| panic!("{next} never created\n{}", timeline(&history)));
+        assert!(
+            ready < created,
+            "{next} was created before {prev} was Running and Ready\n{}",
+            timeline(&history)
+        );
+    }
+    let before = e.live_pods("web").await;
+    assert_eq!(
+        before.keys().cloned().collect::<Vec<_>>(),
+        ["web-0", "web-1", "web-2"]
+    );
+    for (name, p) in &before {
+        let l = p.metadata.labels.clone().unwrap_or_default();
+        assert_eq!(l.get("statefulset.kubernetes.io/pod-name"), Some(name));
+        assert_eq!(
+            p.spec.as_ref().and_then(|s| s.hostname.as_ref()),
+            Some(name),
+            "hostname is the pod name"
+        );
+        assert_eq!(
+            p.spec.as_ref().and_then(|s| s.subdomain.as_deref()),
+            Some("web")
+        );
+    }
+
+    e.patch_spec("web", json!({"replicas": 2})).await;
+    e.settled("web", 2).await;
+    let after = e.live_pods("web").await;
+    assert_eq!(
+        after.keys().cloned().collect::<Vec<_>>(),
+        ["web-0", "web-1"]
+    );
+    for (name, p) in &after {
+        assert_eq!(uid(p), uid(&before[name]), "{name} kept");
+    }
+    let history = watcher.history();
+    let deleting: BTreeSet<&str> = history
+        .iter()
+        .filter(|s| s.deleting || s.deleted)
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(
+        deleting,
+        BTreeSet::from(["web-2"]),
+        "only the highest ordinal goes\n{}",
+        timeline(&history)
+    );
+    // Events in kruise's words.
+    support::eventually(
+        "SuccessfulCreate and SuccessfulDelete Events",
+        MINUTE,
+        || async {
+            let events = set_events(&e, "web").await;
+            let has = |reason: &str, message: &str| {
+                events.iter().any(|(r, m)| r == reason && m == message)
+            };
+            if has(
+                "SuccessfulCreate",
+                "create Pod web-2 in StatefulSet web successful",
+            ) && has(
+                "SuccessfulDelete",
+                "delete Pod web-2 in StatefulSet web successful",
+            ) {
+                Ok(())
+            } else {
+                Err(format!("{events:?}"))
+            }
+        },
+    )
+    .await;
+}
+
+/// `(reason, message)` of every Event about the StatefulSet `name`.
+async fn set_events(e: &Env, name: &str) -> Vec<(String, String)> {
+    e.ns.api::<k8s_openapi::api::core::v1::Event>()
+        .list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|ev| {
+            ev.involved_object.kind.as_deref() == Some("StatefulSet")
+                && ev.involved_object.name.as_deref() == Some(name)
+        })
+        .map(|ev| {
+            (
+                ev.reason.unwrap_or_default(),
+                ev.message.unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn parallel_in_place_update_keeps_uids_ips_and_pvcs_within_max_unavailable() {
+    let e = env("sts-inplace").await;
+    e.create(&sts(
+        "web",
+        6,
+        "v1",
+        true,
+        json!({
+            "podManagementPolicy": "Parallel",
+            "updateStrategy": in_place_strategy(2, 0),
+            "volumeClaimTemplates": data_claim()
+        }),
+    ))
+    .await;
+    let old = e.settled("web", 6).await;
+    let before = e.live_pods("web").await;
+    let claims_before: BTreeMap<String, String> = e
+        .claims
+        .list(&ListParams::default())
+        .await
+        .expect("list PVCs")
+        .items
+        .into_iter()
+        .map(|c| {
+            (
+                c.metadata.name.clone().unwrap_or_default(),
+                c.metadata.uid.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(claims_before.len(), 6, "a PVC per pod: {claims_before:?}");
+    let watcher = PodWatcher::start(&e.client, &e.ns.name, "app=web");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    e.patch_spec(
+        "web",
+        json!({"template": {"spec": {"containers": containers("v2")}}}),
+    )
+    .await;
+    let done = e
+        .wait_set(
+            "web",
+            "all 6 pods at the new revision, ready",
+            4 * MINUTE,
+            |s| {
+                settled(s, 6)
+                    && s.status.as_ref().and_then(|st| st.update_revision.as_ref())
+                        != old
+                            .status
+                            .as_ref()
+                            .and_then(|st| st.update_revision.as_ref())
+            },
+        )
+        .await;
+    let update_revision = done
+        .status
+        .and_then(|s| s.update_revision)
+        .unwrap_or_default();
+    let after = e.live_pods("web").await;
+    let v2 = support::image_digest("app:v2");
+    for (name, p) in &after {
+        let b = &before[name];
+        assert_eq!(uid(p), uid(b), "{name}: same pod (updated in place)");
+        assert_eq!(pod_ip(p), pod_ip(b), "{name}: same IP");
+        assert_eq!(
+            revision_of(p),
+            update_revision,
+            "{name}: at the update revision"
+        );
+        let app = app_status(p).expect("app status");
+        assert!(
+            app.image_id.contains(&v2),
+            "{name} runs v2: {}",
+            app.image_id
+        );
+        assert_eq!(app.restart_count, 1, "{name}: app restarted once");
+        let claim = p
+            .spec
+            .as_ref()
+            .and_then(|s| s.volumes.as_ref())
+            .and_then(|v| v.iter().find(|v| v.name == "data"))
+            .and_then(|v| v.persistent_volume_claim.as_ref())
+            .map(|c| c.claim_name.clone());
+        assert_eq!(claim, Some(format!("data-{name}")), "{name} mounts its PVC");
+    }
+    let claims_after: BTreeMap<String, String> = e
+        .claims
+        .list(&ListParams::default())
+        .await
+        .expect("list PVCs")
+        .items
+        .into_iter()
+        .map(|c| {
+            (
+                c.metadata.name.clone().unwrap_or_default(),
+                c.metadata.uid.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(claims_after, claims_before, "the same PVCs");
+    let history = watcher.history();
+    let worst = worst_unavailable(&history, 6);
+    assert!(
+        worst <= 2,
+        "maxUnavailable 2 was violated: {worst} pods unavailable at once\n{}",
+        timeline(&history)
+    );
+    assert!(
+        worst >= 1,
+        "the watcher saw no pod go unavailable: it did not record the rollout\n{}",
+        timeline(&history)
+    );
+}
+
+#[tokio::test]
+async fn partition_3_of_6_updates_ordinals_3_to_5_only() {
+    let e = env("sts-partition").await;
+    e.create(&sts(
+        "web",
+        6,
+        "v1",
+        true,
+        json!({
+            "podManagementPolicy": "Parallel",
+            "updateStrategy": in_place_strategy(3, 3)
+        }),
+    ))
+    .await;
+    let old = e.settled("web", 6).await;
+    let old_revision = old
+        .status
+        .and_then(|s| s.update_revision)
+        .unwrap_or_default();
+    let watcher = PodWatcher::start(&e.client, &e.ns.name, "app=web");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    e.patch_spec(
+        "web",
+        json!({"template": {"spec": {"containers": containers("v2")}}}),
+    )
+    .await;
+    let partial = e
+        .wait_set("web", "3 pods updated and all 6 ready", 3 * MINUTE, |s| {
+            let st = s.status.clone().unwrap_or_default();
+            st.observed_generation == s.metadata.generation.unwrap_or(-1)
+                && st.updated_replicas == 3
+                && st.updated_ready_replicas == 3
+                && st.ready_replicas == 6
+        })
+        .await;
+    let update_revision = partial
+        .status
+        .as_ref()
+        .and_then(|s| s.update_revision.clone())
+        .unwrap_or_default();
+    assert_ne!(update_revision, old_revision);
+    // It stops there: nothing more happens while the partition holds.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let pods = e.live_pods("web").await;
+    assert_eq!(pods.len(), 6);
+    for (name, p) in &pods {
+        let ordinal: u32 = name
+            .rsplit('-')
+            .next()
+            .and_then(|o| o.parse().ok())
+            .unwrap_or(99);
+        let want = if ordinal >= 3 {
+            &update_revision
+        } else {
+            &old_revision
+        };
+        assert_eq!(&revision_of(p), want, "{name}");
+    }
+    let history = watcher.history();
+    for s in &history {
+        let ordinal: u32 = s
+            .name
+            .rsplit('-')
+            .next()
+            .and_then(|o| o.parse().ok())
+            .unwrap_or(99);
+        if ordinal < 3 {
+            assert!(
+                s.spec_images
+                    .get("app")
+                    .is_some_and(|i| i.ends_with("app:v1"))
+                    && !s.deleting,
+                "{} below the partition was touched\n{}",
+                s.name,
+                timeline(&history)
+            );
+        }
+    }
+    let st = e
+        .sets
+        .get("web")
+        .await
+        .expect("get")
+        .status
+        .unwrap_or_default();
+    assert_eq!(st.updated_replicas, 3, "{st:?}");
+    assert_eq!(st.current_revision.as_deref(), Some(old_revision.as_str()));
+}
+
+#[tokio::test]
+async fn reserve_ordinals_1_with_3_replicas_gives_pods_0_2_3() {
+    let e = env("sts-reserve").await;
+    e.create(&sts(
+        "web",
+        3,
+        "v1",
+        false,
+        json!({"podManagementPolicy": "Parallel", "reserveOrdinals": [1]}),
+    ))
+    .await;
+    e.settled("web", 3).await;
+    let pods = e.live_pods("web").await;
+    assert_eq!(
+        pods.keys().cloned().collect::<Vec<_>>(),
+        ["web-0", "web-2", "web-3"]
+    );
+    for (name, p) in &pods {
+        let index = name.rsplit('-').next().unwrap_or_default();
+        assert_eq!(
+            p.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("apps.kubernetes.io/pod-index"))
+                .map(String::as_str),
+            Some(index)
+        );
+    }
+}
+
+async fn claim_uid(e: &Env, name: &str) -> Option<String> {
+    e.claims
+        .get_opt(name)
+        .await
+        .expect("read PVC")
+        .filter(|c| c.metadata.deletion_timestamp.is_none())
+        .and_then(|c| c.metadata.uid)
+}
+
+#[tokio::test]
+async fn when_scaled_delete_removes_the_pvc_of_a_scaled_in_pod() {
+    let e = env("sts-pvc-delete").await;
+    e.create(&sts(
+        "web",
+        2,
+        "v1",
+        false,
+        json!({
+            "podManagementPolicy": "Parallel",
+            "volumeClaimTemplates": data_claim(),
+            "persistentVolumeClaimRetentionPolicy": {"whenScaled": "Delete", "whenDeleted": "Retain"}
+        }),
+    ))
+    .await;
+    e.settled("web", 2).await;
+    assert!(claim_uid(&e, "data-web-1").await.is_some());
+    e.patch_spec("web", json!({"replicas": 1})).await;
+    e.settled("web", 1).await;
+    support::eventually("PVC data-web-1 deleted", 2 * MINUTE, || async {
+        match e.claims.get_opt("data-web-1").await {
+            Ok(None) => Ok(()),
+            Ok(Some(c)) => Err(format!(
+                "still there, owners {:?}, deleting {}",
+                c.metadata.owner_references,
+                c.metadata.deletion_timestamp.is_some()
+            )),
+            Err(err) => Err(err.to_string()),
+        }
+    })
+    .await;
+    assert!(
+        claim_uid(&e, "data-web-0").await.is_some(),
+        "the remaining pod's PVC stays"
+    );
+}
+
+#[tokio::test]
+async fn when_scaled_retain_keeps_the_pvc_and_the_pod_that_comes_back_uses_it() {
+    let e = env("sts-pvc-retain").await;
+    e.create(&sts(
+        "web",
+        2,
+        "v1",
+        false,
+        json!({
+            "podManagementPolicy": "Parallel",
+            "volumeClaimTemplates": data_claim(),
+            "persistentVolumeClaimRetentionPolicy": {"whenScaled": "Retain", "whenDeleted": "Retain"}
+        }),
+    ))
+    .await;
+    e.settled("web", 2).await;
+    let kept = claim_uid(&e, "data-web-1")
+        .await
+        .expect("PVC data-web-1 exists");
+    e.patch_spec("web", json!({"replicas": 1})).await;
+    e.settled("web", 1).await;
+    // Give a wrongly deleting controller or garbage collector the time to show it.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        claim_uid(&e, "data-web-1").await.as_ref(),
+        Some(&kept),
+        "Retain keeps the PVC"
+    );
+    e.patch_spec("web", json!({"replicas": 2})).await;
+    e.settled("web", 2).await;
+    let pods = e.live_pods("web").await;
+    let claim = pods["web-1"]
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .and_then(|v| v.iter().find(|v| v.name == "data"))
+        .and_then(|v| v.persistent_volume_claim.as_ref())
+        .map(|c| c.claim_name.clone());
+    assert_eq!(claim.as_deref(), Some("data-web-1"));
+    assert_eq!(
+        claim_uid(&e, "data-web-1").await.as_ref(),
+        Some(&kept),
+        "the pod came back on the same PVC"
+    );
+}
+
+#[tokio::test]
+async fn a_native_statefulset_is_taken_over_without_restarting_its_pods() {
+    let e = env("sts-migrate").await;
+    let native: Api<NativeStatefulSet> = e.ns.api();
+    let spec = json!({
+        "replicas": 3,
+        "serviceName": "web",
+        "podManagementPolicy": "Parallel",
+        "selector": {"matchLabels": {"app": "web"}},
+        "template": template("web", "v1", false)
+    });
+    let n: NativeStatefulSet = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "web"},
+        "spec": spec
+    }))
+    .expect("native StatefulSet literal");
+    native
+        .create(&PostParams::default(), &n)
+        .await
+        .expect("create the native StatefulSet");
+    wait_for(
+        &native,
+        "web",
+        "3 ready replicas of the native StatefulSet",
+        3 * MINUTE,
+        |s| {
+            s.status
+                .as_ref()
+                .is_some_and(|st| st.ready_replicas == Some(3) && st.updated_replicas == Some(3))
+        },
+    )
+    .await;
+    let before = e.live_pods("web").await;
+    assert_eq!(before.len(), 3);
+    let revisions_before = e.revision_count().await;
+
+    // kubectl delete statefulset.apps web --cascade=orphan
+    native
+        .delete("web", &DeleteParams::orphan())
+        .await
+        .expect("delete the native StatefulSet, orphaning its pods");
+    support::eventually(
+        "the native StatefulSet gone and its pods orphaned",
+        MINUTE,
+        || async {
+            if native
+                .get_opt("web")
+                .await
+                .map_err(|e| e.to_string())?
+                .is_some()
+            {
+                return Err("the native StatefulSet still exists".into());
+            }
+            let owned: Vec<String> = e
+                .live_pods("web")
+                .await
+                .into_values()
+                .filter(|p| {
+                    p.metadata
+                        .owner_references
+                        .as_ref()
+                        .is_some_and(|o| !o.is_empty())
+                })
+                .filter_map(|p| p.metadata.name)
+                .collect();
+            if owned.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("pods still owned: {owned:?}"))
+            }
+        },
+    )
+    .await;
+
+    let watcher = PodWatcher::start(&e.client, &e.ns.name, "app=web");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut advanced: Value = json!({
+        "apiVersion": "apps.kruise.io/v1beta1", "kind": "StatefulSet",
+        "metadata": {"name": "web"},
+        "spec": spec
+    });
+    advanced["spec"]["updateStrategy"] = json!({"type": "RollingUpdate"});
+    let advanced: StatefulSet = serde_json::from_value(advanced).expect("StatefulSet literal");
+    e.create(&advanced).await;
+    let set = e.settled("web", 3).await;
+    let set_uid = set.metadata.uid.clone().unwrap_or_default();
+    let after = e.live_pods("web").await;
+    assert_eq!(after.len(), 3);
+    for (name, p) in &after {
+        let b = &before[name];
+        assert_eq!(uid(p), uid(b), "{name}: the same pod");
+        assert_eq!(
+            app_status(p).map(|c| (c.restart_count, c.container_id.clone())),
+            app_status(b).map(|c| (c.restart_count, c.container_id.clone())),
+            "{name}: not restarted"
+        );
+        let controller = p
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.controller == Some(true))
+            .unwrap_or_else(|| panic!("{name} not adopted"));
+        assert_eq!(
+            (controller.kind.as_str(), controller.uid.as_str()),
+            ("StatefulSet", set_uid.as_str())
+        );
+        assert_eq!(
+            revision_of(p),
+            revision_of(b),
+            "{name}: revision label kept"
+        );
+    }
+    let history = watcher.history();
+    assert!(
+        history.iter().all(|s| !s.deleting && !s.deleted),
+        "a pod was deleted during the takeover\n{}",
+        timeline(&history)
+    );
+    assert_eq!(
+        e.revision_count().await,
+        revisions_before,
+        "the native revision was adopted, not replaced"
+    );
+}
+
+#[tokio::test]
+async fn graft_killed_mid_rollout_resumes_without_violation_or_new_revision() {
+    let mut e = env("sts-crash").await;
+    e.create(&sts(
+        "web",
+        4,
+        "v1",
+        true,
+        json!({
+            "podManagementPolicy": "Parallel",
+            "updateStrategy": in_place_strategy(1, 0)
+        }),
+    ))
+    .await;
+    e.settled("web", 4).await;
+    let before = e.live_pods("web").await;
+    let watcher = PodWatcher::start(&e.client, &e.ns.name, "app=web");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    e.patch_spec(
+        "web",
+        json!({"template": {"spec": {"containers": containers("v2")}}}),
+    )
+    .await;
+    // Kill it twice: as the first pod starts updating, and in the middle of the rollout.
+    for updated in [1, 2] {
+        e.wait_set(
+            "web",
+            &format!("{updated} pod(s) at the update revision"),
+            3 * MINUTE,
+            |s| {
+                let st = s.status.clone().unwrap_or_default();
+                st.observed_generation == s.metadata.generation.unwrap_or(-1)
+                    && st.update_revision != st.current_revision
+                    && st.updated_replicas >= updated
+            },
+        )
+        .await;
+        let revisions = e.revision_count().await;
+        e.controllers.kill();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        e.controllers = GraftControllers::start(&e.ns.name);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(
+            e.revision_count().await,
+            revisions,
+            "the restarted controller minted a new revision"
+        );
+    }
+    e.settled("web", 4).await;
+    assert_eq!(e.revision_count().await, 2, "one revision per template");
+    let after = e.live_pods("web").await;
+    for (name, p) in &after {
+        assert_eq!(uid(p), uid(&before[name]), "{name} updated in place");
+        assert_eq!(
+            app_status(p).map(|c| c.restart_count),
+            Some(1),
+            "{name}: the app container restarted exactly once (no double update)"
+        );
+    }
+    let history = watcher.history();
+    let worst = worst_unavailable(&history, 4);
+    assert!(
+        worst <= 1,
+        "maxUnavailable 1 was violated across the restarts: {worst}\n{}",
+        timeline(&history)
+    );
+}
+
+#[tokio::test]
+async fn a_pod_that_cannot_be_created_gives_failed_create_pod_and_a_warning() {
+    use k8s_openapi::api::core::v1::ResourceQuota;
+    let e = env("sts-quota").await;
+    let quota: ResourceQuota = serde_json::from_value(json!({
+        "metadata": {"name": "one-pod"},
+        "spec": {"hard": {"pods": "1"}}
+    }))
+    .expect("quota literal");
+    e.ns.api::<ResourceQuota>()
+        .create(&PostParams::default(), &quota)
+        .await
+        .expect("create the quota");
+    // The quota controller must have counted before the API server enforces it.
+    support::eventually("the quota to be counted", MINUTE, || async {
+        let q =
+            e.ns.api::<ResourceQuota>()
+                .get("one-pod")
+                .await
+                .map_err(|e| e.to_string())?;
+        q.status
+            .and_then(|s| s.hard)
+            .filter(|h| h.contains_key("pods"))
+            .map(|_| ())
+            .ok_or_else(|| "no status.hard yet".to_string())
+    })
+    .await;
+    e.create(&sts(
+        "web",
+        2,
+        "v1",
+        false,
+        json!({"podManagementPolicy": "Parallel"}),
+    ))
+    .await;
+    let set = e
+        .wait_set("web", "condition FailedCreatePod=True", 2 * MINUTE, |s| {
+            s.status
+                .as_ref()
+                .and_then(|st| st.conditions.as_ref())
+                .is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c.type_ == "FailedCreatePod" && c.status == "True")
+                })
+        })
+        .await;
+    let condition = set
+        .status
+        .and_then(|s| s.conditions)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_ == "FailedCreatePod")
+        .expect("the condition");
+    assert!(
+        condition
+            .message
+            .as_deref()
+            .is_some_and(|m| m.starts_with("StatefulPodControl failed to create Pod error:")),
+        "{condition:?}"
+    );
+    support::eventually("a FailedCreate Warning Event", MINUTE, || async {
+        let events = set_events(&e, "web").await;
+        events
+            .iter()
+            .any(|(r, m)| r == "FailedCreate" && m.starts_with("create Pod web-"))
+            .then_some(())
+            .ok_or_else(|| format!("{events:?}"))
+    })
+    .await;
+    assert_eq!(
+        e.live_pods("web").await.len(),
+        1,
+        "the quota allows one pod"
+    );
+}
