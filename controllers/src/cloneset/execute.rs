@@ -564,44 +564,13 @@ impl<'a> Executor<'a> {
     /// `KruisePodReady` condition. The condition's message is kruise's JSON list of reasons; it
     /// is False while the list is non-empty, and then the pod's Ready condition goes False too.
     async fn set_pod_not_ready_reason(&self, pod: &Pod, hook: Option<&str>) -> Result<(), Error> {
-        use graft_api::annotations::{PodNotReadyReason, PodNotReadyReasons};
-        use k8s_openapi::api::core::v1::PodCondition;
-        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-        let current = inplace::pod_condition(pod, labels::KRUISE_POD_READY);
-        let mut reasons: PodNotReadyReasons = current
-            .and_then(|c| c.message.as_deref())
-            .and_then(|m| serde_json::from_str(m).ok())
-            .unwrap_or_default();
-        reasons.retain(|r| r.user_agent != "Lifecycle");
-        if let Some(hook) = hook {
-            reasons.push(PodNotReadyReason {
-                user_agent: "Lifecycle".into(),
-                key: hook.into(),
-            });
+        match crate::podready::lifecycle_conditions(pod, hook, self.now) {
+            Some(conditions) => {
+                self.apply_change(&pod.name_any(), inplace::PodChange::Conditions(conditions))
+                    .await
+            }
+            None => Ok(()),
         }
-        let status = if reasons.is_empty() { "True" } else { "False" };
-        let message = serde_json::to_string(&reasons).unwrap_or_else(|_| "[]".into());
-        if current.is_some_and(|c| c.status == status && c.message.as_deref() == Some(&message)) {
-            return Ok(());
-        }
-        let mut conditions = vec![PodCondition {
-            type_: labels::KRUISE_POD_READY.to_string(),
-            status: status.to_string(),
-            message: Some(message),
-            last_transition_time: Some(Time(self.now)),
-            ..Default::default()
-        }];
-        if status == "False" {
-            conditions.push(PodCondition {
-                type_: "Ready".to_string(),
-                status: "False".to_string(),
-                reason: Some("ReadinessGatesNotReady".into()),
-                last_transition_time: Some(Time(self.now)),
-                ..Default::default()
-            });
-        }
-        self.apply_change(&pod.name_any(), inplace::PodChange::Conditions(conditions))
-            .await
     }
 
     async fn apply_change(&self, name: &str, change: inplace::PodChange) -> Result<(), Error> {
