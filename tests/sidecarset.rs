@@ -584,9 +584,13 @@ fn commit_record<'a>(
         .find(|h| h.sha == sha)
 }
 
+/// The SidecarSet of the Git test. It opts out of graft's admission webhooks: SidecarSets are
+/// cluster-scoped, so the SidecarSet webhook of another test's graft (started and killed while
+/// this test runs) would apply to it, and a dry run that the webhook defaulted once and not the
+/// next time showed up as drift. This test is about graft's controller writing the hashes.
 fn set_yaml(ns: &str, tag: &str) -> String {
     format!(
-        "apiVersion: apps.kruise.io/v1beta1\nkind: SidecarSet\nmetadata:\n  name: {ns}-log\nspec:\n  selector:\n    matchLabels: {{app: web}}\n  namespaceSelector:\n    matchLabels: {{kubernetes.io/metadata.name: {ns}}}\n  updateStrategy: {{type: RollingUpdate, maxUnavailable: 1}}\n  containers:\n  - name: log\n    image: {}\n    imagePullPolicy: IfNotPresent\n",
+        "apiVersion: apps.kruise.io/v1beta1\nkind: SidecarSet\nmetadata:\n  name: {ns}-log\n  labels: {{graft.dev/admission: disabled}}\nspec:\n  selector:\n    matchLabels: {{app: web}}\n  namespaceSelector:\n    matchLabels: {{kubernetes.io/metadata.name: {ns}}}\n  updateStrategy: {{type: RollingUpdate, maxUnavailable: 1}}\n  containers:\n  - name: log\n    image: {}\n    imagePullPolicy: IfNotPresent\n",
         image(&format!("sidecar:{tag}"))
     )
 }
