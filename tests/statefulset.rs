@@ -1006,3 +1006,176 @@ async fn a_pod_that_cannot_be_created_gives_failed_create_pod_and_a_warning() {
         "the quota allows one pod"
     );
 }
+
+/// A StorageClass of the local hostPath provisioner that allows expansion, removed on drop.
+/// (The hostPath volume plugin cannot grow a volume, so the test plays the storage driver's
+/// resizer: it raises `status.capacity` of a PVC once graft has raised its request.)
+struct ExpandableClass {
+    name: String,
+}
+
+impl ExpandableClass {
+    async fn new(client: &kube::Client, name: &str) -> ExpandableClass {
+        let api: Api<k8s_openapi::api::storage::v1::StorageClass> = Api::all(client.clone());
+        let class = serde_json::from_value(json!({
+            "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+            "metadata": {"name": name},
+            "provisioner": "kubernetes.io/host-path",
+            "allowVolumeExpansion": true,
+            "volumeBindingMode": "Immediate"
+        }))
+        .expect("valid StorageClass literal");
+        api.create(&PostParams::default(), &class)
+            .await
+            .expect("create the StorageClass");
+        ExpandableClass {
+            name: name.to_string(),
+        }
+    }
+}
+
+impl Drop for ExpandableClass {
+    fn drop(&mut self) {
+        // As TestNamespace's drop: a thread with its own runtime and client (the test's runtime,
+        // which drives the test's client, is blocked here).
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(client) = support::new_client().await {
+                    let api: Api<k8s_openapi::api::storage::v1::StorageClass> = Api::all(client);
+                    let _ = api.delete(&name, &DeleteParams::default()).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+fn requested(c: &PersistentVolumeClaim) -> String {
+    c.spec
+        .as_ref()
+        .and_then(|s| s.resources.as_ref())
+        .and_then(|r| r.requests.as_ref())
+        .and_then(|r| r.get("storage"))
+        .map(|q| q.0.clone())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn on_pod_rolling_update_expands_pvcs_one_pod_at_a_time_without_restarting_pods() {
+    let e = env("sts-pvc-expand").await;
+    let class = ExpandableClass::new(&e.client, &format!("{}-expand", e.ns.name)).await;
+    let claim = |size: &str| {
+        json!([{
+            "metadata": {"name": "data"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": class.name,
+                "resources": {"requests": {"storage": size}}}
+        }])
+    };
+    e.create(&sts(
+        "web",
+        2,
+        "v1",
+        true,
+        json!({
+            "podManagementPolicy": "Parallel",
+            "updateStrategy": in_place_strategy(1, 0),
+            "volumeClaimTemplates": claim("16Mi"),
+            "volumeClaimUpdateStrategy": {"type": "OnPodRollingUpdate"}
+        }),
+    ))
+    .await;
+    e.settled("web", 2).await;
+    let before = e.live_pods("web").await;
+    let watcher = PodWatcher::start(&e.client, &e.ns.name, "app=web");
+
+    e.patch_spec("web", json!({"volumeClaimTemplates": claim("32Mi")}))
+        .await;
+    // The highest ordinal's PVC first; while it has not grown, the other one waits
+    // (maxUnavailable 1: a pod whose PVC is growing counts as unavailable).
+    let grown = |c: &PersistentVolumeClaim| requested(c) == "32Mi";
+    let first = wait_for(
+        &e.claims,
+        "data-web-1",
+        "request raised to 32Mi",
+        MINUTE,
+        grown,
+    )
+    .await;
+    assert_eq!(
+        first
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("apps.kruise.io/owned-by-asts"))
+            .map(String::as_str),
+        Some("web"),
+        "the resized PVC names its set as kruise does"
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let other = e.claims.get("data-web-0").await.expect("read data-web-0");
+    assert_eq!(
+        requested(&other),
+        "16Mi",
+        "the second PVC waits while the first has not grown"
+    );
+    // The storage driver grows the volume.
+    for name in ["data-web-1", "data-web-0"] {
+        if name == "data-web-0" {
+            wait_for(&e.claims, name, "request raised to 32Mi", MINUTE, grown).await;
+        }
+        e.claims
+            .patch_status(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"status": {"capacity": {"storage": "32Mi"}}})),
+            )
+            .await
+            .expect("grow the PVC's capacity");
+    }
+    let set = e
+        .wait_set("web", "both PVCs compatible and ready", 2 * MINUTE, |s| {
+            let st = s.status.clone().unwrap_or_default();
+            st.observed_generation >= s.metadata.generation.unwrap_or(0)
+                && st.volume_claims.iter().flatten().any(|v| {
+                    v.volume_claim_name == "data"
+                        && v.compatible_replicas == 2
+                        && v.compatible_ready_replicas == 2
+                })
+        })
+        .await;
+    assert_eq!(set.status.unwrap_or_default().ready_replicas, 2);
+    let after = e.live_pods("web").await;
+    for (name, pod) in &before {
+        assert_eq!(uid(&after[name]), uid(pod), "{name} kept");
+        assert_eq!(
+            app_status(&after[name]).map(|s| s.restart_count),
+            Some(0),
+            "{name} not restarted"
+        );
+    }
+    let history = watcher.history();
+    assert!(
+        worst_unavailable(&history, 2) <= 1,
+        "never more than 1 pod unavailable:\n{}",
+        timeline(&history)
+    );
+    let events = set_events(&e, "web").await;
+    for claim in ["data-web-1", "data-web-0"] {
+        let pod = claim.trim_start_matches("data-");
+        assert!(
+            events
+                .iter()
+                .any(|(reason, message)| reason == "SuccessfulResize"
+                    && message
+                        == &format!("resize Claim {claim} Pod {pod} in StatefulSet web success")),
+            "a SuccessfulResize Event for {claim}: {events:?}"
+        );
+    }
+}

@@ -159,6 +159,9 @@ pub const CRR_SYNC_CONTAINER_STATUSES: &str = "crr.apps.kruise.io/sync-container
 /// CRR annotation and finalizer (v1alpha1): unready grace acquired.
 pub const CRR_UNREADY_ACQUIRED: &str = "crr.apps.kruise.io/unready-acquired";
 
+/// Annotation on a PVC an Advanced StatefulSet expanded (`OnPodRollingUpdate`): the set's name.
+pub const PVC_OWNED_BY_ASTS: &str = "apps.kruise.io/owned-by-asts";
+
 // ---- BroadcastJob, ImagePullJob, NodeImage ------------------------------------------------------
 
 /// BroadcastJob pod label: the job name.

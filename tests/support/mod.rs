@@ -64,7 +64,7 @@ pub async fn client() -> Client {
 
 /// A client bound to the calling tokio runtime (a kube `Client` drives its connections from a
 /// task of the runtime it was made on, so each runtime needs its own).
-async fn new_client() -> Result<Client, String> {
+pub async fn new_client() -> Result<Client, String> {
     let path = std::env::var("KUBECONFIG").unwrap_or_else(|_| DEFAULT_KUBECONFIG.to_string());
     let kubeconfig = kube::config::Kubeconfig::read_from(&path)
         .map_err(|e| format!("reading kubeconfig {path}: {e}"))?;

@@ -13,7 +13,7 @@ use graft_api::apps::v1beta1::statefulset::{
     PersistentVolumeClaimRetentionPolicyType as Policy, StatefulSet, StatefulSetSpec,
 };
 use graft_api::quantity;
-use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, PersistentVolumeClaimSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Resource;
@@ -32,6 +32,37 @@ pub struct ClaimInfo {
     pub compatible: bool,
     /// The capacity reached the requested size (`IsPVCCompatibleAndReady`, second result).
     pub ready: bool,
+    /// What `volumeClaimUpdateStrategy: OnPodRollingUpdate` needs to know ([`Resize`]).
+    pub resize: Resize,
+}
+
+/// A PVC against its template, for the `OnPodRollingUpdate` expansion (kruise
+/// `statefulset_resize_pvc.go` and `pkg/util/pvc`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Resize {
+    /// Storage class and access modes match the template (`IsClaimCompatibleWithoutSize`); a
+    /// claim that differs in anything but size is never patched.
+    pub same_shape: bool,
+    /// The requested size is below the template's (`IsPVCNeedExpand`).
+    pub needs_expand: bool,
+    /// The `FileSystemResizePending` condition is `True`: the volume is resized and the file
+    /// system grows when a pod mounts it (`IsPatchPVCCompleted` counts it as done).
+    pub file_system_pending: bool,
+    /// `spec.storageClassName`, if set (only classes that allow expansion are resized).
+    pub storage_class: Option<String>,
+}
+
+impl ClaimInfo {
+    /// kruise `IsClaimsCompatible` for one claim: the shape matches and no expansion is due.
+    pub fn matches_template(&self) -> bool {
+        self.resize.same_shape && !self.resize.needs_expand
+    }
+
+    /// kruise `IsPatchPVCCompleted`: compatible and either ready or waiting only for the file
+    /// system to grow.
+    pub fn patch_completed(&self) -> bool {
+        self.compatible && (self.ready || self.resize.file_system_pending)
+    }
 }
 
 /// `persistentVolumeClaimRetentionPolicy` with its defaults (Retain / Retain).
@@ -177,12 +208,7 @@ pub fn compatibility(
         claim.spec.clone().unwrap_or_default(),
         template.spec.clone().unwrap_or_default(),
     );
-    if let (Some(a), Some(b)) = (&cs.storage_class_name, &ts.storage_class_name)
-        && a != b
-    {
-        return (false, false);
-    }
-    if cs.access_modes.unwrap_or_default() != ts.access_modes.unwrap_or_default() {
+    if !same_shape(&cs, &ts) {
         return (false, false);
     }
     let request = storage(cs.resources.as_ref().and_then(|r| r.requests.as_ref()));
@@ -191,6 +217,43 @@ pub fn compatibility(
     let compatible = matches!((request, wanted), (Some(r), Some(w)) if r >= w);
     let ready = matches!((capacity, request), (Some(c), Some(r)) if c >= r);
     (compatible, ready)
+}
+
+/// kruise `IsClaimCompatibleWithoutSize`: storage class equal when both are set, access modes
+/// equal in order.
+fn same_shape(claim: &PersistentVolumeClaimSpec, template: &PersistentVolumeClaimSpec) -> bool {
+    let class_ok = match (&claim.storage_class_name, &template.storage_class_name) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    };
+    class_ok
+        && claim.access_modes.as_deref().unwrap_or_default()
+            == template.access_modes.as_deref().unwrap_or_default()
+}
+
+/// The [`Resize`] facts of a PVC against its template.
+pub fn resize_facts(claim: &PersistentVolumeClaim, template: &PersistentVolumeClaim) -> Resize {
+    let (cs, ts) = (
+        claim.spec.clone().unwrap_or_default(),
+        template.spec.clone().unwrap_or_default(),
+    );
+    let same_shape = same_shape(&cs, &ts);
+    let request = storage(cs.resources.as_ref().and_then(|r| r.requests.as_ref()));
+    let wanted = storage(ts.resources.as_ref().and_then(|r| r.requests.as_ref()));
+    let file_system_pending = claim
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.type_ == "FileSystemResizePending" && c.status == "True")
+        });
+    Resize {
+        same_shape,
+        needs_expand: matches!((request, wanted), (Some(r), Some(w)) if r < w),
+        file_system_pending,
+        storage_class: cs.storage_class_name,
+    }
 }
 
 /// The `storage` entry of a resource list, in nano units.
@@ -353,6 +416,65 @@ mod tests {
         ];
         for (i, (claim, want)) in cases.into_iter().enumerate() {
             assert_eq!(compatibility(&claim, &template), want, "case {i}");
+        }
+    }
+
+    #[test]
+    fn resize_facts_table() {
+        let pvc = |class: Option<&str>, modes: &[&str], request: &str, pending: bool| {
+            let mut v = json!({"spec": {"accessModes": modes,
+                "resources": {"requests": {"storage": request}}}});
+            if let Some(c) = class {
+                v["spec"]["storageClassName"] = json!(c);
+            }
+            if pending {
+                v["status"] = json!({"conditions": [
+                    {"type": "FileSystemResizePending", "status": "True"}]});
+            }
+            serde_json::from_value::<PersistentVolumeClaim>(v).unwrap()
+        };
+        let template = pvc(Some("fast"), &["ReadWriteOnce"], "2Gi", false);
+        let no_class = pvc(None, &["ReadWriteOnce"], "2Gi", false);
+        let facts = |same_shape, needs_expand, file_system_pending, class: Option<&str>| Resize {
+            same_shape,
+            needs_expand,
+            file_system_pending,
+            storage_class: class.map(String::from),
+        };
+        let cases = [
+            (
+                pvc(Some("fast"), &["ReadWriteOnce"], "1Gi", false),
+                &template,
+                facts(true, true, false, Some("fast")),
+            ),
+            (
+                pvc(Some("fast"), &["ReadWriteOnce"], "2Gi", true),
+                &template,
+                facts(true, false, true, Some("fast")),
+            ),
+            (
+                pvc(Some("fast"), &["ReadWriteOnce"], "3Gi", false),
+                &template,
+                facts(true, false, false, Some("fast")),
+            ),
+            (
+                pvc(Some("slow"), &["ReadWriteOnce"], "1Gi", false),
+                &template,
+                facts(false, true, false, Some("slow")),
+            ),
+            (
+                pvc(Some("fast"), &["ReadWriteMany"], "1Gi", false),
+                &template,
+                facts(false, true, false, Some("fast")),
+            ),
+            (
+                pvc(Some("default"), &["ReadWriteOnce"], "1Gi", false),
+                &no_class,
+                facts(true, true, false, Some("default")),
+            ),
+        ];
+        for (i, (claim, template, want)) in cases.into_iter().enumerate() {
+            assert_eq!(resize_facts(&claim, template), want, "case {i}");
         }
     }
 }

@@ -4,12 +4,16 @@
 //! (`execute.rs`), write the status and Events (`status.rs`). Only this file sequences the steps;
 //! none of them but the pure ones decides anything.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use graft_api::apps::v1beta1::StatefulSet;
+use graft_api::apps::v1beta1::statefulset::VolumeClaimUpdateStrategyType;
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::api::storage::v1::StorageClass;
+use kube::Api;
 use kube::api::{PatchParams, PostParams};
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -221,7 +225,9 @@ async fn reconcile_inner(set: &StatefulSet, ctx: &Context, keys: &Keys) -> Resul
     if let Some(wait) = cache_not_ready(ctx, set, keys).await {
         return Ok(wait);
     }
-    let gathered = gather(ctx, set, key, &label_selector)?;
+    let mut gathered = gather(ctx, set, key, &label_selector)?;
+    gathered.prepared.snapshot.storage_classes =
+        storage_classes(ctx, &gathered.prepared.snapshot).await;
     let executor = Executor::new(ctx, keys, set, &gathered);
     if let SetupOutcome::Again(after) = executor.setup(&gathered.prepared.setup).await? {
         return Ok(Requeue::requeue(after));
@@ -234,6 +240,9 @@ async fn reconcile_inner(set: &StatefulSet, ctx: &Context, keys: &Keys) -> Resul
         plan.waiting.as_deref(),
         plan.error.as_deref(),
     );
+    for ev in &plan.events {
+        status::publish(ctx, set, ev);
+    }
     let outcome = executor.run(&plan.actions).await;
     let mut new_status = plan.status.clone();
     let with_condition = with_conditions(&mut new_status, &outcome, gathered.prepared.snapshot.now);
@@ -249,6 +258,46 @@ async fn reconcile_inner(set: &StatefulSet, ctx: &Context, keys: &Keys) -> Resul
         });
     }
     Ok(requeue(&plan, outcome.failed))
+}
+
+/// `allowVolumeExpansion` of the storage classes of the PVCs an `OnPodRollingUpdate` set may
+/// expand (kruise reads them from its informer; graft only when an expansion is due, which is
+/// rare enough for a GET each).
+async fn storage_classes(ctx: &Context, snap: &plan::Snapshot) -> BTreeMap<String, Option<bool>> {
+    let on_rolling_update = snap
+        .set
+        .spec
+        .volume_claim_update_strategy
+        .as_ref()
+        .and_then(|s| s.type_)
+        == Some(VolumeClaimUpdateStrategyType::OnPodRollingUpdate);
+    let mut out = BTreeMap::new();
+    if !on_rolling_update {
+        return out;
+    }
+    let api: Api<StorageClass> = Api::all(ctx.client.clone());
+    for claim in &snap.claims {
+        let r = &claim.resize;
+        let Some(class) = r
+            .storage_class
+            .as_ref()
+            .filter(|_| r.needs_expand && r.same_shape)
+        else {
+            continue;
+        };
+        if out.contains_key(class) {
+            continue;
+        }
+        let allow = match api.get_opt(class).await {
+            Ok(sc) => sc.map(|sc| sc.allow_volume_expansion == Some(true)),
+            Err(e) => {
+                tracing::debug!(storageclass = %class, error = %e, "reading a storage class");
+                None
+            }
+        };
+        out.insert(class.clone(), allow);
+    }
+    out
 }
 
 /// Invalid input is reported once and waits for the object to change (STYLE.md).

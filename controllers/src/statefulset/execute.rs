@@ -18,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, Preconditions};
 use kube::{Api, ResourceExt};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::claims::{self, Owner, RetentionPolicy};
 use super::controller::{CONTROLLER, Error, Keys, api_err, post, pp};
@@ -400,7 +400,53 @@ impl<'a> Executor<'a> {
                 claim,
                 owner_references,
             } => self.set_claim_owners(claim, owner_references).await,
+            Action::ResizeClaim {
+                claim, template, ..
+            } => self.resize_claim(claim, template).await,
         }
+    }
+
+    /// Gives a PVC its template's `spec.resources` (replacing them, as kruise's update does) and
+    /// the `apps.kruise.io/owned-by-asts` annotation, refused (409) unless the PVC is still the
+    /// version the decision was made on.
+    async fn resize_claim(&self, claim: &str, template: &str) -> Result<(), Error> {
+        let Some(observed) = self.claims.get(claim) else {
+            return Ok(());
+        };
+        let Some(t) = self
+            .set
+            .spec
+            .volume_claim_templates
+            .iter()
+            .flatten()
+            .find(|t| t.metadata.name.as_deref() == Some(template))
+        else {
+            return Ok(());
+        };
+        let resources = |c: &PersistentVolumeClaim| {
+            c.spec
+                .as_ref()
+                .and_then(|s| serde_json::to_value(&s.resources).ok())
+                .unwrap_or(Value::Null)
+        };
+        let patch = json!({
+            "metadata": {
+                "resourceVersion": observed.metadata.resource_version,
+                "annotations": {labels::PVC_OWNED_BY_ASTS: self.set_name()},
+            },
+            "spec": {"resources": replacing(&resources(observed), resources(t))},
+        });
+        let p = self
+            .pvcs_api
+            .patch(claim, &pp(), &Patch::Merge(&patch))
+            .await
+            .map_err(api_err(self.key(), format!("resizing PVC {claim}")))?;
+        if let Some(rv) = p.metadata.resource_version {
+            self.ctx
+                .expectations
+                .expect(&self.keys.claims, Expected::Patched(claim.to_string(), rv));
+        }
+        Ok(())
     }
 
     /// Creates the PVCs of `ordinal` that do not exist (only `only`, when given). A PVC that
@@ -800,4 +846,25 @@ pub(super) fn with_conditions(
         plan_status::set_condition(status, type_, "True", None, message, now);
     }
     !outcome.conditions.is_empty()
+}
+
+/// The merge patch that turns `old` into `new` where `new` is an object: keys of `old` that
+/// `new` lacks become `null` (a merge patch alone would keep them).
+fn replacing(old: &Value, new: Value) -> Value {
+    match (old, new) {
+        (Value::Object(o), Value::Object(mut n)) => {
+            for (k, v) in o {
+                match n.remove(k) {
+                    None => {
+                        n.insert(k.clone(), Value::Null);
+                    }
+                    Some(nv) => {
+                        n.insert(k.clone(), replacing(v, nv));
+                    }
+                }
+            }
+            Value::Object(n)
+        }
+        (_, n) => n,
+    }
 }

@@ -159,6 +159,7 @@ pub fn claim_info(set: &StatefulSet, claim: &PersistentVolumeClaim) -> Option<Cl
         deleting: claim.metadata.deletion_timestamp.is_some(),
         compatible,
         ready,
+        resize: claims::resize_facts(claim, template),
     })
 }
 

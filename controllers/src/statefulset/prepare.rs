@@ -281,6 +281,7 @@ pub fn prepare(
             current_revision,
             collision_count: Some(active.collision_count),
             label_selector: label_selector.to_string(),
+            storage_classes: BTreeMap::new(),
             now,
         },
         templates,

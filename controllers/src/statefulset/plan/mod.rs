@@ -61,6 +61,10 @@ pub struct Snapshot {
     pub collision_count: Option<i32>,
     /// The selector rendered as a string, written to `status.labelSelector`.
     pub label_selector: String,
+    /// With `volumeClaimUpdateStrategy: OnPodRollingUpdate`, the storage classes of the PVCs
+    /// that need expanding: `allowVolumeExpansion`, or `None` when the class could not be read.
+    /// Other classes are not listed.
+    pub storage_classes: BTreeMap<String, Option<bool>>,
     /// The clock, for minReadySeconds.
     pub now: Timestamp,
 }
@@ -174,6 +178,9 @@ pub struct Plan {
     /// a lifecycle state that forbids an in-place update): kruise returns it as the reconcile
     /// error; the executor records a Warning Event and retries with backoff.
     pub error: Option<String>,
+    /// Events kruise records on every reconcile that meets the case, not tied to an action
+    /// (`FailedUpdatePVC`).
+    pub events: Vec<PlannedEvent>,
 }
 
 /// One pod or PVC operation.
@@ -246,6 +253,18 @@ pub enum Action {
         /// Ordinal of the pod.
         ordinal: i64,
     },
+    /// Expand a PVC to its template's size (`volumeClaimUpdateStrategy: OnPodRollingUpdate`,
+    /// kruise `TryPatchPVC`): `spec.resources` becomes the template's and the annotation
+    /// `apps.kruise.io/owned-by-asts` names the set, with the observed resourceVersion as a
+    /// precondition.
+    ResizeClaim {
+        /// PVC name.
+        claim: String,
+        /// The pod whose turn in the rolling update it is.
+        pod: String,
+        /// Name of the volumeClaimTemplate the PVC comes from.
+        template: String,
+    },
     /// Write the owner references of a PVC (retention policy), with its observed owner
     /// references as a precondition of the update.
     SetClaimOwners {
@@ -305,7 +324,7 @@ impl Action {
             | Self::UpdateInPlace { name, .. }
             | Self::RefreshInPlace { name }
             | Self::RepairPod { name, .. } => name,
-            Self::CreateClaims { pod, .. } => pod,
+            Self::CreateClaims { pod, .. } | Self::ResizeClaim { pod, .. } => pod,
             Self::SetClaimOwners { claim, .. } => claim,
         }
     }
@@ -328,6 +347,11 @@ impl Action {
                 EventType::Normal,
                 "SuccessfulUpdatePodInPlace",
                 format!("successfully update pod {name} in-place(revision {revision})"),
+            )),
+            Self::ResizeClaim { claim, pod, .. } => Some(event(
+                EventType::Normal,
+                "SuccessfulResize",
+                format!("resize Claim {claim} Pod {pod} in StatefulSet {set} success"),
             )),
             Self::CreateClaims { .. }
             | Self::SetLifecycleState { .. }
@@ -353,6 +377,13 @@ impl Action {
                 EventType::Warning,
                 "FailedUpdatePodInPlace",
                 format!("failed to update pod {name} in-place(revision {revision}): {error}"),
+            )),
+            Self::ResizeClaim { claim, pod, .. } => Some(event(
+                EventType::Warning,
+                "FailedResize",
+                format!(
+                    "resize Claim {claim} for Pod {pod} in StatefulSet {set} failed error: {error}"
+                ),
             )),
             Self::CreateClaims { .. }
             | Self::SetLifecycleState { .. }
@@ -400,5 +431,6 @@ pub fn plan(snapshot: &Snapshot) -> Plan {
         requeue_after: out.requeue_after,
         waiting: out.waiting,
         error: out.error,
+        events: out.events,
     }
 }

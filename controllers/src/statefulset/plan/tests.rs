@@ -1,6 +1,7 @@
 //! Table tests of the Advanced StatefulSet planner, ported from the rules of kruise's
 //! `stateful_set_control.go` (and its `stateful_set_control_test.go` scenarios).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use graft_api::apps::common::LifecycleState;
@@ -12,6 +13,7 @@ use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::statefulset::claims;
 
 const CUR: &str = "web-r1";
 const UPD: &str = "web-r2";
@@ -146,6 +148,7 @@ fn snap(set: StatefulSet, pods: Vec<PodInfo>) -> Snapshot {
         current_revision: CUR.into(),
         collision_count: None,
         label_selector: "app=web".into(),
+        storage_classes: BTreeMap::new(),
         now: now(),
     }
 }
@@ -1100,6 +1103,10 @@ fn claim(name: &str, owners: &[(&str, &str)]) -> ClaimInfo {
         deleting: false,
         compatible: true,
         ready: true,
+        resize: claims::Resize {
+            same_shape: true,
+            ..Default::default()
+        },
     }
 }
 
@@ -1673,4 +1680,144 @@ fn kruise_lifecycle_hook_rollout() {
             vec![],
         ),
     ]);
+}
+
+/// A 3-pod Parallel, in-place set with `volumeClaimUpdateStrategy: OnPodRollingUpdate`, its
+/// claims `data-web-<o>` as `claim` makes them (class `fast`, which allows expansion).
+fn resizing(
+    max_unavailable: i32,
+    pods: Vec<PodInfo>,
+    claim: impl Fn(i64) -> ClaimInfo,
+) -> Snapshot {
+    let set = vct_set(
+        3,
+        json!({}),
+        json!({"podManagementPolicy": "Parallel",
+            "volumeClaimUpdateStrategy": {"type": "OnPodRollingUpdate"},
+            "updateStrategy": {"rollingUpdate": {"maxUnavailable": max_unavailable,
+                "podUpdatePolicy": "InPlaceIfPossible"}}}),
+    );
+    let mut s = snap(set, pods);
+    s.claims = (0..3).map(claim).collect();
+    s.storage_classes = BTreeMap::from([("fast".to_string(), Some(true))]);
+    s
+}
+
+/// A claim of pod `o` that is smaller than its template (request and capacity 1Gi, template
+/// 2Gi): kruise `IsPVCNeedExpand`.
+fn small(o: i64) -> ClaimInfo {
+    let mut c = claim(&format!("data-web-{o}"), &[]);
+    c.compatible = false;
+    c.ready = true;
+    c.resize = claims::Resize {
+        same_shape: true,
+        needs_expand: true,
+        file_system_pending: false,
+        storage_class: Some("fast".into()),
+    };
+    c
+}
+
+/// A claim whose request was raised to the template's but whose capacity has not followed.
+fn growing(o: i64) -> ClaimInfo {
+    let mut c = small(o);
+    c.compatible = true;
+    c.ready = false;
+    c.resize.needs_expand = false;
+    c
+}
+
+fn resize(o: i64) -> Action {
+    Action::ResizeClaim {
+        claim: format!("data-web-{o}"),
+        pod: format!("web-{o}"),
+        template: "data".into(),
+    }
+}
+
+#[test]
+fn on_pod_rolling_update_expands_claims_before_their_pods_update() {
+    let updated = |o| pod(o).rev(UPD);
+    check(vec![
+        (
+            "only the claims grew: the highest ordinal's PVC first, within maxUnavailable 1",
+            resizing(1, vec![updated(0), updated(1), updated(2)], small),
+            vec![resize(2)],
+        ),
+        (
+            "maxUnavailable 2: two PVCs at once",
+            resizing(2, vec![updated(0), updated(1), updated(2)], small),
+            vec![resize(2), resize(1)],
+        ),
+        (
+            "a PVC still growing makes its pod unavailable: nothing else moves",
+            resizing(1, vec![updated(0), updated(1), updated(2)], |o| {
+                if o == 2 { growing(o) } else { small(o) }
+            }),
+            vec![],
+        ),
+        (
+            "template and claims changed: the PVC is patched, the pod waits for it",
+            resizing(1, pods(&[0, 1, 2]), small),
+            vec![resize(2)],
+        ),
+        (
+            "the PVC is done (file system growth pending counts): the pod is updated in place, \
+             and counts unavailable until the capacity follows",
+            resizing(1, pods(&[0, 1, 2]), |o| {
+                if o == 2 {
+                    let mut c = growing(o);
+                    c.resize.file_system_pending = true;
+                    c
+                } else {
+                    small(o)
+                }
+            }),
+            vec![in_place(2, false)],
+        ),
+    ]);
+
+    // OnDelete (the default): claims are left alone.
+    let mut s = resizing(1, pods(&[0, 1, 2]), small);
+    s.set.spec.volume_claim_update_strategy = None;
+    assert_eq!(plan(&s).actions, vec![in_place(2, false)]);
+}
+
+#[test]
+fn on_pod_rolling_update_refuses_what_it_cannot_expand() {
+    let mut s = resizing(1, pods(&[0, 1, 2]), small);
+    s.storage_classes = BTreeMap::from([("fast".to_string(), Some(false))]);
+    let p = plan(&s);
+    assert_eq!(p.actions, vec![]);
+    assert_eq!(
+        p.error.as_deref(),
+        Some("storage class fast for web-2 does not support volume expansion")
+    );
+
+    s.storage_classes.clear();
+    assert_eq!(
+        plan(&s).error.as_deref(),
+        Some("could not get sc fast for web-2 when checking PVC spec")
+    );
+
+    let p = plan(&resizing(1, pods(&[0, 1, 2]), |o| {
+        let mut c = small(o);
+        c.resize.same_shape = false;
+        c
+    }));
+    assert_eq!(p.actions, vec![]);
+    assert_eq!(
+        p.error.as_deref(),
+        Some(
+            "can not patch pvc data-web-2: contains diff other than spec resource, wait pvc to be deleted"
+        )
+    );
+    assert_eq!(
+        p.events,
+        vec![PlannedEvent {
+            type_: EventType::Warning,
+            reason: "FailedUpdatePVC".into(),
+            message: "failed to update pvc data-web-2: contains diff other than spec resource, wait pvc to be deleted".into(),
+        }]
+    );
 }

@@ -9,11 +9,12 @@ use graft_api::apps::common::{LifecycleState, PodUpdatePolicy};
 use graft_api::apps::v1beta1::StatefulSetStatus;
 use graft_api::labels;
 
-use super::Action;
 use super::scale::{delete_pod, refresh};
 use super::view::{Ctx, OrderSlot, Out, Slot, View, hooked, marks_not_ready};
+use super::{Action, EventType, PlannedEvent};
 use crate::podorder;
 use crate::revision::revision_label_matches;
+use crate::statefulset::claims::ClaimInfo;
 
 pub(crate) fn update(ctx: &Ctx<'_>, out: &mut Out, status: &mut StatefulSetStatus) {
     // 1. Refresh every pod; a lifecycle transition ends the update half for this plan.
@@ -33,6 +34,7 @@ pub(crate) fn update(ctx: &Ctx<'_>, out: &mut Out, status: &mut StatefulSetStatu
     // 2. Unavailable replicas: unhealthy or terminating, in-place update not complete, or not
     // ready for minReadySeconds. Pods still to be created count too.
     let max_unavailable = ctx.max_unavailable();
+    let resize = ctx.resizes_claims();
     let mut unavailable: BTreeSet<i64> = BTreeSet::new();
     for slot in &ctx.slots {
         match slot {
@@ -48,6 +50,9 @@ pub(crate) fn update(ctx: &Ctx<'_>, out: &mut Out, status: &mut StatefulSetStatu
                     {
                         out.requeue(d);
                     }
+                } else if resize && !claims_of(ctx, v).all(|(_, c)| c.ready) {
+                    // IsOwnedPVCsReady: a PVC still growing makes its pod unavailable.
+                    unavailable.insert(v.ordinal);
                 }
             }
         }
@@ -89,7 +94,8 @@ pub(crate) fn update(ctx: &Ctx<'_>, out: &mut Out, status: &mut StatefulSetStatu
         let Slot::Pod(v) = &ctx.slots[i] else {
             continue;
         };
-        if v.updated {
+        let claims_match = !resize || claims_of(ctx, v).all(|(_, c)| c.matches_template());
+        if v.updated && claims_match {
             continue;
         }
         if unavailable.len() >= max_unavailable && !unavailable.contains(&v.ordinal) {
@@ -102,7 +108,27 @@ pub(crate) fn update(ctx: &Ctx<'_>, out: &mut Out, status: &mut StatefulSetStatu
             });
             return;
         }
+        // OnPodRollingUpdate: the pod's PVCs grow before the pod is updated (kruise patches a
+        // PVC only once a pod references it, for online file system expansion).
+        if resize {
+            if !claims_match && let Err(e) = resize_claims(ctx, v, out) {
+                out.wait(|| e.clone());
+                out.error = Some(e);
+                return;
+            }
+            if !claims_of(ctx, v).all(|(_, c)| c.patch_completed()) {
+                unavailable.insert(v.ordinal);
+                out.wait(|| format!("waiting for the PVCs of pod {} to be resized", v.name()));
+                continue;
+            }
+        }
         if specified.contains(&v.ordinal) || v.pod.terminating {
+            continue;
+        }
+        if v.updated {
+            // Only its PVCs were behind: nothing else to do for it (kruise then runs an
+            // in-place update with no change).
+            unavailable.insert(v.ordinal);
             continue;
         }
         let decrease = match in_place(ctx, v, out) {
@@ -128,6 +154,65 @@ pub(crate) fn update(ctx: &Ctx<'_>, out: &mut Out, status: &mut StatefulSetStatu
             )
         });
     }
+}
+
+/// The pod's PVCs that exist and are not being deleted (kruise `handlePVCWithCustomFn` with
+/// `ignoreTerminatingPVC`).
+fn claims_of<'a>(
+    ctx: &Ctx<'a>,
+    v: &View<'_>,
+) -> impl Iterator<Item = (String, &'a ClaimInfo)> + use<'a> {
+    ctx.claims_of(v.ordinal)
+        .into_iter()
+        .filter(|(_, c)| !c.deleting)
+}
+
+/// kruise `TryPatchPVC`: plan the expansion of the pod's PVCs that are smaller than their
+/// template, or say why they cannot be (a PVC that differs in more than its size is left for its
+/// owner to delete; the storage class must allow expansion).
+fn resize_claims(ctx: &Ctx<'_>, v: &View<'_>, out: &mut Out) -> Result<(), String> {
+    for (template, c) in claims_of(ctx, v) {
+        if c.matches_template() {
+            continue;
+        }
+        if !c.resize.needs_expand || !c.resize.same_shape {
+            out.events.push(PlannedEvent {
+                type_: EventType::Warning,
+                reason: "FailedUpdatePVC".into(),
+                message: format!(
+                    "failed to update pvc {}: contains diff other than spec resource, wait pvc to be deleted",
+                    c.name
+                ),
+            });
+            return Err(format!(
+                "can not patch pvc {}: contains diff other than spec resource, wait pvc to be deleted",
+                c.name
+            ));
+        }
+        if let Some(class) = &c.resize.storage_class {
+            match ctx.snap.storage_classes.get(class) {
+                Some(Some(true)) => {}
+                Some(Some(false)) => {
+                    return Err(format!(
+                        "storage class {class} for {} does not support volume expansion",
+                        v.name()
+                    ));
+                }
+                _ => {
+                    return Err(format!(
+                        "could not get sc {class} for {} when checking PVC spec",
+                        v.name()
+                    ));
+                }
+            }
+        }
+        out.actions.push(Action::ResizeClaim {
+            claim: c.name.clone(),
+            pod: v.name().to_string(),
+            template,
+        });
+    }
+    Ok(())
 }
 
 /// kruise `sortPodsToUpdate`: slot indexes in update order, at most `replicas - partition`.

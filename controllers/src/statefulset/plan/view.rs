@@ -8,7 +8,7 @@ use std::time::Duration;
 use graft_api::apps::common::{LifecycleHook, PodUpdatePolicy, UpdatePriorityStrategy};
 use graft_api::apps::v1beta1::statefulset::{
     PodManagementPolicy, RollingUpdateStatefulSetStrategy, StatefulSetSpec,
-    StatefulSetUpdateStrategyType,
+    StatefulSetUpdateStrategyType, VolumeClaimUpdateStrategyType,
 };
 use graft_api::{intstr, labels};
 use k8s_openapi::jiff::Timestamp;
@@ -104,6 +104,8 @@ pub(crate) struct Out {
     pub waiting: Option<String>,
     /// The update error, if any.
     pub error: Option<String>,
+    /// Events not tied to an action.
+    pub events: Vec<super::PlannedEvent>,
     /// Pods whose in-place/lifecycle refresh was already planned.
     pub refreshed: BTreeSet<String>,
     /// A lifecycle transition was planned (the update half then waits for the next plan).
@@ -256,6 +258,16 @@ impl<'a> Ctx<'a> {
             .and_then(|u| u.type_)
             .unwrap_or_default()
             == StatefulSetUpdateStrategyType::RollingUpdate
+    }
+
+    /// `volumeClaimUpdateStrategy.type` is `OnPodRollingUpdate`: PVCs are expanded as their pod's
+    /// turn in the rolling update comes.
+    pub fn resizes_claims(&self) -> bool {
+        self.spec
+            .volume_claim_update_strategy
+            .as_ref()
+            .and_then(|s| s.type_)
+            == Some(VolumeClaimUpdateStrategyType::OnPodRollingUpdate)
     }
 
     /// `rollingUpdate.partition` (0 when absent).

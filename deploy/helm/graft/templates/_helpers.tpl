@@ -67,6 +67,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [""]
   resources: [persistentvolumeclaims]
   verbs: [get, list, watch, create, update, patch, delete]
+# Advanced StatefulSet PVC expansion (volumeClaimUpdateStrategy: OnPodRollingUpdate) and its
+# apply-time validation read the storage classes' allowVolumeExpansion.
+- apiGroups: [storage.k8s.io]
+  resources: [storageclasses]
+  verbs: [get, list, watch]
 # Revisions of CloneSets and Advanced StatefulSets (orphans are adopted).
 - apiGroups: [apps]
   resources: [controllerrevisions]
