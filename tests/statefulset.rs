@@ -1179,3 +1179,115 @@ async fn on_pod_rolling_update_expands_pvcs_one_pod_at_a_time_without_restarting
         );
     }
 }
+
+#[tokio::test]
+async fn pre_download_pulls_the_new_image_for_the_pods_the_partition_keeps_then_goes() {
+    use graft_api::apps::v1alpha1::ImagePullJob;
+    let e = env("sts-predl").await;
+    // More than 3 replicas and a partition: kruise pre-downloads for such a rollout.
+    e.create(&sts(
+        "web",
+        4,
+        "v1",
+        true,
+        json!({"podManagementPolicy": "Parallel", "updateStrategy": in_place_strategy(1, 2)}),
+    ))
+    .await;
+    let v1 = e.settled("web", 4).await;
+    let current = v1
+        .status
+        .and_then(|s| s.update_revision)
+        .expect("a revision");
+    e.patch_spec("web", json!({"template": template("web", "v2", true)}))
+        .await;
+    let set = e
+        .wait_set(
+            "web",
+            "ordinals 2 and 3 updated and ready",
+            3 * MINUTE,
+            |s| {
+                let st = s.status.clone().unwrap_or_default();
+                st.observed_generation >= s.metadata.generation.unwrap_or(0)
+                    && st.updated_ready_replicas == 2
+                    && st.ready_replicas == 4
+            },
+        )
+        .await;
+    let update = set
+        .status
+        .clone()
+        .and_then(|s| s.update_revision)
+        .expect("update revision");
+    assert_ne!(update, current);
+    let hash = update.rsplit('-').next().unwrap_or_default().to_string();
+
+    let jobs: Api<ImagePullJob> = e.ns.api();
+    let listed = jobs.list(&ListParams::default()).await.expect("list").items;
+    let names: Vec<String> = listed
+        .iter()
+        .map(|j| j.metadata.name.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        names,
+        vec![format!("{update}-app")],
+        "one job, for the changed container only, named <updateRevision>-<container>"
+    );
+    let owner = listed[0]
+        .metadata
+        .owner_references
+        .as_ref()
+        .and_then(|o| o.first())
+        .expect("an owner reference");
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+        ("StatefulSet", "web", Some(true))
+    );
+    let spec = serde_json::to_value(&listed[0].spec).expect("job spec as JSON");
+    assert_eq!(spec["image"], json!(image("app:v2")));
+    assert_eq!(
+        spec["podSelector"],
+        json!({"matchLabels": {"app": "web"}, "matchExpressions": [
+            {"key": "controller-revision-hash", "operator": "NotIn", "values": [update, hash]}
+        ]})
+    );
+    // The selector picks exactly the pods the partition keeps at the old revision.
+    let selected: BTreeSet<String> = e
+        .pods
+        .list(&ListParams::default().labels(&format!(
+            "app=web,controller-revision-hash notin ({update},{hash})"
+        )))
+        .await
+        .expect("list pods")
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .collect();
+    assert_eq!(
+        selected,
+        BTreeSet::from(["web-0".to_string(), "web-1".to_string()])
+    );
+    let revision: ControllerRevision = e.ns.api().get(&update).await.expect("update revision");
+    assert_eq!(
+        revision
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("apps.kruise.io/pre-predownload-created"))
+            .map(String::as_str),
+        Some("true"),
+        "the update revision is marked as pre-downloaded"
+    );
+
+    // Once the revisions converge, the job goes.
+    e.patch_spec("web", json!({"updateStrategy": in_place_strategy(1, 0)}))
+        .await;
+    e.settled("web", 4).await;
+    support::eventually("the pre-download job deleted", MINUTE, || async {
+        match jobs.list(&ListParams::default()).await {
+            Ok(l) if l.items.is_empty() => Ok(()),
+            Ok(l) => Err(format!("{} job(s) left", l.items.len())),
+            Err(err) => Err(err.to_string()),
+        }
+    })
+    .await;
+}

@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod nodeimage;
 pub mod podorder;
 pub mod podready;
+pub mod predownload;
 pub mod pullsecrets;
 pub mod revision;
 pub mod runtime;

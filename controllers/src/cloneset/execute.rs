@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use graft_api::apps::common::LifecycleState;
-use graft_api::apps::v1alpha1::{CloneSet, ImagePullJob};
+use graft_api::apps::v1alpha1::CloneSet;
 use graft_api::labels;
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, PodTemplateSpec};
@@ -144,70 +144,8 @@ impl<'a> Executor<'a> {
     /// kruise-manager, a failure is logged (and a failed creation reported as an Event) but does
     /// not stop the reconcile: pre-downloading only saves time.
     pub async fn pre_download(&self, pre: &PreDownload) {
-        let jobs_api = Api::<ImagePullJob>::namespaced(self.ctx.client.clone(), &self.ns());
-        match pre {
-            PreDownload::None => {}
-            PreDownload::Ignore { revision, reason } => {
-                tracing::debug!(cloneset = %self.key, %revision, %reason, "no image pre-download");
-                self.label_revision(revision, labels::IMAGE_PREDOWNLOAD_IGNORED)
-                    .await;
-            }
-            PreDownload::Create { revision, jobs } => {
-                for job in jobs {
-                    let name = job.metadata.name.clone().unwrap_or_default();
-                    match jobs_api.create(&post(), job).await {
-                        Ok(_) => {
-                            let ev = plan::PlannedEvent {
-                                type_: plan::EventType::Normal,
-                                reason: "CreatedImagePullJob".into(),
-                                message: format!(
-                                    "created ImagePullJob {name} for image: {}",
-                                    job.spec.image
-                                ),
-                            };
-                            status::publish(self.ctx, self.cs, &ev).await;
-                        }
-                        Err(kube::Error::Api(e)) if e.code == 409 => {}
-                        Err(e) => {
-                            tracing::warn!(cloneset = %self.key, job = %name, error = %e, "creating an ImagePullJob");
-                            let ev = plan::PlannedEvent {
-                                type_: plan::EventType::Normal,
-                                reason: "FailedCreateImagePullJob".into(),
-                                message: format!("failed to create ImagePullJob {name}: {e}"),
-                            };
-                            status::publish(self.ctx, self.cs, &ev).await;
-                        }
-                    }
-                }
-                self.label_revision(revision, labels::IMAGE_PREDOWNLOAD_CREATED)
-                    .await;
-            }
-            PreDownload::Delete { jobs } => {
-                for name in jobs {
-                    match jobs_api.delete(name, &DeleteParams::default()).await {
-                        Ok(_) => {
-                            tracing::info!(cloneset = %self.key, job = %name, "deleted pre-download ImagePullJob");
-                        }
-                        Err(kube::Error::Api(e)) if e.code == 404 => {}
-                        Err(e) => {
-                            tracing::warn!(cloneset = %self.key, job = %name, error = %e, "deleting an ImagePullJob");
-                            // kruise stops at the first failure too.
-                            return;
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    async fn label_revision(&self, revision: &str, key: &str) {
-        let patch = json!({"metadata": {"labels": {key: "true"}}});
-        if let Err(e) = Api::<ControllerRevision>::namespaced(self.ctx.client.clone(), &self.ns())
-            .patch(revision, &pp(), &Patch::Merge(&patch))
-            .await
-        {
-            tracing::warn!(cloneset = %self.key, %revision, label = %key, error = %e, "labelling the update revision");
-        }
+        let reference = kube::Resource::object_ref(self.cs, &());
+        crate::predownload::apply(self.ctx, &self.ns(), self.key, pre, &reference).await;
     }
 
     /// Adopts or releases a pod. The uid precondition makes sure we change the pod we looked
@@ -516,8 +454,10 @@ impl<'a> Executor<'a> {
             return Ok(());
         };
         let old_rev = facts::pod_revision(pod);
-        let (Some(old), Some(new)) = (self.templates.get(&old_rev), self.templates.get(revision))
-        else {
+        let (Some(old), Some(new)) = (
+            facts::revision_template(&self.templates, &old_rev),
+            self.templates.get(revision),
+        ) else {
             return Ok(());
         };
         let grace = self.cs.spec.in_place_grace_seconds();

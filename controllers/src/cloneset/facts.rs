@@ -44,6 +44,21 @@ pub(super) fn pod_revision(pod: &Pod) -> String {
         .unwrap_or_default()
 }
 
+/// The template of the revision a pod's `controller-revision-hash` label names: by the full
+/// revision name, or by its short hash alone, as kruise-manager labels pods with its
+/// `CloneSetShortHash` gate on (`EqualToRevisionHash`).
+pub(super) fn revision_template<'a>(
+    templates: &'a HashMap<String, PodTemplateSpec>,
+    pod_revision: &str,
+) -> Option<&'a PodTemplateSpec> {
+    templates.get(pod_revision).or_else(|| {
+        templates
+            .iter()
+            .find(|(name, _)| crate::revision::revision_label_matches(pod_revision, name))
+            .map(|(_, t)| t)
+    })
+}
+
 /// What the planner needs to know of one pod. `templates` holds the templates of the observed
 /// revisions by name; `in_place.possible` is measured from the pod's revision to `target` (the
 /// CloneSet's template), and the planner overrides it for pods already at the update revision.
@@ -64,7 +79,7 @@ pub(super) fn pod_info(
     let rev = pod_revision(pod);
     // Only whether an in-place update is possible matters here, not the spec the engine builds
     // (so the target revision's name is not needed).
-    let possible = match templates.get(&rev) {
+    let possible = match revision_template(templates, &rev) {
         Some(old) => inplace::calculate(old, target, "", grace)
             .map(|_| ())
             .map_err(|e| e.to_string()),
@@ -188,5 +203,49 @@ pub(super) fn refresh_changes(pod: &Pod, now: Timestamp) -> Vec<inplace::PodChan
     match inplace::progress(pod, now) {
         Ok(inplace::Progress::Apply(c)) | Ok(inplace::Progress::Completed(c)) => c,
         _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn template(image: &str) -> PodTemplateSpec {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "app", "image": image}]}
+        }))
+        .expect("template literal")
+    }
+
+    fn pod_labelled(revision: &str) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-abcde", "labels": {"app": "web", "controller-revision-hash": revision}},
+            "spec": {"containers": [{"name": "app", "image": "app:v2"}]}
+        }))
+        .expect("pod literal")
+    }
+
+    #[test]
+    fn a_pod_labelled_with_the_short_hash_is_in_place_updatable_from_its_revision() {
+        let templates = HashMap::from([("web-6786b78dc6".to_string(), template("app:v2"))]);
+        for label in ["web-6786b78dc6", "6786b78dc6"] {
+            let info = pod_info(
+                &pod_labelled(label),
+                &templates,
+                &template("app:v1"),
+                0,
+                Timestamp::now(),
+            );
+            assert_eq!(info.in_place.possible, Ok(()), "label {label}");
+        }
+        let info = pod_info(
+            &pod_labelled("5d8f7c9b4"),
+            &templates,
+            &template("app:v1"),
+            0,
+            Timestamp::now(),
+        );
+        assert!(info.in_place.possible.is_err(), "an unknown revision");
     }
 }

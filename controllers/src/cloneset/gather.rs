@@ -89,7 +89,7 @@ pub(super) async fn gather(
         pvc_instance_ids,
         fresh_instance_ids: (0..wanted_ids).map(|_| random_id()).collect(),
         scaling_exclude_preparing_delete: ctx.cloneset_scaling_exclude_preparing_delete,
-        image_pull_jobs: owned_image_pull_jobs(ctx, &ns, &uid),
+        image_pull_jobs: crate::predownload::owned_jobs(ctx, &ns, &uid),
         now,
     };
     Ok(Gathered {
@@ -156,27 +156,6 @@ async fn pvc_instance_ids(
             })
             .collect(),
     )
-}
-
-/// Names of the ImagePullJobs of `ns` (from the shared cache) whose controller is the object with
-/// `uid` (`DeleteJobsForWorkload` goes by the controller reference).
-fn owned_image_pull_jobs(ctx: &Context, ns: &str, uid: &str) -> Vec<String> {
-    let mut names: Vec<String> = ctx
-        .image_pull_jobs
-        .state()
-        .iter()
-        .filter(|j| j.metadata.namespace.as_deref() == Some(ns))
-        .filter(|j| {
-            j.metadata
-                .owner_references
-                .iter()
-                .flatten()
-                .any(|o| o.controller == Some(true) && o.uid == uid)
-        })
-        .filter_map(|j| j.metadata.name.clone())
-        .collect();
-    names.sort();
-    names
 }
 
 /// Whether an object has an owner reference to the object with `uid`.

@@ -232,6 +232,9 @@ async fn reconcile_inner(set: &StatefulSet, ctx: &Context, keys: &Keys) -> Resul
     if let SetupOutcome::Again(after) = executor.setup(&gathered.prepared.setup).await? {
         return Ok(Requeue::requeue(after));
     }
+    let reference = kube::Resource::object_ref(set, &());
+    let ns = set.metadata.namespace.clone().unwrap_or_default();
+    crate::predownload::apply(ctx, &ns, key, &gathered.prepared.pre_download, &reference).await;
     let plan = plan::plan(&gathered.prepared.snapshot);
     status::announce_waiting(
         ctx,

@@ -41,11 +41,13 @@ pub(super) fn gather(
     let pods = in_namespace(ctx.pods.state(), &ns);
     let revisions = in_namespace(ctx.revisions.state(), &ns);
     let claims = in_namespace(ctx.claims.state(), &ns);
+    let jobs = crate::predownload::owned_jobs(ctx, &ns, set.metadata.uid.as_deref().unwrap_or(""));
     let prepared = prepare(
         set,
         &pods,
         &revisions,
         &claims,
+        &jobs,
         label_selector,
         Timestamp::now(),
     )

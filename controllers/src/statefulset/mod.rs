@@ -3,7 +3,9 @@
 //! The pure parts: the planner in [`plan`] (a [`plan::Snapshot`] in, a [`plan::Plan`] out),
 //! ownership and revisions in [`prepare`], the ordinal arithmetic in [`ordinals`], the pods and
 //! PVCs it creates in [`identity`], the PVC retention rules in [`claims`], and [`facts`], which
-//! turns observed objects into the planner's facts with the shared in-place engine.
+//! turns observed objects into the planner's facts with the shared in-place engine; image
+//! pre-download for in-place updates is the shared [`crate::predownload`] with its checks in
+//! `predownload`.
 
 pub mod claims;
 pub mod controller;
@@ -13,5 +15,6 @@ mod gather;
 pub mod identity;
 pub mod ordinals;
 pub mod plan;
+mod predownload;
 pub mod prepare;
 mod status;

@@ -18,6 +18,7 @@ use kube::Resource;
 use super::facts::{self, Claim};
 use super::identity::owner_reference;
 use super::plan::{self, Snapshot};
+use crate::predownload::PreDownload;
 use crate::revision::{self, RevisionAction, RevisionError, RevisionOwner};
 
 /// A write that must go through before the plan's actions (ownership and history). When one
@@ -91,6 +92,8 @@ pub struct Prepared {
     pub templates: HashMap<String, PodTemplateSpec>,
     /// Revisions to delete after the plan ran (`revisionHistoryLimit`).
     pub delete_revisions: Vec<String>,
+    /// Image pre-download for the update revision's in-place update.
+    pub pre_download: PreDownload,
 }
 
 /// The set's selector in query syntax (also `status.labelSelector`), or why the set is refused:
@@ -139,6 +142,7 @@ pub fn prepare(
     pods: &[Arc<Pod>],
     revisions: &[Arc<ControllerRevision>],
     claims: &[Arc<PersistentVolumeClaim>],
+    owned_jobs: &[String],
     label_selector: &str,
     now: Timestamp,
 ) -> Result<Prepared, RevisionError> {
@@ -183,6 +187,11 @@ pub fn prepare(
         status.current_revision.as_deref(),
         status.collision_count.unwrap_or(0),
     );
+    let pre_download = if deleting {
+        PreDownload::None
+    } else {
+        super::predownload::decide(set, &active.current, &active.update, owned_jobs)
+    };
     let update_revision = active.update.metadata.name.clone().unwrap_or_default();
     let current_revision = active.current.metadata.name.clone().unwrap_or_default();
     match active.action {
@@ -286,6 +295,7 @@ pub fn prepare(
         },
         templates,
         delete_revisions,
+        pre_download,
     })
 }
 
@@ -328,7 +338,7 @@ mod tests {
 
     /// The revision of `s`'s template as the controller mints it, owned by `owner` (or orphan).
     fn revision_of(s: &StatefulSet, owner: Option<&str>, number: i64) -> ControllerRevision {
-        let mut r = match prepare(s, &[], &[], &[], "app=web", now())
+        let mut r = match prepare(s, &[], &[], &[], &[], "app=web", now())
             .unwrap()
             .setup
             .into_iter()
@@ -366,7 +376,7 @@ mod tests {
             .unwrap()
             .insert("app".into(), "db".into());
         let pods: Vec<Arc<Pod>> = pods.into_iter().chain([Arc::new(released)]).collect();
-        let p = prepare(&s, &pods, &[], &[], "app=web", now()).unwrap();
+        let p = prepare(&s, &pods, &[], &[], &[], "app=web", now()).unwrap();
         let kinds: Vec<String> = p
             .setup
             .iter()
@@ -410,7 +420,7 @@ mod tests {
         let s = set();
         let orphan = revision_of(&s, None, 1);
         let name = orphan.metadata.name.clone().unwrap();
-        let p = prepare(&s, &[], &[Arc::new(orphan)], &[], "app=web", now()).unwrap();
+        let p = prepare(&s, &[], &[Arc::new(orphan)], &[], &[], "app=web", now()).unwrap();
         assert_eq!(p.setup.len(), 1, "{:?}", p.setup);
         assert!(
             matches!(&p.setup[0], Setup::AdoptRevision { name: n, owner_references, .. }
@@ -420,7 +430,7 @@ mod tests {
 
         // Another controller's revision is not ours.
         let theirs = revision_of(&s, Some("native-uid"), 1);
-        let p = prepare(&s, &[], &[Arc::new(theirs)], &[], "app=web", now()).unwrap();
+        let p = prepare(&s, &[], &[Arc::new(theirs)], &[], &[], "app=web", now()).unwrap();
         assert!(matches!(p.setup[0], Setup::CreateRevision { .. }));
     }
 
@@ -444,7 +454,7 @@ mod tests {
         // The set is at nginx:4, one pod still runs nginx:1's revision.
         s.spec.template.spec.as_mut().unwrap().containers[0].image = Some("nginx:4".into());
         let pods = [pod("web-0", Some("set-uid"), &names[0])];
-        let p = prepare(&s, &pods, &history, &[], "app=web", now()).unwrap();
+        let p = prepare(&s, &pods, &history, &[], &[], "app=web", now()).unwrap();
         assert!(p.setup.is_empty(), "{:?}", p.setup);
         assert_eq!(p.snapshot.update_revision, names[3]);
         assert_eq!(p.delete_revisions, vec![names[1].clone()]);

@@ -1098,7 +1098,7 @@ fn pre_download_jobs_cover_changed_and_new_containers_only() {
     }))
     .unwrap();
     assert_eq!(
-        predownload::changed_images(&old, &new),
+        crate::predownload::changed_images(&old, &new),
         BTreeMap::from([
             ("a".to_string(), "a:2".to_string()),
             ("c".to_string(), "c:1".to_string())

@@ -28,10 +28,10 @@ mod decide_tests;
 #[cfg(test)]
 mod tests;
 
+pub use crate::predownload::PreDownload;
 pub use decide::{
     Claim, Observed, ObservedPod, Refusal, admit, claim, decide, revision_annotations,
 };
-pub use predownload::PreDownload;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
