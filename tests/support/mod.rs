@@ -5,10 +5,12 @@
 //! - [`wait_for`]: poll an object until a condition holds, failing with what was expected and the
 //!   last state seen.
 //! - [`PodWatcher`]: records every pod state change during a test for invariant checks.
+//! - [`kruise::Kruise`]: the real OpenKruise installed for one test, removed when dropped.
 #![allow(dead_code)]
 
 pub mod git_http;
 pub mod imagepull;
+pub mod kruise;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
