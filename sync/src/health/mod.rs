@@ -7,7 +7,10 @@
 //! Unlike Argo CD's CloneSet Lua check, a CloneSet mid-rollout is `Progressing` (not
 //! `Degraded`), a missing `updatedAvailableReplicas` (omitted when zero, or from older Kruise
 //! versions) never reads as `Suspended`, an unset partition is 0, percent partitions are
-//! resolved, and a stuck rollout past `progressDeadlineSeconds` is `Degraded`.
+//! resolved, a stuck rollout past `progressDeadlineSeconds` is `Degraded`, and a `FailedScale` /
+//! `FailedUpdate` condition left from an earlier error (the controller never clears them) does not
+//! keep a converged CloneSet `Degraded`. `sync/tests/argocd_health.rs` runs Argo CD's own checks
+//! on the same objects and lists every difference.
 
 mod builtin;
 mod kruise;
@@ -234,5 +237,7 @@ pub(crate) fn int_or_percent(v: Option<&Value>, total: i64) -> i64 {
     n.clamp(0, total.max(0))
 }
 
+#[cfg(test)]
+mod rows;
 #[cfg(test)]
 mod tests;
