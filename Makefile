@@ -5,7 +5,7 @@ export CARGO_TARGET_DIR ?= $(GRAFT_CACHE)/target
 CLUSTER := deploy/local/cluster
 CARGO ?= cargo
 
-.PHONY: demo demo-down no-demo sshd build test test-unit test-integration test-cluster-down lint fmt crds cluster-up cluster-down browser
+.PHONY: demo demo-down no-demo sshd build test test-unit test-argocd-health test-integration test-kruise test-cluster-down lint fmt crds cluster-up cluster-down browser
 
 ## The README's first command: local cluster, graft built and installed with its chart, a Git
 ## repository from examples/ with a GitSync, and a commit rolled out in place (deploy/demo/run).
@@ -24,9 +24,17 @@ test-unit:
 	$(CARGO) test --workspace
 	python3 -B -m unittest bench/lib/podwatch_test.py
 
-## Everything: unit tests, the local cluster (built and cached on first use), integration tests,
-## and finally `cluster down` with a check that it left nothing behind.
-test: test-unit cluster-up test-integration test-cluster-down
+## Everything: unit tests, the health rules against Argo CD's, the local cluster (built and cached on
+## first use), integration tests, the takeover from the real OpenKruise, and finally `cluster down`
+## with a check that it left nothing behind.
+test: test-unit test-argocd-health cluster-up test-integration test-kruise test-cluster-down
+
+## sync/tests/argocd_health.rs: graft's health rules next to Argo CD's own Lua checks for the
+## OpenKruise kinds (no cluster needed). The checks come from a pinned Argo CD release on the Go module
+## proxy, cached on first use (deploy/argocd/health-scripts; its output in its download.log).
+test-argocd-health:
+	@dir="$$(deploy/argocd/health-scripts)" && GRAFT_ARGOCD_HEALTH="$$dir" \
+	  $(CARGO) test -p graft-sync --features cluster-tests --test argocd_health
 
 cluster-up:
 	$(CLUSTER) up
@@ -51,12 +59,21 @@ test-integration: no-demo browser sshd
 	@eval "$$($(CLUSTER) env)" && eval "$$(deploy/local/browser env)" && $(CARGO) test --features cluster-tests --test '*' -- --test-threads=4 \
 	  || { echo "integration tests failed; component logs: /var/log/graft-local/"; exit 1; }
 
+## tests/kruise_takeover.rs: workloads created by the real OpenKruise taken over by graft. kruise-manager
+## 1.9.1 is built from the Go module proxy on first use (deploy/kruise/build.sh, cached; its output in
+## its build.log), the test installs and removes it (deploy/kruise/kruise). Its webhooks are
+## cluster-wide, so it runs alone, after test-integration.
+test-kruise: no-demo
+	deploy/kruise/build.sh >/dev/null
+	@eval "$$($(CLUSTER) env)" && $(CARGO) test --features cluster-tests,kruise-tests --test kruise_takeover \
+	  || { echo "the OpenKruise takeover test failed; logs: /var/log/graft-kruise/ (kruise-manager), /tmp/graft-test-logs/ (graft)"; exit 1; }
+
 test-cluster-down:
 	@eval "$$($(CLUSTER) env)" && $(CARGO) test --features cluster-down-tests --test local_cluster_down -- --test-threads=1
 
 lint:
 	$(CARGO) fmt --all --check
-	$(CARGO) clippy --workspace --all-targets --features cluster-tests,cluster-down-tests -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --features cluster-tests,cluster-down-tests,kruise-tests -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
@@ -85,6 +102,8 @@ manifests:
 ## bench/commit.sh: commit -> pods on a large image with BeforeRollout pre-pull vs Off; manager memory/CPU;
 ## bench/sidecarset.sh: a SidecarSet's in-place sidecar upgrade of 30 pods vs recreating them through
 ##   their CloneSet; pod-create latency through graft's webhook, with graft down, and without it;
+## bench/statefulset.sh: an Advanced StatefulSet's in-place rollout of 10 Parallel pods with PVCs vs the
+##   same change on a native StatefulSet (RollingUpdate), 2 rounds each; pods recreated, PVCs kept;
 ## bench/web.sh: the dashboard's render time, SSE latency and memory per client (no cluster).
 .PHONY: bench bench-web
 bench:
@@ -96,6 +115,7 @@ bench:
 	bench/sync.sh
 	bench/commit.sh
 	bench/sidecarset.sh
+	bench/statefulset.sh
 	bench/web.sh
 
 bench-web:

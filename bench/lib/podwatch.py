@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Per-pod timeline of an in-place rollout, from a watch on the pods (bench/rollout.sh, bench/kruise.sh).
 
-  podwatch.py watch NS FILE [--expect N]
-      Runs `kubectl get pods -w` on NS and appends one JSON line to FILE for every change of a pod's
-      rollout state, stamped with the time this process received it (ms; conditions only carry
-      seconds). Touches FILE.ready once N pods have been seen. Stops on SIGTERM.
+  podwatch.py watch NS FILE [--expect N] [--selector SELECTOR]
+      Runs `kubectl get pods -w` on NS (only the pods matching the label SELECTOR, if given) and
+      appends one JSON line to FILE for every change of a pod's rollout state, stamped with the time
+      this process received it (ms; conditions only carry seconds). Touches FILE.ready once N pods
+      have been seen. Stops on SIGTERM.
   podwatch.py mark FILE NAME
       Appends {"mark": NAME, "t": now} to FILE (the bench marks "start" right before the spec change).
   podwatch.py report --image IMAGE --slots B LABEL=FILE [LABEL=FILE ...]
@@ -19,6 +20,12 @@
       one's spec first showed IMAGE (patched) and when its container status showed IMAGE with the
       pod Ready and InPlaceUpdateReady not False (updated), in seconds after the mark. Prints one
       JSON object: {"pods": N, "patched": {"n", "p50", "p99", "last"}, "updated": {...}}.
+  podwatch.py churn FILE
+      For a rollout of pods with stable names (bench/statefulset.sh): of the pods present at the
+      start mark, how many were deleted, how many pods were created after it (new UIDs: recreated),
+      and the most of those pod names unavailable at once (no live pod of that name, or one not
+      Ready) from the start mark to the "done" mark (or the end of FILE). Prints one JSON object:
+      {"pods": N, "deleted": D, "created": C, "max_unavailable": U}.
 """
 import json
 import os
@@ -77,12 +84,12 @@ def append(fd, record):
     os.write(fd, (json.dumps(record, separators=(",", ":")) + "\n").encode())
 
 
-def watch(ns, path, expect):
+def watch(ns, path, expect, selector=None):
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    proc = subprocess.Popen(
-        ["kubectl", "-n", ns, "get", "pods", "-w", "--output-watch-events", "-o", "json"],
-        stdout=subprocess.PIPE,
-    )
+    cmd = ["kubectl", "-n", ns, "get", "pods", "-w", "--output-watch-events", "-o", "json"]
+    if selector:
+        cmd += ["-l", selector]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
 
     def stop(*_):
         proc.terminate()
@@ -314,6 +321,47 @@ def spans(args):
     print(json.dumps(rollout_spans(load(path), image)))
 
 
+def rollout_churn(records):
+    """Pods deleted and created, and the most pod names unavailable at once, after the start mark."""
+    start = next((r["t"] for r in records if r.get("mark") == "start"), None)
+    if start is None:
+        raise ValueError("no start mark")
+    done = next((r["t"] for r in records if r.get("mark") == "done"), float("inf"))
+    latest = {}  # pod name -> the last record of its newest UID
+    for r in records:
+        if "mark" not in r and r["t"] < start:
+            latest[r["pod"]] = r
+    names = {n for n, r in latest.items() if not r["deleted"]}
+    at_start = {latest[n]["uid"] for n in names}
+
+    def unavailable():
+        return sum(1 for n in names if latest[n]["deleted"] or latest[n]["ready"] != "True")
+
+    deleted, created, worst = set(), set(), unavailable()
+    seen = {r["uid"] for r in latest.values()}
+    for r in records:
+        if "mark" in r or r["t"] < start:
+            continue
+        if r["uid"] in at_start and r["deleted"]:
+            deleted.add(r["uid"])
+        if r["uid"] not in at_start:
+            created.add(r["uid"])
+        current = latest.get(r["pod"])
+        # A late event of an older pod of the name (its final DELETED) does not hide the newer one.
+        if current is None or current["uid"] == r["uid"] or r["uid"] not in seen:
+            latest[r["pod"]] = r
+        seen.add(r["uid"])
+        if r["t"] <= done:
+            worst = max(worst, unavailable())
+    return {"pods": len(names), "deleted": len(deleted), "created": len(created), "max_unavailable": worst}
+
+
+def churn(args):
+    if len(args) != 1:
+        sys.exit(__doc__)
+    print(json.dumps(rollout_churn(load(args[0]))))
+
+
 def write_csv(path, pods, start):
     cols = ["decision", "patch", "restarted", "cready", "recorded", "ready", "next"]
     with open(path, "w") as f:
@@ -325,14 +373,18 @@ def write_csv(path, pods, start):
 
 if __name__ == "__main__":
     cmd = sys.argv[1] if len(sys.argv) > 1 else ""
-    if cmd == "watch" and len(sys.argv) in (4, 6):
-        expect = int(sys.argv[5]) if len(sys.argv) == 6 and sys.argv[4] == "--expect" else 0
-        watch(sys.argv[2], sys.argv[3], expect)
+    if cmd == "watch" and len(sys.argv) in (4, 6, 8):
+        flags = dict(zip(sys.argv[4::2], sys.argv[5::2]))
+        if set(flags) - {"--expect", "--selector"}:
+            sys.exit(__doc__)
+        watch(sys.argv[2], sys.argv[3], int(flags.get("--expect", 0)), flags.get("--selector"))
     elif cmd == "mark" and len(sys.argv) == 4:
         mark(sys.argv[2], sys.argv[3])
     elif cmd == "report":
         report(sys.argv[2:])
     elif cmd == "spans":
         spans(sys.argv[2:])
+    elif cmd == "churn":
+        churn(sys.argv[2:])
     else:
         sys.exit(__doc__)

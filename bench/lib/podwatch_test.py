@@ -130,3 +130,28 @@ class Spans(unittest.TestCase):
     def test_no_start_mark_is_an_error(self):
         with self.assertRaises(ValueError):
             podwatch.rollout_spans([rec("a", 0)], NEW)
+
+
+class Churn(unittest.TestCase):
+    def test_recreated_pods_and_the_most_names_unavailable_at_once(self):
+        # a is deleted and recreated under its name, b is updated in place; the old a's final
+        # DELETED event arrives after the new a is listed.
+        records = [rec("a", 0, uid="a1"), rec("b", 0, uid="b1"), {"mark": "start", "t": 1000}]
+        records += [rec("a", 1100, uid="a1", deleted=True, ready="False")]
+        records += [rec("a", 1300, uid="a2", ready="False"), rec("a", 1350, uid="a1", deleted=True)]
+        records += [rec("b", 1400, uid="b1", ready="False"), rec("a", 1500, uid="a2")]
+        records += [rec("b", 1600, uid="b1"), {"mark": "done", "t": 1700}]
+        records += [rec("b", 1800, uid="b1", ready="False")]  # after the rollout: not counted
+        got = podwatch.rollout_churn(records)
+        self.assertEqual(got, {"pods": 2, "deleted": 1, "created": 1, "max_unavailable": 2})
+
+    def test_an_in_place_rollout_recreates_nothing(self):
+        records = [rec("a", 0), rec("b", 0), {"mark": "start", "t": 100}]
+        records += [rec("a", 200, ready="False", image=NEW), rec("a", 900, image=NEW)]
+        records += [rec("b", 1000, ready="False", image=NEW), rec("b", 1900, image=NEW)]
+        got = podwatch.rollout_churn(records)
+        self.assertEqual(got, {"pods": 2, "deleted": 0, "created": 0, "max_unavailable": 1})
+
+    def test_no_start_mark_is_an_error(self):
+        with self.assertRaises(ValueError):
+            podwatch.rollout_churn([rec("a", 0)])

@@ -114,10 +114,11 @@ prepull() {
 
 peak_rss_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 
-# Record every pod's state in NS into FILE until stop_watch; returns once the N pods are listed.
-start_watch() { # namespace file
+# Record every pod's state in NS (only those matching SELECTOR, if given) into FILE until
+# stop_watch; returns once the N pods are listed.
+start_watch() { # namespace file [selector]
   rm -f "$2" "$2.ready"
-  python3 "$PODWATCH" watch "$1" "$2" --expect "$N" &
+  python3 "$PODWATCH" watch "$1" "$2" --expect "$N" ${3:+--selector "$3"} &
   WATCH_PID=$!
   local deadline=$(( $(date +%s) + 60 ))
   until [[ -e "$2.ready" ]]; do
