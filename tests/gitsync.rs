@@ -8,13 +8,15 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use graft_api::graft::gitsync::{CommitPhase, CommitRecord, GitSync};
-use k8s_openapi::api::core::v1::ConfigMap;
+use graft_api::apps::v1beta1::StatefulSet;
+use graft_api::graft::gitsync::{CommitPhase, CommitRecord, GitSync, WorkloadProgress};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::Api;
-use kube::api::PostParams;
+use kube::api::{ListParams, PostParams};
 use serde_json::json;
 use support::{
-    GitRepo, GraftControllers, TestNamespace, client, eventually, image, install_crds, wait_for,
+    GitRepo, GraftControllers, PodWatcher, TestNamespace, client, eventually, image, install_crds,
+    wait_for,
 };
 
 /// `graft sync` (the GitSync controller) for one namespace, killed when dropped.
@@ -60,6 +62,43 @@ fn cloneset(tag: &str) -> String {
         "apiVersion: apps.kruise.io/v1alpha1\nkind: CloneSet\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {{app: web}}\n  updateStrategy: {{type: InPlaceIfPossible, maxUnavailable: 1}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    spec:\n      terminationGracePeriodSeconds: 2\n      containers:\n      - name: app\n        image: {}\n        imagePullPolicy: IfNotPresent\n",
         image(&format!("app:{tag}"))
     )
+}
+
+/// An Advanced StatefulSet `db` of [`DB_REPLICAS`] pods at `tag`, started together and updated
+/// in place one at a time (with the `InPlaceUpdateReady` readiness gate OpenKruise requires).
+fn advanced_statefulset(tag: &str) -> String {
+    format!(
+        "apiVersion: apps.kruise.io/v1beta1\nkind: StatefulSet\nmetadata:\n  name: db\nspec:\n  replicas: {DB_REPLICAS}\n  serviceName: db\n  podManagementPolicy: Parallel\n  selector:\n    matchLabels: {{app: db}}\n  updateStrategy:\n    type: RollingUpdate\n    rollingUpdate: {{podUpdatePolicy: InPlaceIfPossible, maxUnavailable: 1}}\n  template:\n    metadata:\n      labels: {{app: db}}\n    spec:\n      terminationGracePeriodSeconds: 2\n      readinessGates:\n      - conditionType: InPlaceUpdateReady\n      containers:\n      - name: app\n        image: {}\n        imagePullPolicy: IfNotPresent\n        readinessProbe: {{httpGet: {{path: /readyz, port: 8080}}, periodSeconds: 1}}\n",
+        image(&format!("app:{tag}"))
+    )
+}
+
+const DB_REPLICAS: i32 = 3;
+
+/// The Advanced StatefulSet's own status says its rollout is complete: the spec observed, every
+/// pod updated and ready, and the update revision became the current one.
+fn rollout_complete(set: &StatefulSet) -> bool {
+    let st = set.status.clone().unwrap_or_default();
+    st.observed_generation == set.metadata.generation.unwrap_or(-1)
+        && st.replicas == DB_REPLICAS
+        && st.updated_replicas == DB_REPLICAS
+        && st.updated_ready_replicas == DB_REPLICAS
+        && st.ready_replicas == DB_REPLICAS
+        && st.update_revision.is_some()
+        && st.current_revision == st.update_revision
+}
+
+fn db_progress(ns: &str, done: i32) -> WorkloadProgress {
+    WorkloadProgress {
+        group: "apps.kruise.io".into(),
+        kind: "StatefulSet".into(),
+        namespace: Some(ns.into()),
+        name: "db".into(),
+        replicas: DB_REPLICAS,
+        updated: done,
+        ready: done,
+        available: done,
+    }
 }
 
 fn entry<'a>(gs: &'a GitSync, sha: &str) -> Option<&'a CommitRecord> {
@@ -1025,4 +1064,179 @@ async fn a_repository_over_ssh_with_a_deploy_key_and_a_checked_host_key() {
         Some(c1.as_str())
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn an_advanced_statefulset_rollout_is_recorded_per_commit_and_healthy_once_complete() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "gitsync-asts").await;
+    let _controllers = GraftControllers::start(&ns.name);
+    let _sync = SyncProcess::start(&ns.name);
+    let repo = GitRepo::new(&ns.name);
+    let gitsyncs: Api<GitSync> = ns.api();
+    let sets: Api<StatefulSet> = ns.api();
+    let pod_api: Api<Pod> = ns.api();
+    let minute = Duration::from_secs(60);
+    let db_pods = || async {
+        pod_api
+            .list(&ListParams::default().labels("app=db"))
+            .await
+            .expect("list pods")
+            .items
+    };
+
+    let c1 = repo.commit("first: db v1", &[("db.yaml", advanced_statefulset("v1"))]);
+    let gs: GitSync = serde_json::from_value(json!({
+        "apiVersion": "graft.dev/v1alpha1", "kind": "GitSync",
+        "metadata": {"name": "app"},
+        "spec": {"url": repo.url(), "ref": {"branch": "main"},
+                 "path": "deploy", "interval": "2s", "prune": true,
+                 "prePull": {"mode": "Off"}}
+    }))
+    .expect("GitSync literal");
+    gitsyncs
+        .create(&PostParams::default(), &gs)
+        .await
+        .expect("create GitSync");
+    wait_for(
+        &gitsyncs,
+        "app",
+        "the first commit Healthy",
+        3 * minute,
+        |g| phase_is(g, &c1, CommitPhase::Healthy),
+    )
+    .await;
+    let old = sets.get("db").await.expect("db");
+    assert!(
+        rollout_complete(&old),
+        "c1 Healthy with the set complete: {:?}",
+        old.status
+    );
+    let before: std::collections::BTreeMap<String, String> = db_pods()
+        .await
+        .into_iter()
+        .map(|p| {
+            (
+                p.metadata.name.unwrap_or_default(),
+                p.metadata.uid.unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(before.len(), DB_REPLICAS as usize, "{before:?}");
+
+    // The image changes in Git. While it rolls out, the GitSync is read first and the set right
+    // after: whenever the commit reads Healthy, the set's own status must already say done.
+    let watcher = PodWatcher::start(&client, &ns.name, "app=db");
+    let c2 = repo.commit("second: db v2", &[("db.yaml", advanced_statefulset("v2"))]);
+    let start = std::time::Instant::now();
+    let mut seen: Vec<(CommitPhase, Option<WorkloadProgress>, Option<String>)> = Vec::new();
+    let gs = loop {
+        let g = gitsyncs.get("app").await.expect("GitSync");
+        let set = sets.get("db").await.expect("db");
+        if let Some(e) = entry(&g, &c2) {
+            let db = e
+                .workloads
+                .iter()
+                .flatten()
+                .find(|w| w.kind == "StatefulSet" && w.name == "db")
+                .cloned();
+            let now = (e.phase, db, e.status_message.clone());
+            if seen.last() != Some(&now) {
+                seen.push(now);
+            }
+            if e.phase == CommitPhase::Healthy {
+                assert!(
+                    rollout_complete(&set)
+                        && set.status.as_ref().and_then(|s| s.update_revision.as_ref())
+                            != old.status.as_ref().and_then(|s| s.update_revision.as_ref()),
+                    "the commit reads Healthy before the Advanced StatefulSet completed its \
+                     rollout to the new revision: {:?}\nrecords: {seen:#?}",
+                    set.status
+                );
+                break g;
+            }
+            assert_ne!(e.phase, CommitPhase::Failed, "{e:?}");
+        }
+        assert!(
+            start.elapsed() < 3 * minute,
+            "timed out waiting for the second commit Healthy; records: {seen:#?}\nset: {:?}",
+            set.status
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    println!("the second commit's records: {seen:#?}");
+
+    // Both commits in the history, newest first, each with the set's entry at 3 of 3.
+    let history = gs
+        .status
+        .clone()
+        .and_then(|s| s.history)
+        .unwrap_or_default();
+    let shas: Vec<&str> = history.iter().map(|h| h.sha.as_str()).collect();
+    assert_eq!(
+        shas.get(..2),
+        Some(&[c2.as_str(), c1.as_str()][..]),
+        "{shas:?}"
+    );
+    for sha in [&c1, &c2] {
+        let e = entry(&gs, sha).expect("entry");
+        assert_eq!(e.phase, CommitPhase::Healthy, "{e:?}");
+        assert_eq!(
+            e.workloads.as_deref(),
+            Some(&[db_progress(&ns.name, DB_REPLICAS)][..]),
+            "{sha}: the set's rollout is recorded"
+        );
+    }
+    let e = entry(&gs, &c2).expect("entry");
+    assert_eq!(e.message.as_deref(), Some("second: db v2"));
+    let t = &e.phase_times;
+    let (rolling_out, healthy) = (
+        t.rolling_out.clone().expect("rolling-out time").0,
+        t.healthy.clone().expect("healthy time").0,
+    );
+    assert!(rolling_out <= healthy, "phase times in order: {t:?}");
+    // The progress shows while it rolls out: fewer than 3 updated pods at first, never going
+    // back once counted (after the controller has seen the new spec).
+    let rolling: Vec<i32> = seen
+        .iter()
+        .filter(|(p, _, _)| *p == CommitPhase::RollingOut)
+        .filter_map(|(_, w, _)| w.as_ref().map(|w| w.updated))
+        .collect();
+    let first_short = rolling.iter().position(|u| *u < DB_REPLICAS);
+    assert!(
+        first_short.is_some(),
+        "the rollout's progress was recorded on the way: {seen:#?}"
+    );
+    let counted = &rolling[first_short.unwrap_or_default()..];
+    assert!(
+        counted.windows(2).all(|w| w[0] <= w[1]),
+        "updated pods never go back: {seen:#?}"
+    );
+
+    // Every pod updated in place: the same pods, never deleted, now running v2.
+    let after = db_pods().await;
+    let uids: std::collections::BTreeMap<String, String> = after
+        .iter()
+        .map(|p| {
+            (
+                p.metadata.name.clone().unwrap_or_default(),
+                p.metadata.uid.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(uids, before, "in place: the same pods");
+    for p in &after {
+        let app = p
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.first())
+            .and_then(|c| c.image.clone());
+        assert_eq!(app, Some(image("app:v2")), "{:?}", p.metadata.name);
+    }
+    let history = watcher.history();
+    assert!(
+        history.iter().all(|s| !s.deleting && !s.deleted),
+        "no pod deleted during the rollout: {history:#?}"
+    );
 }

@@ -62,6 +62,15 @@ fn cloneset(tag: &str) -> String {
     )
 }
 
+/// An Advanced StatefulSet `db` of [`REPLICAS`] pods at `tag`, started together and updated in
+/// place one at a time (with the `InPlaceUpdateReady` readiness gate OpenKruise requires).
+fn advanced_statefulset(tag: &str) -> String {
+    format!(
+        "apiVersion: apps.kruise.io/v1beta1\nkind: StatefulSet\nmetadata:\n  name: db\nspec:\n  replicas: {REPLICAS}\n  serviceName: db\n  podManagementPolicy: Parallel\n  selector:\n    matchLabels: {{app: db}}\n  updateStrategy:\n    type: RollingUpdate\n    rollingUpdate: {{podUpdatePolicy: InPlaceIfPossible, maxUnavailable: 1}}\n  template:\n    metadata:\n      labels: {{app: db}}\n    spec:\n      terminationGracePeriodSeconds: 2\n      readinessGates:\n      - conditionType: InPlaceUpdateReady\n      containers:\n      - name: app\n        image: {}\n        imagePullPolicy: IfNotPresent\n        readinessProbe: {{httpGet: {{path: /readyz, port: 8080}}, initialDelaySeconds: 3, periodSeconds: 1}}\n",
+        image(&format!("app:{tag}"))
+    )
+}
+
 fn configmap(mode: &str) -> String {
     format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: {mode}\n")
 }
@@ -585,6 +594,112 @@ async fn json_api_follows_a_real_rollout_with_token_namespace_scope_and_least_pr
         "{}",
         cd["workloads"][0]
     );
+}
+
+#[tokio::test]
+async fn an_advanced_statefulset_rollout_shows_on_the_overview_commit_and_workload_pages() {
+    let s = Scene::start("web-asts", Some("tok-a575"), true).await;
+    let ns = s.ns.name.clone();
+    let c1 = s
+        .repo
+        .commit("first: db v1", &[("db.yaml", advanced_statefulset("v1"))]);
+    s.create_gitsync().await;
+    s.wait_phase(&c1, CommitPhase::Healthy).await;
+    let c2 = s
+        .repo
+        .commit("second: db v2", &[("db.yaml", advanced_statefulset("v2"))]);
+
+    // While it rolls out, the commit page shows the set short of its target (graft's own
+    // controller updates one pod at a time, each waiting for its readiness probe).
+    let commit = format!("/api/gitsyncs/{ns}/app/commits/{c2}");
+    let rolling = s
+        .json_until(&commit, "the set part way through its rollout", |v| {
+            let w = &v["workloads"][0];
+            (w["kind"] == "StatefulSet"
+                && w["status"]["label"] == "Rolling out"
+                && w["progress"]["updated"]
+                    .as_u64()
+                    .is_some_and(|u| u < REPLICAS as u64))
+            .then_some(())
+            .ok_or_else(|| format!("workload: {w}"))
+        })
+        .await;
+    println!("part way: {}", rolling["workloads"][0]["progress"]);
+    s.wait_phase(&c2, CommitPhase::Healthy).await;
+
+    // Overview: the set at 3 of 3, up to date, linked to its page.
+    let ov = s
+        .json_until("/api/overview", "c2 running and healthy", |v| {
+            let g = &v["gitsyncs"][0];
+            (g["commit"] == c2.as_str() && g["health"]["label"] == "Healthy")
+                .then_some(())
+                .ok_or_else(|| format!("gitsync: {g}"))
+        })
+        .await;
+    let w = &ov["workloads"][0];
+    assert_eq!(ov["workloads"].as_array().map(Vec::len), Some(1), "{ov:#}");
+    assert_eq!(
+        (&w["group"], &w["kind"], &w["namespace"], &w["name"]),
+        (
+            &json!("apps.kruise.io"),
+            &json!("StatefulSet"),
+            &json!(ns),
+            &json!("db")
+        ),
+        "{w}"
+    );
+    assert_eq!(w["progress"]["updated"], REPLICAS, "{w}");
+    assert_eq!(w["progress"]["available"], REPLICAS, "{w}");
+    assert_eq!(w["status"]["label"], "Up to date", "{w}");
+    assert_eq!(
+        w["href"],
+        format!("/workloads/apps.kruise.io/StatefulSet/{ns}/db").as_str()
+    );
+
+    // Commit detail: every pod updated in place, none recreated.
+    let cd = s
+        .json_until(&commit, "3 pods updated in place", |v| {
+            let w = &v["workloads"][0];
+            (w["counts"]["in_place"] == REPLICAS && w["pods"] == REPLICAS)
+                .then_some(())
+                .ok_or_else(|| format!("workload: {w}"))
+        })
+        .await;
+    let w = &cd["workloads"][0];
+    assert_eq!(
+        (&w["group"], &w["kind"]),
+        (&json!("apps.kruise.io"), &json!("StatefulSet"))
+    );
+    assert_eq!(w["counts"]["recreated"], 0, "{w}");
+    assert_eq!(w["progress"]["updated"], REPLICAS, "{w}");
+    assert_eq!(w["live"], true, "{w}");
+    assert!(
+        w["update_revision"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("db-")),
+        "{w}"
+    );
+    assert_eq!(cd["previous"], c1.as_str());
+    let (code, body) = s.get(&format!("/gitsyncs/{ns}/app/commits/{c2}"));
+    assert_eq!(code, 200);
+    assert!(
+        body.contains("StatefulSet") && body.contains("/workloads/apps.kruise.io/StatefulSet/"),
+        "the commit page lists the set: {body}"
+    );
+
+    // Workload detail: the pods with node, revision, in-place state.
+    let wd = s.json(&format!(
+        "/api/workloads/apps.kruise.io/StatefulSet/{ns}/db"
+    ));
+    let pods = wd["pods"].as_array().expect("pods");
+    let names: Vec<&str> = pods.iter().filter_map(|p| p["name"].as_str()).collect();
+    assert_eq!(names, ["db-0", "db-1", "db-2"]);
+    for p in pods {
+        assert_eq!(p["node"], support::node_name().as_str(), "{p}");
+        assert_eq!(p["ready"], true, "{p}");
+        assert_eq!(p["updated"], true, "{p}");
+        assert_eq!(p["in_place"]["state"], "done", "{p}");
+    }
 }
 
 // ---- browser ------------------------------------------------------------------------------------
