@@ -256,6 +256,59 @@ async fn with_graft_up_create_responses_carry_what_openkruise_fills() {
     );
     assert_eq!(spec["revisionHistoryLimit"], json!(10));
 
+    // Advanced StatefulSet: kruise's name and label syntax rules in its words, and a name that
+    // is not even a DNS subdomain left to the API server, which refuses it in its own (as it
+    // does before kruise's validating webhook is called). Dry runs: the controller sees nothing.
+    let sets: Api<graft_api::apps::v1beta1::StatefulSet> = ns.api();
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let name_part = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+    // (name, template labels, expected message, refused by graft's webhook)
+    let refusals = [
+        (
+            "db.v1",
+            json!({"app": "db"}),
+            "metadata.name: Invalid value: \"db.v1\": must not contain dots".to_string(),
+            true,
+        ),
+        (
+            "db",
+            json!({"app": "db", "a b": "x"}),
+            format!("spec.template.labels: Invalid value: \"a b\": {name_part}"),
+            true,
+        ),
+        (
+            "DB",
+            json!({"app": "db"}),
+            "metadata.name: Invalid value: \"DB\": a lowercase RFC 1123 subdomain must consist of"
+                .to_string(),
+            false,
+        ),
+    ];
+    for (name, template_labels, want, by_graft) in refusals {
+        let set: graft_api::apps::v1beta1::StatefulSet = serde_json::from_value(json!({
+            "apiVersion": "apps.kruise.io/v1beta1", "kind": "StatefulSet",
+            "metadata": {"name": name},
+            "spec": {"selector": {"matchLabels": {"app": "db"}}, "serviceName": "db",
+                "template": {"metadata": {"labels": template_labels},
+                    "spec": {"containers": [{"name": "db", "image": image("app:v1")}]}}}
+        }))
+        .expect("a StatefulSet");
+        let err = sets
+            .create(&dry, &set)
+            .await
+            .expect_err("an Advanced StatefulSet kruise refuses")
+            .to_string();
+        assert!(err.contains(&want), "{name}: want {want:?}, got {err}");
+        assert_eq!(
+            err.contains("admission webhook"),
+            by_graft,
+            "{name}: refused by graft's webhook? {err}"
+        );
+    }
+
     let secrets: Api<Secret> = ns.api();
     let secret = secrets
         .get("graft-admission-tls")

@@ -15,6 +15,8 @@ pub enum FieldErrorKind {
     Duplicate,
     /// The value is not one of the supported ones.
     NotSupported,
+    /// The value is longer than allowed (shown without the value, as upstream does).
+    TooLong,
 }
 
 impl fmt::Display for FieldErrorKind {
@@ -25,6 +27,7 @@ impl fmt::Display for FieldErrorKind {
             Self::Forbidden => "Forbidden",
             Self::Duplicate => "Duplicate value",
             Self::NotSupported => "Unsupported value",
+            Self::TooLong => "Too long",
         })
     }
 }
@@ -76,6 +79,11 @@ impl FieldError {
             Some(value.to_string()),
             "",
         )
+    }
+    /// The value is longer than `max_bytes` (Go's `field.TooLong` with a limit).
+    pub fn too_long(field: &str, max_bytes: usize) -> Self {
+        let detail = format!("may not be more than {max_bytes} bytes");
+        Self::new(FieldErrorKind::TooLong, field, None, &detail)
     }
     /// The value is not one of `supported`.
     pub fn not_supported(field: &str, value: impl fmt::Display, supported: &[&str]) -> Self {

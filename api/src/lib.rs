@@ -28,6 +28,7 @@ pub mod graft;
 pub mod intstr;
 pub mod labels;
 pub mod manifest;
+pub mod names;
 pub mod policy;
 pub mod quantity;
 mod schema;

@@ -10,6 +10,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 
+use crate::field::{FieldError, FieldErrors};
+use crate::names;
+
 /// A selector the API server would refuse (unknown operator, or values where none belong).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("invalid label selector requirement on {key:?}: {reason}")]
@@ -102,6 +105,49 @@ pub fn to_query(selector: &LabelSelector) -> Result<String, SelectorError> {
     Ok(parts.join(","))
 }
 
+/// `metav1validation.ValidateLabelSelector` (no options): `matchLabels` as labels, then each
+/// requirement's operator and values, its key (a qualified name) and each value (a label
+/// value). `field` is the selector's path, e.g. `spec.selector`.
+pub fn validate(selector: &LabelSelector, field: &str) -> FieldErrors {
+    let mut errs = FieldErrors::default();
+    if let Some(m) = &selector.match_labels {
+        errs.extend(names::validate_labels(m, &format!("{field}.matchLabels")));
+    }
+    for (i, r) in selector.match_expressions.iter().flatten().enumerate() {
+        let f = format!("{field}.matchExpressions[{i}]");
+        let values = r.values.as_deref().unwrap_or_default();
+        match r.operator.as_str() {
+            "In" | "NotIn" if values.is_empty() => errs.push(FieldError::required(
+                &format!("{f}.values"),
+                "must be specified when `operator` is 'In' or 'NotIn'",
+            )),
+            "Exists" | "DoesNotExist" if !values.is_empty() => errs.push(FieldError::forbidden(
+                &format!("{f}.values"),
+                "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+            )),
+            "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
+            op => errs.push(FieldError::invalid(
+                &format!("{f}.operator"),
+                op,
+                "not a valid selector operator",
+            )),
+        }
+        errs.extend(names::validate_label_name(&r.key, &format!("{f}.key")));
+        for (j, v) in values.iter().enumerate() {
+            for m in names::is_valid_label_value(v) {
+                errs.push(FieldError::invalid(&format!("{f}.values[{j}]"), v, &m));
+            }
+        }
+    }
+    errs
+}
+
+/// Whether `metav1.LabelSelectorAsSelector` accepts the selector: exactly when [`validate`]
+/// finds nothing (it checks the same operators, keys and values).
+pub fn converts(selector: &LabelSelector) -> bool {
+    validate(selector, "").is_empty()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +238,32 @@ mod tests {
             "app=web,b=c,tier in (a,b),zone notin (x),gpu,!spot"
         );
         assert_eq!(to_query(&LabelSelector::default()).unwrap(), "");
+    }
+
+    #[test]
+    fn validate_names_each_bad_part_and_converts_agrees() {
+        let s = sel(serde_json::json!({
+            "matchLabels": {"ok": "v"},
+            "matchExpressions": [
+                {"key": "-k", "operator": "Exists"},
+                {"key": "k", "operator": "In", "values": ["a", "b c"]}
+            ]
+        }));
+        let fields: Vec<String> = validate(&s, "sel").into_iter().map(|e| e.field).collect();
+        assert_eq!(
+            fields,
+            [
+                "sel.matchExpressions[0].key",
+                "sel.matchExpressions[1].values[1]"
+            ]
+        );
+        assert!(!converts(&s));
+        assert!(converts(&sel(
+            serde_json::json!({"matchLabels": {"a/b": ""}})
+        )));
+        assert!(!converts(&sel(
+            serde_json::json!({"matchLabels": {"a/b": "-"}})
+        )));
     }
 
     #[test]

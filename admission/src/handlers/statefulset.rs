@@ -5,8 +5,8 @@
 //! Like kruise, every rule works on the v1beta1 form (a v1alpha1 object is converted as kruise
 //! converts it) after the mutating webhook's defaults:
 //! - refused with kruise's messages (its aggregate form: one error alone, several in brackets,
-//!   duplicates once): the spec rules (`validateStatefulSetSpec`) and, on UPDATE, the immutable
-//!   fields (`ValidateStatefulSetUpdate`); then, with `volumeClaimUpdateStrategy:
+//!   duplicates once): the name and spec rules (`validateStatefulSet`) and, on UPDATE, the
+//!   immutable fields (`ValidateStatefulSetUpdate`); then, with `volumeClaimUpdateStrategy:
 //!   OnPodRollingUpdate`, PVC template changes other than a size change on a class that allows
 //!   expansion; then, with `InPlaceOnly`, template changes other than images.
 //! - admitted with a patch adding the defaults the object lacks (`StatefulSetSpec::defaulted`,
@@ -125,7 +125,6 @@ pub fn decide(
 ) -> Result<Verdict, String> {
     let new = to_v1beta1(object)?;
     let spec = new.spec.defaulted();
-    let mut errs = spec.validate_defaulted();
     let old = older.map(to_v1beta1).transpose()?.map(|mut o| {
         o.spec = o.spec.defaulted();
         o
@@ -134,6 +133,7 @@ pub fn decide(
         spec: spec.clone(),
         ..new
     };
+    let mut errs = new.validate_defaulted();
     if let Some(old) = &old {
         errs.extend(new.validate_update(old));
     }
@@ -395,6 +395,13 @@ mod tests {
                 json!({"reserveOrdinals": [-1]}),
                 "spec: Invalid value: \"[-1]\": 0 th reserve ordinal is negative: -1",
             ),
+            (
+                "a template label key that is no qualified name (v1alpha1)",
+                "v1alpha1",
+                json!({"template": {"metadata": {"labels": {"app": "db", "a b": "x"}},
+                    "spec": {"containers": [{"name": "db", "image": "redis:7"}]}}}),
+                "spec.template.labels: Invalid value: \"a b\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')",
+            ),
         ];
         for (rule, version, extra, want) in cases {
             assert_eq!(
@@ -403,6 +410,23 @@ mod tests {
                 "{rule}"
             );
         }
+    }
+
+    #[test]
+    fn names_are_dns_labels_and_come_first() {
+        let mut obj = sts("v1beta1", json!({"replicas": -1}));
+        obj["metadata"]["name"] = json!("db.v1");
+        assert_eq!(
+            denied(decide(&obj, None, &[]).unwrap()),
+            "[metadata.name: Invalid value: \"db.v1\": must not contain dots, spec.replicas: Invalid value: \"-1\": must be greater than or equal to 0]"
+        );
+        // Not even a subdomain: admitted here, for the API server to refuse in its own words.
+        obj["metadata"]["name"] = json!("DB");
+        obj["spec"]["replicas"] = json!(1);
+        assert!(matches!(
+            decide(&obj, None, &[]).unwrap(),
+            Verdict::Patch(_) | Verdict::Allow
+        ));
     }
 
     #[test]

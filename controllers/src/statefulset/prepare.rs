@@ -100,7 +100,7 @@ pub struct Prepared {
 /// kruise's validation (which its webhook runs and graft's controller repeats, as nothing
 /// guarantees a webhook ran) and a selector that cannot select.
 pub fn admit(set: &StatefulSet) -> Result<String, String> {
-    let errors = set.spec.validate();
+    let errors = set.validate();
     if !errors.is_empty() {
         return Err(errors.to_string());
     }

@@ -3,8 +3,11 @@
 //! rules, field paths and messages, on the v1beta1 form of either version after the mutating
 //! webhook's defaults.
 //!
-//! - [`StatefulSetSpec::validate`] / [`StatefulSetSpec::validate_defaulted`]: CREATE and UPDATE
-//!   (`validateStatefulSetSpec`).
+//! - [`StatefulSet::validate`] / [`StatefulSet::validate_defaulted`]: CREATE and UPDATE
+//!   (`validateStatefulSet`): the name ([`validate_name`]) and the spec.
+//! - [`StatefulSetSpec::validate`] / [`StatefulSetSpec::validate_defaulted`]: the spec alone
+//!   (`validateStatefulSetSpec`), the selector's and the template's label and annotation syntax
+//!   included (apimachinery's rules, [`crate::names`]).
 //! - [`StatefulSet::validate_update`]: what may change (`ValidateStatefulSetUpdate`): only
 //!   `replicas`, `ordinals`, `template`, `reserveOrdinals`, `lifecycle`, `revisionHistoryLimit`,
 //!   `persistentVolumeClaimRetentionPolicy`, `volumeClaimTemplates`, `volumeClaimUpdateStrategy`,
@@ -19,8 +22,8 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, PodTemplateSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, PodSpec, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
@@ -30,7 +33,7 @@ use super::statefulset::{
 };
 use crate::apps::common::{PodUpdatePolicy, UpdatePriorityStrategy};
 use crate::field::{FieldError, FieldErrors};
-use crate::{intstr, labels};
+use crate::{intstr, labels, names};
 
 /// The message of a forbidden spec change on UPDATE (kruise's words, quotes and all).
 pub const FORBIDDEN_UPDATE: &str = "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'reserveOrdinals', 'lifecycle', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy', `volumeClaimTemplates`, `VolumeClaimUpdateStrategy` and 'updateStrategy' are forbidden";
@@ -222,29 +225,16 @@ impl StatefulSetSpec {
         errs
     }
 
+    /// kruise's `validateSpecSelector`: the selector's syntax (`ValidateLabelSelector`) and
+    /// emptiness, then, when it converts to a selector, what
+    /// `ValidatePodTemplateSpecForStatefulSet` checks of the template: the selector matches its
+    /// labels, label and annotation syntax (reported on `spec.template.labels` and
+    /// `spec.template.annotations`, without `metadata`, as upstream names them), and the
+    /// pod-specific annotations.
     fn validate_selector_and_template(&self) -> FieldErrors {
         let mut errs = FieldErrors::default();
         let sel = &self.selector;
-        for (i, r) in sel.match_expressions.iter().flatten().enumerate() {
-            let f = format!("spec.selector.matchExpressions[{i}]");
-            let has_values = r.values.as_ref().is_some_and(|v| !v.is_empty());
-            match r.operator.as_str() {
-                "In" | "NotIn" if !has_values => errs.push(FieldError::required(
-                    &format!("{f}.values"),
-                    "must be specified when `operator` is 'In' or 'NotIn'",
-                )),
-                "Exists" | "DoesNotExist" if has_values => errs.push(FieldError::forbidden(
-                    &format!("{f}.values"),
-                    "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
-                )),
-                "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
-                op => errs.push(FieldError::invalid(
-                    &format!("{f}.operator"),
-                    op,
-                    "not a valid selector operator",
-                )),
-            }
-        }
+        errs.extend(crate::selector::validate(sel, "spec.selector"));
         if crate::selector::is_empty(sel) {
             errs.push(FieldError::invalid(
                 "spec.selector",
@@ -252,31 +242,52 @@ impl StatefulSetSpec {
                 "empty selector is invalid for statefulset",
             ));
         }
-        if !selector_converts(sel) {
+        if !crate::selector::converts(sel) {
             // `LabelSelectorAsSelector` fails: kruise reports it and skips the template.
             errs.push(FieldError::invalid("spec.selector", json_text(sel), ""));
             return errs;
         }
-        if !crate::selector::is_empty(sel) {
-            let labels = self
-                .template
-                .metadata
-                .as_ref()
-                .and_then(|m| m.labels.clone())
-                .unwrap_or_default();
-            if !crate::selector::matches(sel, &labels) {
-                errs.push(FieldError::invalid(
-                    "spec.template.metadata.labels",
-                    json_text(&labels),
-                    "`selector` does not match template `labels`",
-                ));
-            }
+        let meta = self.template.metadata.as_ref();
+        let labels = meta.and_then(|m| m.labels.clone()).unwrap_or_default();
+        if !crate::selector::is_empty(sel) && !crate::selector::matches(sel, &labels) {
+            errs.push(FieldError::invalid(
+                "spec.template.metadata.labels",
+                json_text(&labels),
+                "`selector` does not match template `labels`",
+            ));
         }
+        errs.extend(names::validate_labels(&labels, "spec.template.labels"));
+        let annotations = meta.and_then(|m| m.annotations.clone()).unwrap_or_default();
+        errs.extend(names::validate_annotations(
+            &annotations,
+            "spec.template.annotations",
+        ));
+        errs.extend(validate_pod_specific_annotations(
+            &annotations,
+            self.template.spec.as_ref(),
+            "spec.template.annotations",
+        ));
         errs
     }
 }
 
 impl StatefulSet {
+    /// kruise's `validateStatefulSet`, run on CREATE and UPDATE: the name rules of
+    /// `ValidateObjectMeta` ([`validate_name`]), then [`StatefulSetSpec::validate`] (on the
+    /// spec with the mutating webhook's defaults).
+    pub fn validate(&self) -> FieldErrors {
+        let mut errs = validate_name(&self.metadata);
+        errs.extend(self.spec.validate());
+        errs
+    }
+
+    /// [`StatefulSet::validate`] on the spec as it is ([`StatefulSetSpec::validate_defaulted`]).
+    pub fn validate_defaulted(&self) -> FieldErrors {
+        let mut errs = validate_name(&self.metadata);
+        errs.extend(self.spec.validate_defaulted());
+        errs
+    }
+
     /// kruise's `ValidateStatefulSetUpdate` (`self` is the new object, both defaulted): a
     /// change to any spec field but the mutable ones is forbidden; `replicas` must not be
     /// negative. The metadata rules are the API server's own.
@@ -297,6 +308,141 @@ impl StatefulSet {
         }
         errs
     }
+}
+
+/// kruise's `ValidateObjectMeta(.., ValidateStatefulSetName, ..)`, the part of it that can
+/// refuse an object the API server accepts: `generateName` (its trailing dash masked) and
+/// `name` must be DNS-1123 labels (at most 63 characters, no dots), where the API server only
+/// asks for DNS-1123 subdomains.
+///
+/// The rest of `ValidateObjectMeta` (a subdomain name, the name or generateName being required,
+/// namespace, labels, annotations, owner references, finalizers) is the API server's own check
+/// of every custom resource, made right after mutating webhooks and before validating ones: a
+/// name that is not even a subdomain is left to it, so that the user reads the API server's
+/// message, as with kruise, whose validating webhook never sees such an object. graft's
+/// webhook is a mutating one, so on CREATE a generated name is not there yet: only
+/// `generateName` is checked then.
+pub fn validate_name(meta: &ObjectMeta) -> FieldErrors {
+    let mut errs = FieldErrors::default();
+    for (field, value, prefix) in [
+        ("metadata.generateName", meta.generate_name.as_deref(), true),
+        ("metadata.name", meta.name.as_deref(), false),
+    ] {
+        let Some(value) = value.filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        let checked = if prefix {
+            names::mask_trailing_dash(value)
+        } else {
+            value.to_string()
+        };
+        if !names::is_dns1123_subdomain(&checked).is_empty() {
+            continue;
+        }
+        for m in names::is_dns1123_label(&checked) {
+            errs.push(FieldError::invalid(field, value, &m));
+        }
+    }
+    errs
+}
+
+/// Pod annotation: a mirror pod (needs `spec.nodeName`).
+const MIRROR_POD: &str = "kubernetes.io/config.mirror";
+/// Pod annotation: the pod's seccomp profile (deprecated).
+const SECCOMP_POD: &str = "seccomp.security.alpha.kubernetes.io/pod";
+/// Pod annotation prefix: a container's seccomp profile (deprecated).
+const SECCOMP_CONTAINER_PREFIX: &str = "container.seccomp.security.alpha.kubernetes.io/";
+/// Pod annotation prefix: a container's AppArmor profile (deprecated).
+const APPARMOR_CONTAINER_PREFIX: &str = "container.apparmor.security.beta.kubernetes.io/";
+
+/// Kubernetes' `ValidatePodSpecificAnnotations` with the options kruise's webhooks pass
+/// (`AllowInvalidPodDeletionCost`: the deletion cost is not checked): a mirror-pod annotation
+/// needs `spec.nodeName`, the seccomp and AppArmor annotations must name a valid profile (and,
+/// for AppArmor, a container of the pod). `field` is the annotations' path.
+pub fn validate_pod_specific_annotations(
+    annotations: &BTreeMap<String, String>,
+    spec: Option<&PodSpec>,
+    field: &str,
+) -> FieldErrors {
+    let mut errs = FieldErrors::default();
+    if let Some(v) = annotations.get(MIRROR_POD)
+        && spec
+            .and_then(|s| s.node_name.as_deref())
+            .is_none_or(str::is_empty)
+    {
+        errs.push(FieldError::invalid(
+            &format!("{field}[{MIRROR_POD}]"),
+            v,
+            "must set spec.nodeName if mirror pod annotation is set",
+        ));
+    }
+    if let Some(p) = annotations.get(SECCOMP_POD) {
+        errs.extend(validate_seccomp_profile(
+            p,
+            &format!("{field}.{SECCOMP_POD}"),
+        ));
+    }
+    for (k, p) in annotations {
+        if k.starts_with(SECCOMP_CONTAINER_PREFIX) {
+            errs.extend(validate_seccomp_profile(p, &format!("{field}.{k}")));
+        }
+    }
+    for (k, p) in annotations {
+        let Some(container) = k.strip_prefix(APPARMOR_CONTAINER_PREFIX) else {
+            continue;
+        };
+        let f = format!("{field}[{k}]");
+        let has_container = spec.is_some_and(|s| {
+            s.containers.iter().any(|c| c.name == container)
+                || s.init_containers
+                    .iter()
+                    .flatten()
+                    .any(|c| c.name == container)
+                || s.ephemeral_containers
+                    .iter()
+                    .flatten()
+                    .any(|c| c.name == container)
+        });
+        if !has_container {
+            errs.push(FieldError::invalid(&f, container, "container not found"));
+        }
+        if !(p.is_empty()
+            || p == "runtime/default"
+            || p == "unconfined"
+            || p.starts_with("localhost/"))
+        {
+            errs.push(FieldError::invalid(
+                &f,
+                p,
+                &format!("invalid AppArmor profile name: {p:?}"),
+            ));
+        }
+    }
+    errs
+}
+
+/// Kubernetes' `ValidateSeccompProfile` on an annotation's value: `runtime/default`,
+/// `docker/default`, `unconfined` or `localhost/<relative path without ..>`.
+fn validate_seccomp_profile(p: &str, field: &str) -> FieldErrors {
+    let mut errs = FieldErrors::default();
+    if matches!(p, "runtime/default" | "docker/default" | "unconfined") {
+        return errs;
+    }
+    let Some(path) = p.strip_prefix("localhost/") else {
+        errs.push(FieldError::invalid(
+            field,
+            p,
+            "must be a valid seccomp profile",
+        ));
+        return errs;
+    };
+    if path.starts_with('/') {
+        errs.push(FieldError::invalid(field, path, "must be a relative path"));
+    }
+    if path.split('/').any(|part| part == "..") {
+        errs.push(FieldError::invalid(field, path, "must not contain '..'"));
+    }
+    errs
 }
 
 /// kruise's `validateTemplateInPlaceOnly`: between the old and the new template's pod spec only
@@ -526,18 +672,6 @@ fn value_of_one(v: &IntOrString) -> Result<i64, String> {
     }
 }
 
-/// Whether `metav1.LabelSelectorAsSelector` accepts the selector's requirements.
-fn selector_converts(sel: &LabelSelector) -> bool {
-    sel.match_expressions.iter().flatten().all(|r| {
-        let n = r.values.as_ref().map_or(0, Vec::len);
-        match r.operator.as_str() {
-            "In" | "NotIn" => n > 0,
-            "Exists" | "DoesNotExist" => n == 0,
-            _ => false,
-        }
-    })
-}
-
 /// kruise's `UpdatePriorityStrategy.FieldsValidation`, its first error.
 fn priority_fields_error(p: &UpdatePriorityStrategy) -> Option<String> {
     let weights = p.weight_priority.as_deref().unwrap_or_default();
@@ -552,7 +686,7 @@ fn priority_fields_error(p: &UpdatePriorityStrategy) -> Option<String> {
         if crate::selector::is_empty(&w.match_selector) {
             return Some("selector can not be empty".into());
         }
-        if !selector_converts(&w.match_selector) {
+        if !crate::selector::converts(&w.match_selector) {
             return Some("invalid selector".into());
         }
     }

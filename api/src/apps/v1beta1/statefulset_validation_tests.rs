@@ -48,6 +48,10 @@ type Want = (String, FieldErrorKind, String);
 
 const RU: &str = "spec.updateStrategy.rollingUpdate";
 
+/// apimachinery's messages, spelled out once (`IsQualifiedName`, `IsValidLabelValue`).
+const NAME_PART: &str = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+const LABEL_VALUE: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
+
 #[test]
 fn create_table() {
     let mu = format!("{RU}.maxUnavailable");
@@ -274,6 +278,164 @@ fn create_table() {
             ],
         ),
         (
+            "selector keys may have a DNS prefix",
+            json!({"selector": {"matchLabels": {"apps.kruise.io/app": "db"}},
+                "template": {"metadata": {"labels": {"apps.kruise.io/app": "db"}}}}),
+            vec![],
+        ),
+        (
+            "a selector key that is no qualified name: the selector does not convert",
+            json!({"selector": {"matchLabels": {"a b": "db"}},
+                "template": {"metadata": {"labels": {"x y": "1"}}}}),
+            vec![
+                e("spec.selector.matchLabels", Invalid, NAME_PART),
+                e("spec.selector", Invalid, ""),
+            ],
+        ),
+        (
+            "a selector value that is no label value",
+            json!({"selector": {"matchLabels": {"app": "d b"}}}),
+            vec![
+                e("spec.selector.matchLabels", Invalid, LABEL_VALUE),
+                e("spec.selector", Invalid, ""),
+            ],
+        ),
+        (
+            "matchExpressions with good keys and values",
+            json!({"selector": {"matchLabels": null, "matchExpressions": [
+                {"key": "app", "operator": "In", "values": ["db", "db-2"]}]}}),
+            vec![],
+        ),
+        (
+            "a matchExpressions key that is no qualified name",
+            json!({"selector": {"matchExpressions": [{"key": "a/b/c", "operator": "Exists"}]}}),
+            vec![
+                e(
+                    "spec.selector.matchExpressions[0].key",
+                    Invalid,
+                    &format!(
+                        "a qualified name {} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
+                        &NAME_PART["name part ".len()..]
+                    ),
+                ),
+                e("spec.selector", Invalid, ""),
+            ],
+        ),
+        (
+            "a matchExpressions value that is no label value",
+            json!({"selector": {"matchExpressions": [
+                {"key": "app", "operator": "In", "values": ["db", "d b"]}]}}),
+            vec![
+                e(
+                    "spec.selector.matchExpressions[0].values[1]",
+                    Invalid,
+                    LABEL_VALUE,
+                ),
+                e("spec.selector", Invalid, ""),
+            ],
+        ),
+        (
+            "template labels: prefixed keys, empty values",
+            json!({"template": {"metadata": {"labels": {"app": "db", "example.com/tier": ""}}}}),
+            vec![],
+        ),
+        (
+            "template labels: a bad key and a bad value, named without `metadata` as upstream does",
+            json!({"template": {"metadata": {"labels": {"app": "db", "x y": "1", "v": "-1"}}}}),
+            vec![
+                e("spec.template.labels", Invalid, LABEL_VALUE),
+                e("spec.template.labels", Invalid, NAME_PART),
+            ],
+        ),
+        (
+            "template annotations: keys in any case, values free",
+            json!({"template": {"metadata": {"annotations": {"Example.COM/Note": "any text at all"}}}}),
+            vec![],
+        ),
+        (
+            "template annotations: a bad key",
+            json!({"template": {"metadata": {"annotations": {"a b": "x"}}}}),
+            vec![e("spec.template.annotations", Invalid, NAME_PART)],
+        ),
+        (
+            "template annotations: more than 256 KiB",
+            json!({"template": {"metadata": {"annotations": {"k": "x".repeat(256 * 1024)}}}}),
+            vec![e(
+                "spec.template.annotations",
+                FieldErrorKind::TooLong,
+                "may not be more than 262144 bytes",
+            )],
+        ),
+        (
+            "a mirror-pod annotation with a node",
+            json!({"template": {"metadata": {"annotations": {"kubernetes.io/config.mirror": "x"}},
+                "spec": {"nodeName": "n1"}}}),
+            vec![],
+        ),
+        (
+            "a mirror-pod annotation without a node",
+            json!({"template": {"metadata": {"annotations": {"kubernetes.io/config.mirror": "x"}}}}),
+            vec![e(
+                "spec.template.annotations[kubernetes.io/config.mirror]",
+                Invalid,
+                "must set spec.nodeName if mirror pod annotation is set",
+            )],
+        ),
+        (
+            "seccomp annotations naming valid profiles",
+            json!({"template": {"metadata": {"annotations": {
+                "seccomp.security.alpha.kubernetes.io/pod": "runtime/default",
+                "container.seccomp.security.alpha.kubernetes.io/db": "localhost/profiles/db.json"}}}}),
+            vec![],
+        ),
+        (
+            "seccomp annotations naming invalid profiles",
+            json!({"template": {"metadata": {"annotations": {
+                "seccomp.security.alpha.kubernetes.io/pod": "strict",
+                "container.seccomp.security.alpha.kubernetes.io/a": "localhost//abs",
+                "container.seccomp.security.alpha.kubernetes.io/b": "localhost/x/../y"}}}}),
+            vec![
+                e(
+                    "spec.template.annotations.seccomp.security.alpha.kubernetes.io/pod",
+                    Invalid,
+                    "must be a valid seccomp profile",
+                ),
+                e(
+                    "spec.template.annotations.container.seccomp.security.alpha.kubernetes.io/a",
+                    Invalid,
+                    "must be a relative path",
+                ),
+                e(
+                    "spec.template.annotations.container.seccomp.security.alpha.kubernetes.io/b",
+                    Invalid,
+                    "must not contain '..'",
+                ),
+            ],
+        ),
+        (
+            "an AppArmor annotation for a container of the pod",
+            json!({"template": {"metadata": {"annotations": {
+                "container.apparmor.security.beta.kubernetes.io/db": "localhost/db"}}}}),
+            vec![],
+        ),
+        (
+            "an AppArmor annotation for no container, with a bad profile",
+            json!({"template": {"metadata": {"annotations": {
+                "container.apparmor.security.beta.kubernetes.io/web": "strict"}}}}),
+            vec![
+                e(
+                    "spec.template.annotations[container.apparmor.security.beta.kubernetes.io/web]",
+                    Invalid,
+                    "container not found",
+                ),
+                e(
+                    "spec.template.annotations[container.apparmor.security.beta.kubernetes.io/web]",
+                    Invalid,
+                    "invalid AppArmor profile name: \"strict\"",
+                ),
+            ],
+        ),
+        (
             "restartPolicy must be Always",
             json!({"template": {"spec": {"restartPolicy": "OnFailure"}}}),
             vec![e(
@@ -375,6 +537,77 @@ fn missing_required_fields_are_reported_without_defaults() {
         vec![
             e("spec.podManagementPolicy", Required, ""),
             e("spec.updateStrategy", Required, ""),
+        ]
+    );
+}
+
+/// (rule, name, generateName, errors)
+type NameCase<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Vec<Want>);
+
+#[test]
+fn names_must_be_dns_labels() {
+    let named = |name: Option<&str>, generate: Option<&str>| StatefulSet {
+        metadata: ObjectMeta {
+            name: name.map(Into::into),
+            generate_name: generate.map(Into::into),
+            ..Default::default()
+        },
+        spec: spec(json!({})),
+        status: None,
+    };
+    let long = "a".repeat(64);
+    let cases: Vec<NameCase> = vec![
+        ("a DNS label", Some("web-0"), None, vec![]),
+        (
+            "dots: a subdomain but no label",
+            Some("web.v1"),
+            None,
+            vec![e("metadata.name", Invalid, "must not contain dots")],
+        ),
+        (
+            "64 characters",
+            Some(&long),
+            None,
+            vec![e(
+                "metadata.name",
+                Invalid,
+                "must be no more than 63 characters",
+            )],
+        ),
+        (
+            "not even a subdomain: the API server's to refuse, in its words",
+            Some("Web"),
+            None,
+            vec![],
+        ),
+        (
+            "a generateName ending in a dash, before the name is generated",
+            None,
+            Some("web-"),
+            vec![],
+        ),
+        (
+            "a generateName with dots",
+            None,
+            Some("web.v1-"),
+            vec![e("metadata.generateName", Invalid, "must not contain dots")],
+        ),
+    ];
+    for (rule, name, generate, want) in cases {
+        assert_eq!(errors(named(name, generate).validate()), want, "{rule}");
+    }
+    // The name comes first, then the spec, as in kruise's `validateStatefulSet`.
+    let mut both = named(Some("web.v1"), None);
+    both.spec.replicas = Some(-1);
+    assert_eq!(
+        errors(both.validate()),
+        vec![
+            e("metadata.name", Invalid, "must not contain dots"),
+            e(
+                "spec.replicas",
+                Invalid,
+                "must be greater than or equal to 0"
+            ),
         ]
     );
 }
