@@ -1291,3 +1291,603 @@ async fn pre_download_pulls_the_new_image_for_the_pods_the_partition_keeps_then_
     })
     .await;
 }
+
+/// The label a test's lifecycle hook waits on (the test plays the user's hook controller).
+const HOOK: &str = "hooks.example.io/hold";
+
+/// [`template`] with the hook label, so that every pod starts hooked.
+fn hooked_template(name: &str, tag: &str, in_place: bool) -> Value {
+    let mut t = template(name, tag, in_place);
+    t["metadata"]["labels"][HOOK] = json!("true");
+    t
+}
+
+fn lifecycle_state(labels: &BTreeMap<String, String>) -> &str {
+    labels
+        .get("lifecycle.apps.kruise.io/state")
+        .map(String::as_str)
+        .unwrap_or_default()
+}
+
+fn pod_labels(p: &Pod) -> BTreeMap<String, String> {
+    p.metadata.labels.clone().unwrap_or_default()
+}
+
+/// `(status, message)` of the pod condition `type_`.
+fn pod_condition(p: &Pod, type_: &str) -> Option<(String, String)> {
+    p.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.message.clone().unwrap_or_default()))
+}
+
+impl Env {
+    /// Set (`Some`) or remove (`None`) the hook label of pod `name`, as a hook controller does.
+    async fn set_hook_label(&self, name: &str, value: Option<&str>) {
+        self.pods
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"metadata": {"labels": {HOOK: value}}})),
+            )
+            .await
+            .unwrap_or_else(|err| panic!("patch the hook label of {name}: {err}"));
+    }
+}
+
+/// The lifecycle states a pod went through, consecutive repeats folded.
+fn lifecycle_path(history: &[PodState], name: &str) -> Vec<String> {
+    let mut path: Vec<String> = Vec::new();
+    for s in history.iter().filter(|s| s.name == name && !s.deleted) {
+        let state = lifecycle_state(&s.labels).to_string();
+        if path.last() != Some(&state) {
+            path.push(state);
+        }
+    }
+    path
+}
+
+#[tokio::test]
+async fn pre_delete_hook_holds_the_scaled_in_pod_in_preparing_delete_until_released() {
+    let e = env("sts-predelete").await;
+    e.create(&sts(
+        "web",
+        3,
+        "v1",
+        false,
+        json!({
+            "podManagementPolicy": "Parallel",
+            "template": hooked_template("web", "v1", false),
+            "lifecycle": {"preDelete": {"labelsHandler": {HOOK: "true"}}}
+        }),
+    ))
+    .await;
+    e.settled("web", 3).await;
+    let before = e.live_pods("web").await;
+    let watcher = PodWatcher::start(&e.client, &e.ns.name, "app=web");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    e.patch_spec("web", json!({"replicas": 2})).await;
+    let held = wait_for(
+        &e.pods,
+        "web-2",
+        "lifecycle state PreparingDelete, not deleted",
+        MINUTE,
+        |p| lifecycle_state(&pod_labels(p)) == "PreparingDelete",
+    )
+    .await;
+    assert_eq!(uid(&held), uid(&before["web-2"]), "web-2 is the same pod");
+    // While the hook holds it, it stays.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let still = e.pods.get("web-2").await.expect("web-2 still exists");
+    assert!(
+        still.metadata.deletion_timestamp.is_none()
+            && lifecycle_state(&pod_labels(&still)) == "PreparingDelete"
+            && pod_labels(&still).contains_key(HOOK),
+        "web-2 must wait in PreparingDelete while hooked: {:?}",
+        still.metadata
+    );
+    // The hook controller is done: it releases the pod, graft deletes it.
+    e.set_hook_label("web-2", None).await;
+    e.settled("web", 2).await;
+    support::eventually("web-2 gone", MINUTE, || async {
+        match e.pods.get_opt("web-2").await {
+            Ok(None) => Ok(()),
+            Ok(Some(p)) => Err(format!(
+                "still there, deleting {}",
+                p.metadata.deletion_timestamp.is_some()
+            )),
+            Err(err) => Err(err.to_string()),
+        }
+    })
+    .await;
+    let history = watcher.history();
+    let web2: Vec<&PodState> = history.iter().filter(|s| s.name == "web-2").collect();
+    assert!(
+        web2.iter()
+            .any(|s| lifecycle_state(&s.labels) == "PreparingDelete" && s.labels.contains_key(HOOK)),
+        "web-2 was seen hooked in PreparingDelete\n{}",
+        timeline(&history)
+    );
+    assert!(
+        web2.iter()
+            .filter(|s| s.deleting || s.deleted)
+            .all(|s| !s.labels.contains_key(HOOK)),
+        "web-2 was deleted while the preDelete hook still held it\n{}",
+        timeline(&history)
+    );
+    assert!(
+        web2.iter().any(|s| s.deleting || s.deleted),
+        "the watcher saw web-2's deletion\n{}",
+        timeline(&history)
+    );
+    let after = e.live_pods("web").await;
+    for (name, p) in &after {
+        assert_eq!(uid(p), uid(&before[name]), "{name} kept");
+    }
+    assert!(
+        history
+            .iter()
+            .filter(|s| s.name != "web-2")
+            .all(|s| !s.deleting && !s.deleted),
+        "only web-2 goes\n{}",
+        timeline(&history)
+    );
+    support::eventually("a SuccessfulDelete Event", MINUTE, || async {
+        let events = set_events(&e, "web").await;
+        events
+            .iter()
+            .any(|(r, m)| {
+                r == "SuccessfulDelete" && m == "delete Pod web-2 in StatefulSet web successful"
+            })
+            .then_some(())
+            .ok_or_else(|| format!("{events:?}"))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn in_place_update_hook_holds_the_pod_in_preparing_update_until_released() {
+    in_place_update_hook("sts-inplace-hook", false).await;
+}
+
+/// With `markPodNotReady`, the pod also goes out of service (`KruisePodReady` False, so `Ready`
+/// False) while the hook holds it, and back in once it is Normal again.
+#[tokio::test]
+async fn in_place_update_hook_with_mark_pod_not_ready_holds_the_pod_not_ready() {
+    in_place_update_hook("sts-inplace-hook-nr", true).await;
+}
+
+/// One pod with an inPlaceUpdate hook (the hook label in the template): an image change takes it
+/// to `PreparingUpdate` and no further while the label is on it; once the test removes the label
+/// it is updated in place (`Updating`, then `Updated`: the hook no longer holds it) and, the label
+/// put back, `Normal`.
+async fn in_place_update_hook(prefix: &str, mark_pod_not_ready: bool) {
+    let e = env(prefix).await;
+    e.create(&sts(
+        "web",
+        1,
+        "v1",
+        true,
+        // Parallel: with OrderedReady a pod in PreparingUpdate is unavailable, so kruise's scale
+        // loop (and graft's) waits for it before the rolling update that would release it.
+        json!({
+            "podManagementPolicy": "Parallel",
+            "updateStrategy": in_place_strategy(1, 0),
+            "template": hooked_template("web", "v1", true),
+            "lifecycle": {"inPlaceUpdate": {"labelsHandler": {HOOK: "true"}, "markPodNotReady": mark_pod_not_ready}}
+        }),
+    ))
+    .await;
+    if mark_pod_not_ready {
+        // kruise's podreadiness controller gives a pod with the gate the condition, True.
+        wait_for(
+            &e.pods,
+            "web-0",
+            "condition KruisePodReady=True on the new pod (it has the KruisePodReady gate)",
+            MINUTE,
+            |p| pod_condition(p, "KruisePodReady").is_some_and(|(s, _)| s == "True"),
+        )
+        .await;
+    }
+    let v1 = e.settled("web", 1).await;
+    let old_revision = v1
+        .status
+        .and_then(|s| s.update_revision)
+        .unwrap_or_default();
+    let before = e.pods.get("web-0").await.expect("web-0");
+    assert_eq!(
+        before
+            .spec
+            .as_ref()
+            .and_then(|s| s.readiness_gates.as_ref())
+            .is_some_and(|g| g.iter().any(|g| g.condition_type == "KruisePodReady")),
+        mark_pod_not_ready,
+        "markPodNotReady (and only it) gives the pod the KruisePodReady readiness gate"
+    );
+    let watcher = PodWatcher::start(&e.client, &e.ns.name, "app=web");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    e.patch_spec(
+        "web",
+        json!({"template": {"spec": {"containers": containers("v2")}}}),
+    )
+    .await;
+    wait_for(
+        &e.pods,
+        "web-0",
+        "lifecycle state PreparingUpdate (with markPodNotReady: KruisePodReady=False, Ready=False)",
+        MINUTE,
+        |p| {
+            lifecycle_state(&pod_labels(p)) == "PreparingUpdate"
+                && (!mark_pod_not_ready
+                    || (pod_condition(p, "KruisePodReady").is_some_and(|(s, _)| s == "False")
+                        && pod_condition(p, "Ready").is_some_and(|(s, _)| s == "False")))
+        },
+    )
+    .await;
+    // Held: not updated while the hook label is on it.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let held = e.pods.get("web-0").await.expect("web-0");
+    assert_eq!(lifecycle_state(&pod_labels(&held)), "PreparingUpdate");
+    assert_eq!(
+        revision_of(&held),
+        old_revision,
+        "still at the old revision"
+    );
+    assert_eq!(
+        app_status(&held).map(|c| c.restart_count),
+        Some(0),
+        "not restarted while hooked"
+    );
+    let ready = pod_condition(&held, "Ready").map(|(s, _)| s);
+    if mark_pod_not_ready {
+        let (_, reasons) = pod_condition(&held, "KruisePodReady").unwrap_or_default();
+        assert!(
+            reasons.contains("preUpdateHook"),
+            "the not-ready reason is the lifecycle's: {reasons}"
+        );
+        assert_eq!(ready.as_deref(), Some("False"), "held out of service");
+    } else {
+        assert_eq!(ready.as_deref(), Some("True"), "still in service");
+    }
+
+    // Released: updated in place, then Updated (the hook is no longer all hooked).
+    e.set_hook_label("web-0", None).await;
+    let updated = wait_for(
+        &e.pods,
+        "web-0",
+        "updated in place to v2, lifecycle state Updated",
+        2 * MINUTE,
+        |p| {
+            lifecycle_state(&pod_labels(p)) == "Updated"
+                && app_status(p).is_some_and(|c| {
+                    c.image_id.contains(&support::image_digest("app:v2")) && c.ready
+                })
+        },
+    )
+    .await;
+    assert_eq!(uid(&updated), uid(&before), "the same pod");
+    // The hook controller hooks it again: back to Normal and in service.
+    e.set_hook_label("web-0", Some("true")).await;
+    let done = e.settled("web", 1).await;
+    let pod = wait_for(
+        &e.pods,
+        "web-0",
+        "lifecycle Normal, Ready=True (with markPodNotReady: KruisePodReady=True)",
+        MINUTE,
+        |p| {
+            lifecycle_state(&pod_labels(p)) == "Normal"
+                && (!mark_pod_not_ready
+                    || pod_condition(p, "KruisePodReady").is_some_and(|(s, _)| s == "True"))
+                && pod_condition(p, "Ready").is_some_and(|(s, _)| s == "True")
+        },
+    )
+    .await;
+    assert_eq!(uid(&pod), uid(&before), "the same pod");
+    assert_eq!(app_status(&pod).map(|c| c.restart_count), Some(1));
+    assert_eq!(
+        Some(revision_of(&pod)),
+        done.status.and_then(|s| s.update_revision)
+    );
+    let history = watcher.history();
+    let first_v2 = history
+        .iter()
+        .find(|s| {
+            s.name == "web-0"
+                && s.spec_images
+                    .get("app")
+                    .is_some_and(|i| i.ends_with("app:v2"))
+        })
+        .unwrap_or_else(|| panic!("web-0 never got v2\n{}", timeline(&history)));
+    assert!(
+        !first_v2.labels.contains_key(HOOK),
+        "web-0 was updated while the inPlaceUpdate hook held it\n{}",
+        timeline(&history)
+    );
+    let path = lifecycle_path(&history, "web-0");
+    assert_eq!(
+        path,
+        ["Normal", "PreparingUpdate", "Updating", "Updated", "Normal"],
+        "{}",
+        timeline(&history)
+    );
+    assert!(history.iter().all(|s| !s.deleting && !s.deleted));
+}
+
+#[tokio::test]
+async fn a_pod_whose_identity_label_was_changed_is_repaired_in_place() {
+    let e = env("sts-repair").await;
+    e.create(&sts(
+        "web",
+        2,
+        "v1",
+        false,
+        json!({"podManagementPolicy": "Parallel"}),
+    ))
+    .await;
+    e.settled("web", 2).await;
+    let before = e.live_pods("web").await;
+    let watcher = PodWatcher::start(&e.client, &e.ns.name, "app=web");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    e.pods
+        .patch(
+            "web-1",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"labels": {
+                "statefulset.kubernetes.io/pod-name": "someone-else",
+                "apps.kubernetes.io/pod-index": null
+            }}})),
+        )
+        .await
+        .expect("break web-1's identity");
+    let repaired = wait_for(
+        &e.pods,
+        "web-1",
+        "the pod-name and pod-index labels restored",
+        MINUTE,
+        |p| {
+            let l = pod_labels(p);
+            l.get("statefulset.kubernetes.io/pod-name")
+                .is_some_and(|v| v == "web-1")
+                && l.get("apps.kubernetes.io/pod-index")
+                    .is_some_and(|v| v == "1")
+        },
+    )
+    .await;
+    assert_eq!(
+        uid(&repaired),
+        uid(&before["web-1"]),
+        "repaired, not recreated"
+    );
+    assert_eq!(
+        app_status(&repaired).map(|c| c.restart_count),
+        Some(0),
+        "not restarted"
+    );
+    assert_eq!(
+        repaired.spec.as_ref().and_then(|s| s.hostname.as_deref()),
+        Some("web-1")
+    );
+    e.settled("web", 2).await;
+    let history = watcher.history();
+    assert!(
+        history.iter().any(|s| s.name == "web-1"
+            && s.labels.get("statefulset.kubernetes.io/pod-name")
+                == Some(&"someone-else".to_string())),
+        "the watcher saw the broken identity\n{}",
+        timeline(&history)
+    );
+    assert!(
+        history.iter().all(|s| !s.deleting && !s.deleted),
+        "no pod was deleted\n{}",
+        timeline(&history)
+    );
+    let after = e.live_pods("web").await;
+    assert_eq!(uid(&after["web-0"]), uid(&before["web-0"]));
+    support::eventually("a SuccessfulUpdate Event", MINUTE, || async {
+        let events = set_events(&e, "web").await;
+        events
+            .iter()
+            .any(|(r, m)| {
+                r == "SuccessfulUpdate" && m == "update Pod web-1 in StatefulSet web successful"
+            })
+            .then_some(())
+            .ok_or_else(|| format!("{events:?}"))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_foreign_revision_holding_the_name_steps_the_collision_count() {
+    let e = env("sts-collision").await;
+    let revisions: Api<ControllerRevision> = e.ns.api();
+    let spec = json!({"podManagementPolicy": "Parallel"});
+    // Learn the name the first revision gets, then remove that set and its history.
+    e.create(&sts("web", 0, "v1", false, spec.clone())).await;
+    let first = e.settled("web", 0).await;
+    let taken = first
+        .status
+        .and_then(|s| s.update_revision)
+        .expect("an update revision");
+    e.sets
+        .delete("web", &DeleteParams::background())
+        .await
+        .expect("delete the set");
+    support::eventually("the set and its revision gone", MINUTE, || async {
+        let set = e.sets.get_opt("web").await.map_err(|e| e.to_string())?;
+        let rev = revisions.get_opt(&taken).await.map_err(|e| e.to_string())?;
+        match (set, rev) {
+            (None, None) => Ok(()),
+            (s, r) => Err(format!("set {}, revision {}", s.is_some(), r.is_some())),
+        }
+    })
+    .await;
+    // Someone else's revision, other data, under that name (no owner, not matching the selector).
+    let foreign: ControllerRevision = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "ControllerRevision",
+        "metadata": {"name": taken, "labels": {"owner": "someone-else"}},
+        "data": {"foreign": true},
+        "revision": 1
+    }))
+    .expect("ControllerRevision literal");
+    let foreign = revisions
+        .create(&PostParams::default(), &foreign)
+        .await
+        .expect("create the foreign revision");
+
+    e.create(&sts("web", 2, "v1", false, spec)).await;
+    let set = e
+        .wait_set(
+            "web",
+            "collisionCount 1 and every counter at 2",
+            MINUTE,
+            |s| settled(s, 2) && s.status.as_ref().and_then(|st| st.collision_count) == Some(1),
+        )
+        .await;
+    let st = set.status.unwrap_or_default();
+    let update = st.update_revision.unwrap_or_default();
+    assert_ne!(update, taken, "a new revision name");
+    assert!(update.starts_with("web-"), "{update}");
+    let ours = revisions.get(&update).await.expect("the set's revision");
+    assert_eq!(
+        ours.metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.controller == Some(true))
+            .map(|o| o.uid.clone()),
+        set.metadata.uid,
+        "the new revision is the set's"
+    );
+    for (name, p) in e.live_pods("web").await {
+        assert_eq!(revision_of(&p), update, "{name} at the new revision");
+    }
+    let now = revisions
+        .get(&taken)
+        .await
+        .expect("the foreign revision is still there");
+    assert_eq!(now.metadata.uid, foreign.metadata.uid);
+    assert_eq!(
+        now.metadata.resource_version, foreign.metadata.resource_version,
+        "the foreign revision untouched"
+    );
+    assert!(now.metadata.owner_references.unwrap_or_default().is_empty());
+    assert_eq!(
+        now.data.map(|d| d.0),
+        Some(json!({"foreign": true})),
+        "its data untouched"
+    );
+}
+
+#[tokio::test]
+async fn a_v1alpha1_statefulset_runs_and_updates_in_place() {
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    let e = env("sts-v1alpha1").await;
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("apps.kruise.io", "v1alpha1", "StatefulSet"),
+        "statefulsets",
+    );
+    let alpha: Api<DynamicObject> = Api::namespaced_with(e.client.clone(), &e.ns.name, &ar);
+    let manifest = |tag: &str| {
+        json!({
+            "apiVersion": "apps.kruise.io/v1alpha1", "kind": "StatefulSet",
+            "metadata": {"name": "web"},
+            "spec": {
+                "replicas": 2,
+                "serviceName": "web",
+                "podManagementPolicy": "Parallel",
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": template("web", tag, true),
+                "updateStrategy": in_place_strategy(1, 0)
+            }
+        })
+    };
+    let apply = PatchParams::apply("graft-test").force();
+    alpha
+        .patch("web", &apply, &Patch::Apply(&manifest("v1")))
+        .await
+        .expect("apply the v1alpha1 StatefulSet");
+    let beta = e.settled("web", 2).await;
+    let before = e.live_pods("web").await;
+    assert_eq!(
+        before.keys().cloned().collect::<Vec<_>>(),
+        ["web-0", "web-1"]
+    );
+    let read_alpha = alpha.get("web").await.expect("read as v1alpha1");
+    assert_eq!(
+        read_alpha.types.as_ref().map(|t| t.api_version.as_str()),
+        Some("apps.kruise.io/v1alpha1")
+    );
+    let a = &read_alpha.data["status"];
+    let b = serde_json::to_value(beta.status.clone().unwrap_or_default()).expect("status JSON");
+    for field in [
+        "observedGeneration",
+        "replicas",
+        "readyReplicas",
+        "availableReplicas",
+        "currentReplicas",
+        "updatedReplicas",
+        "currentRevision",
+        "updateRevision",
+    ] {
+        assert_eq!(a[field], b[field], "status.{field} as v1alpha1 and v1beta1");
+    }
+    assert_eq!(a["replicas"], json!(2));
+    assert!(
+        a.get("updatedReadyReplicas").is_none(),
+        "v1alpha1 has no updatedReadyReplicas: {a}"
+    );
+    let old_revision = beta
+        .status
+        .and_then(|s| s.update_revision)
+        .unwrap_or_default();
+
+    let watcher = PodWatcher::start(&e.client, &e.ns.name, "app=web");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    alpha
+        .patch("web", &apply, &Patch::Apply(&manifest("v2")))
+        .await
+        .expect("apply the image change as v1alpha1");
+    let done = e
+        .wait_set(
+            "web",
+            "both pods at a new revision, ready",
+            3 * MINUTE,
+            |s| {
+                settled(s, 2)
+                    && s.status
+                        .as_ref()
+                        .and_then(|st| st.update_revision.as_deref())
+                        .is_some_and(|r| r != old_revision)
+            },
+        )
+        .await;
+    let update = done
+        .status
+        .and_then(|s| s.update_revision)
+        .unwrap_or_default();
+    let v2 = support::image_digest("app:v2");
+    for (name, p) in e.live_pods("web").await {
+        assert_eq!(uid(&p), uid(&before[&name]), "{name} updated in place");
+        assert_eq!(revision_of(&p), update, "{name}");
+        let app = app_status(&p).expect("app status");
+        assert!(
+            app.image_id.contains(&v2),
+            "{name} runs v2: {}",
+            app.image_id
+        );
+        assert_eq!(app.restart_count, 1, "{name}: app restarted once");
+    }
+    let history = watcher.history();
+    assert!(
+        worst_unavailable(&history, 2) <= 1,
+        "maxUnavailable 1 was violated\n{}",
+        timeline(&history)
+    );
+    assert!(history.iter().all(|s| !s.deleting && !s.deleted));
+    let read_alpha = alpha.get("web").await.expect("read as v1alpha1");
+    assert_eq!(read_alpha.data["status"]["updateRevision"], json!(update));
+    assert_eq!(read_alpha.data["status"]["updatedReplicas"], json!(2));
+}

@@ -192,6 +192,17 @@ impl<'a> Executor<'a> {
                 self.create_revision(revision, *collision_count_on_conflict)
                     .await
             }
+            Setup::InitKruisePodReady { name } => {
+                let conditions = self
+                    .pods
+                    .get(name)
+                    .and_then(|pod| podready::lifecycle_conditions(pod, None, self.now));
+                if let Some(conditions) = conditions {
+                    self.apply_change(name, inplace::PodChange::Conditions(conditions), None)
+                        .await?;
+                }
+                Ok(SetupOutcome::Done)
+            }
             Setup::BumpRevision { name, revision } => {
                 let r = self
                     .revisions_api

@@ -64,6 +64,13 @@ pub enum Setup {
         /// The collision count to write when the name is taken.
         collision_count_on_conflict: i32,
     },
+    /// A pod with the `KruisePodReady` readiness gate and no such condition yet: give it the
+    /// condition, `True` (kruise's `podreadiness` controller does it for every pod with the gate;
+    /// without it the kubelet never reports the pod Ready).
+    InitKruisePodReady {
+        /// Pod name.
+        name: String,
+    },
     /// Rollback to an earlier template: move its revision to the top (`.revision`).
     BumpRevision {
         /// Revision name.
@@ -252,6 +259,24 @@ pub fn prepare(
     }
     // The cache's order is arbitrary; a stable order keeps plans reproducible in the logs.
     owned.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    for pod in &owned {
+        let gated = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.readiness_gates.as_ref())
+            .is_some_and(|g| {
+                g.iter()
+                    .any(|g| g.condition_type == labels::KRUISE_POD_READY)
+            });
+        if gated
+            && pod.metadata.deletion_timestamp.is_none()
+            && crate::inplace::pod_condition(pod, labels::KRUISE_POD_READY).is_none()
+        {
+            setup.push(Setup::InitKruisePodReady {
+                name: pod.metadata.name.clone().unwrap_or_default(),
+            });
+        }
+    }
     let pod_infos: Vec<plan::PodInfo> = owned
         .iter()
         .map(|p| facts::pod_info(set, p, &templates, &set.spec.template, grace, now))
@@ -357,6 +382,45 @@ mod tests {
             vec![o]
         });
         r
+    }
+
+    #[test]
+    fn pods_with_the_kruise_pod_ready_gate_get_the_condition_once() {
+        let s = set();
+        let gated = |name: &str, condition: bool| {
+            let mut p = (*pod(name, Some("set-uid"), "web-x")).clone();
+            let spec = p.spec.get_or_insert_default();
+            spec.readiness_gates = Some(vec![k8s_openapi::api::core::v1::PodReadinessGate {
+                condition_type: labels::KRUISE_POD_READY.into(),
+            }]);
+            if condition {
+                p.status.get_or_insert_default().conditions =
+                    Some(vec![k8s_openapi::api::core::v1::PodCondition {
+                        type_: labels::KRUISE_POD_READY.into(),
+                        status: "True".into(),
+                        ..Default::default()
+                    }]);
+            }
+            Arc::new(p)
+        };
+        let pods = [
+            gated("web-0", false),
+            gated("web-1", true),
+            pod("web-2", Some("set-uid"), "web-x"),
+        ];
+        let setup = prepare(&s, &pods, &[], &[], &[], "app=web", now())
+            .unwrap()
+            .setup;
+        let inits: Vec<&Setup> = setup
+            .iter()
+            .filter(|a| matches!(a, Setup::InitKruisePodReady { .. }))
+            .collect();
+        assert_eq!(
+            inits,
+            vec![&Setup::InitKruisePodReady {
+                name: "web-0".into()
+            }]
+        );
     }
 
     #[test]
