@@ -9,9 +9,10 @@ use kube::CustomResourceExt;
 
 use crate::Error;
 use crate::apps::v1alpha1::{
-    BroadcastJob, CloneSet, ContainerRecreateRequest, ImagePullJob, NodeImage, SidecarSet,
+    CloneSet, ContainerRecreateRequest, ImagePullJob, NodeImage, SidecarSet,
 };
 use crate::apps::v1beta1::StatefulSet;
+use crate::apps::v1beta1::{AdvancedCronJob, BroadcastJob};
 use crate::graft::GitSync;
 use crate::policy::v1alpha1::PodUnavailableBudget;
 
@@ -21,7 +22,8 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         CloneSet::crd(),
         sidecarset(),
         statefulset(),
-        BroadcastJob::crd(),
+        broadcastjob(),
+        advancedcronjob(),
         ImagePullJob::crd(),
         NodeImage::crd(),
         ContainerRecreateRequest::crd(),
@@ -121,6 +123,35 @@ pub fn statefulset() -> CustomResourceDefinition {
             v.storage = false;
             v
         }));
+    crd.spec.conversion = Some(CustomResourceConversion {
+        strategy: "None".into(),
+        webhook: None,
+    });
+    crd
+}
+
+/// BroadcastJob serves `v1alpha1` and `v1beta1`, `v1beta1` stored, as OpenKruise 1.9. The two
+/// versions are the same type upstream (kruise's conversion copies every field), so v1alpha1 is
+/// v1beta1's schema under the older name and `conversion: None` (the API server only rewrites
+/// `apiVersion`) loses nothing and needs nothing of graft at read time.
+pub fn broadcastjob() -> CustomResourceDefinition {
+    same_schema_alpha(BroadcastJob::crd())
+}
+
+/// AdvancedCronJob serves `v1alpha1` and `v1beta1`, `v1beta1` stored, as OpenKruise 1.9. Upstream
+/// v1alpha1 lacks only `template.imageListPullJobTemplate`; both versions here carry v1beta1's
+/// schema, so with `conversion: None` nothing is pruned on the way through either version.
+pub fn advancedcronjob() -> CustomResourceDefinition {
+    same_schema_alpha(AdvancedCronJob::crd())
+}
+
+/// `crd` (one v1beta1 version, stored) plus a served, unstored v1alpha1 copy of it, converted
+/// with strategy `None`.
+fn same_schema_alpha(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    let mut alpha = crd.spec.versions[0].clone();
+    alpha.name = "v1alpha1".into();
+    alpha.storage = false;
+    crd.spec.versions.push(alpha);
     crd.spec.conversion = Some(CustomResourceConversion {
         strategy: "None".into(),
         webhook: None,

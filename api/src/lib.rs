@@ -3,9 +3,11 @@
 //!
 //! Kinds (each field-compatible with OpenKruise, see `shared/reference/kruise-api.md`):
 //! - `apps.kruise.io/v1alpha1`: [`apps::v1alpha1::CloneSet`], [`apps::v1alpha1::SidecarSet`],
-//!   [`apps::v1alpha1::BroadcastJob`], [`apps::v1alpha1::ImagePullJob`],
-//!   [`apps::v1alpha1::NodeImage`], [`apps::v1alpha1::ContainerRecreateRequest`]
-//! - `apps.kruise.io/v1beta1`: [`apps::v1beta1::StatefulSet`] (Advanced StatefulSet)
+//!   [`apps::v1alpha1::ImagePullJob`], [`apps::v1alpha1::NodeImage`],
+//!   [`apps::v1alpha1::ContainerRecreateRequest`]
+//! - `apps.kruise.io/v1beta1` (storage; v1alpha1 served too): [`apps::v1beta1::StatefulSet`]
+//!   (Advanced StatefulSet), [`apps::v1beta1::SidecarSet`](apps::v1beta1::sidecarset::SidecarSet),
+//!   [`apps::v1beta1::BroadcastJob`], [`apps::v1beta1::AdvancedCronJob`]
 //! - `policy.kruise.io/v1alpha1`: [`policy::v1alpha1::PodUnavailableBudget`]
 //! - `graft.dev/v1alpha1`: [`graft::GitSync`]
 //!

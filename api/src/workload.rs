@@ -131,7 +131,7 @@ impl WorkloadKind {
     /// OpenKruise BroadcastJob.
     pub const BROADCASTJOB: WorkloadKind = kind(
         "apps.kruise.io",
-        "v1alpha1",
+        "v1beta1",
         "BroadcastJob",
         "broadcastjobs",
         Scope::Namespaced,
@@ -148,14 +148,16 @@ impl WorkloadKind {
     );
 
     /// The kinds whose rollout a commit waits for before it is Healthy, whose new images a
-    /// commit pre-pulls, and whose rollouts the dashboard follows.
-    pub const ROLLOUT: [WorkloadKind; 6] = [
+    /// commit pre-pulls, and whose rollouts the dashboard follows. A BroadcastJob's "rollout" is
+    /// its run: the commit is Healthy when it completes, Failed when it fails.
+    pub const ROLLOUT: [WorkloadKind; 7] = [
         Self::CLONESET,
         Self::ADVANCED_STATEFULSET,
         Self::SIDECARSET,
         Self::DEPLOYMENT,
         Self::STATEFULSET,
         Self::DAEMONSET,
+        Self::BROADCASTJOB,
     ];
 
     /// Every kind with rollout counters ([`Self::ROLLOUT`] plus the ones whose counters are
@@ -167,8 +169,8 @@ impl WorkloadKind {
         Self::DEPLOYMENT,
         Self::STATEFULSET,
         Self::DAEMONSET,
-        Self::ADVANCED_DAEMONSET,
         Self::BROADCASTJOB,
+        Self::ADVANCED_DAEMONSET,
         Self::IMAGEPULLJOB,
     ];
 
@@ -208,6 +210,8 @@ pub struct Counters {
     pub ready: i32,
     /// Available pods (SidecarSets: updated and ready; jobs: succeeded).
     pub available: i32,
+    /// Jobs only: pods (one per node) that failed; 0 for the other kinds.
+    pub failed: i32,
 }
 
 /// The rollout counters of an object of `kind`, read from its JSON (`spec` and `status`).
@@ -216,6 +220,10 @@ pub struct Counters {
 pub fn counters_of(kind: &WorkloadKind, obj: &Value) -> Counters {
     let int = |p: &str| obj.pointer(p).and_then(Value::as_i64);
     let status = |f: &str| int(&format!("/status/{f}")).unwrap_or(0);
+    let failed = match kind.counters {
+        CounterShape::Job => status("failed"),
+        _ => 0,
+    };
     let (replicas, updated, ready, available) = match kind.counters {
         CounterShape::Replicas => (
             int("/spec/replicas").unwrap_or(1),
@@ -248,6 +256,7 @@ pub fn counters_of(kind: &WorkloadKind, obj: &Value) -> Counters {
         updated: clamp(updated),
         ready: clamp(ready),
         available: clamp(available),
+        failed: clamp(failed),
     }
 }
 
@@ -278,6 +287,7 @@ mod tests {
                     updated: 3,
                     ready: 4,
                     available: 2,
+                    failed: 0,
                 },
             ),
             (
@@ -296,6 +306,7 @@ mod tests {
                     updated: 2,
                     ready: 1,
                     available: 1,
+                    failed: 0,
                 },
             ),
             (
@@ -307,16 +318,18 @@ mod tests {
                     updated: 4,
                     ready: 6,
                     available: 3,
+                    failed: 0,
                 },
             ),
             (
-                json!({"apiVersion": "apps.kruise.io/v1alpha1", "kind": "BroadcastJob",
-                       "status": {"desired": 4, "active": 1, "succeeded": 2}}),
+                json!({"apiVersion": "apps.kruise.io/v1beta1", "kind": "BroadcastJob",
+                       "status": {"desired": 4, "active": 1, "succeeded": 2, "failed": 1}}),
                 Counters {
                     replicas: 4,
                     updated: 3,
                     ready: 2,
                     available: 2,
+                    failed: 1,
                 },
             ),
         ];
@@ -331,7 +344,8 @@ mod tests {
     fn a_commit_waits_for_the_rollout_kinds_only() {
         assert!(WorkloadKind::is_rollout("apps.kruise.io", "SidecarSet"));
         assert!(WorkloadKind::is_rollout("apps", "StatefulSet"));
-        assert!(!WorkloadKind::is_rollout("apps.kruise.io", "BroadcastJob"));
+        assert!(WorkloadKind::is_rollout("apps.kruise.io", "BroadcastJob"));
+        assert!(!WorkloadKind::is_rollout("apps.kruise.io", "ImagePullJob"));
         assert!(!WorkloadKind::is_rollout("", "ConfigMap"));
         assert_eq!(WorkloadKind::SIDECARSET.scope, Scope::Cluster);
         assert_eq!(

@@ -104,7 +104,15 @@ fn crd_identity_is_pinned() {
             "BroadcastJob",
             "Namespaced",
             &["bcj"],
-            "v1alpha1",
+            "v1beta1",
+            false,
+        ),
+        (
+            "advancedcronjobs.apps.kruise.io",
+            "AdvancedCronJob",
+            "Namespaced",
+            &["acj"],
+            "v1beta1",
             false,
         ),
         (

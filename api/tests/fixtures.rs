@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use graft_api::apps::v1alpha1::{
-    BroadcastJob, CloneSet, ContainerRecreateRequest, ImagePullJob, NodeImage, SidecarSet,
+    CloneSet, ContainerRecreateRequest, ImagePullJob, NodeImage, SidecarSet,
 };
-use graft_api::apps::v1beta1::StatefulSet;
+use graft_api::apps::v1beta1::{AdvancedCronJob, BroadcastJob, StatefulSet};
 use graft_api::graft::GitSync;
 use graft_api::manifest::{self, Parsed};
 use graft_api::policy::v1alpha1::PodUnavailableBudget;
@@ -128,6 +128,17 @@ fn broadcastjob_fixtures() {
 }
 
 #[test]
+fn advancedcronjob_fixtures() {
+    check::<AdvancedCronJob>("advancedcronjob-", "kruise", |o| {
+        let mut defaulted = o.clone();
+        defaulted.spec = o.spec.defaulted();
+        let mut e = o.spec.validate();
+        e.extend(defaulted.validate());
+        e
+    });
+}
+
+#[test]
 fn imagepulljob_fixtures() {
     check::<ImagePullJob>("imagepulljob-", "kruise", |o| o.spec.defaulted().validate());
 }
@@ -161,6 +172,7 @@ fn every_fixture_belongs_to_a_kind() {
         "sidecarset-",
         "statefulset-",
         "broadcastjob-",
+        "advancedcronjob-",
         "imagepulljob-",
         "nodeimage-",
         "containerrecreaterequest-",

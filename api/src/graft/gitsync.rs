@@ -346,6 +346,8 @@ pub enum EventReason {
     Pruned,
     /// An object that left the repository could not be deleted.
     PruneFailed,
+    /// Jobs whose definition changed were deleted and created again.
+    Replaced,
     /// Every workload the commit changed is updated and available.
     RolloutHealthy,
     /// A workload the commit changed is degraded.
@@ -364,6 +366,7 @@ impl EventReason {
             Self::DriftCorrected => "DriftCorrected",
             Self::Pruned => "Pruned",
             Self::PruneFailed => "PruneFailed",
+            Self::Replaced => "Replaced",
             Self::RolloutHealthy => "RolloutHealthy",
             Self::RolloutFailed => "RolloutFailed",
         }
@@ -448,6 +451,13 @@ pub struct WorkloadProgress {
     /// Available replicas.
     #[serde(default)]
     pub available: i32,
+    /// Jobs (BroadcastJob: one pod per node): pods that failed. Absent for the other kinds.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed: i32,
+}
+
+fn is_zero(v: &i32) -> bool {
+    *v == 0
 }
 
 impl GitSyncStatus {

@@ -1,6 +1,6 @@
-//! `apps.kruise.io/v1alpha1` kinds.
+//! `apps.kruise.io/v1alpha1` kinds. (BroadcastJob and AdvancedCronJob are served at v1alpha1 with
+//! their v1beta1 schemas: upstream the two versions are the same types.)
 
-pub mod broadcastjob;
 pub mod cloneset;
 pub mod containerrecreaterequest;
 pub mod imagepulljob;
@@ -8,7 +8,6 @@ pub mod nodeimage;
 pub mod sidecarset;
 pub mod statefulset;
 
-pub use broadcastjob::{BroadcastJob, BroadcastJobSpec, BroadcastJobStatus};
 pub use cloneset::{CloneSet, CloneSetSpec, CloneSetStatus};
 pub use containerrecreaterequest::{
     ContainerRecreateRequest, ContainerRecreateRequestSpec, ContainerRecreateRequestStatus,
