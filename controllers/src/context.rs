@@ -3,14 +3,16 @@
 //! the one watch behind each cache and starts no controller before every cache has listed its
 //! objects ([`Context::wait_until_ready`]).
 //!
-//! A controller reads pods, nodes, NodeImages and ImagePullJobs from these caches and never lists
+//! A controller reads pods, nodes, NodeImages, ImagePullJobs, BroadcastJobs and Jobs from these caches and never lists
 //! them itself; it fetches one object fresh only where a decision needs the latest version (a
 //! compare-and-swap write, a request about a pod that may have just started).
 
 use std::time::Duration;
 
 use graft_api::apps::v1alpha1::{ImagePullJob, NodeImage};
+use graft_api::apps::v1beta1::BroadcastJob;
 use k8s_openapi::api::apps::v1::ControllerRevision;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
 use kube::Client;
 use kube::runtime::reflector::Store;
@@ -33,9 +35,15 @@ pub struct Context {
     pub claims: Store<PersistentVolumeClaim>,
     /// The shared NodeImage cache (cluster-scoped; every install may read NodeImages).
     pub node_images: Store<NodeImage>,
-    /// The shared Node cache, when this process watches Nodes: only the NodeImage manager reads
-    /// them, and a namespaced install without it has no right to.
-    pub nodes: Option<Store<Node>>,
+    /// The shared Node cache (cluster-scoped): the NodeImage manager and the BroadcastJobs
+    /// (one pod per eligible node) read it.
+    pub nodes: Store<Node>,
+    /// The shared BroadcastJob cache, same scope as the pods: the BroadcastJob controller
+    /// reconciles from it and the AdvancedCronJobs read the runs they created.
+    pub broadcast_jobs: Store<BroadcastJob>,
+    /// The shared batch/v1 Job cache, same scope as the pods: the runs of AdvancedCronJobs with a
+    /// `jobTemplate`.
+    pub jobs: Store<Job>,
     /// The shared ImagePullJob cache: all namespaces when the NodeImage manager runs (it collects
     /// the tags of jobs that are gone, everywhere), otherwise the `--namespace` one.
     pub image_pull_jobs: Store<ImagePullJob>,
@@ -89,9 +97,9 @@ impl Context {
         self.node_images.wait_until_ready().await?;
         self.image_pull_jobs.wait_until_ready().await?;
         self.sidecarsets.wait_until_ready().await?;
-        if let Some(nodes) = &self.nodes {
-            nodes.wait_until_ready().await?;
-        }
+        self.nodes.wait_until_ready().await?;
+        self.broadcast_jobs.wait_until_ready().await?;
+        self.jobs.wait_until_ready().await?;
         Ok(())
     }
 
@@ -119,10 +127,14 @@ impl Context {
         if !ready(&self.sidecarsets.namespaces).await {
             out.push("namespace");
         }
-        if let Some(nodes) = &self.nodes
-            && !ready(nodes).await
-        {
+        if !ready(&self.nodes).await {
             out.push("node");
+        }
+        if !ready(&self.broadcast_jobs).await {
+            out.push("BroadcastJob");
+        }
+        if !ready(&self.jobs).await {
+            out.push("Job");
         }
         out
     }

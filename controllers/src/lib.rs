@@ -12,6 +12,8 @@
 //! controllers; it is the only module that knows them all. A controller module imports the
 //! context, the shared modules and `graft-api`, never another controller nor the runtime.
 
+pub mod advancedcronjob;
+pub mod broadcastjob;
 pub mod cloneset;
 pub mod context;
 pub mod crr;

@@ -1,5 +1,5 @@
 //! Runs the controllers against a cluster: one watch per shared cache (pods, revisions, PVCs,
-//! NodeImages, ImagePullJobs, and Nodes for the NodeImage manager) in the one [`Context`] every
+//! NodeImages, ImagePullJobs, Nodes, BroadcastJobs and Jobs) in the one [`Context`] every
 //! controller takes, the triggers those watches feed, one kube-runtime `Controller` per kind, and
 //! a small HTTP server with `/healthz`, `/readyz` and `/metrics`. This is the only module that
 //! knows every controller; the controllers know the context, the shared engines and the API
@@ -11,15 +11,18 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use graft_api::apps::v1alpha1::{CloneSet, ContainerRecreateRequest, ImagePullJob, NodeImage};
-use graft_api::apps::v1beta1::StatefulSet;
 use graft_api::apps::v1beta1::sidecarset::SidecarSet;
+use graft_api::apps::v1beta1::{AdvancedCronJob, BroadcastJob, StatefulSet};
 use k8s_openapi::api::apps::v1::ControllerRevision;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolumeClaim, Pod};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client};
 use tokio::sync::Notify;
 
+use crate::advancedcronjob::controller as advancedcronjob;
+use crate::broadcastjob::controller as broadcastjob;
 use crate::cloneset::controller as cloneset;
 use crate::context::Context;
 use crate::crr::controller as crr;
@@ -31,6 +34,9 @@ use crate::statefulset::controller as statefulset;
 
 /// Concurrent Advanced StatefulSet reconciles (kruise's default for its controllers).
 const STATEFULSET_WORKERS: u16 = 3;
+/// Concurrent BroadcastJob and AdvancedCronJob reconciles (kruise's `--broadcastjob-workers`
+/// and `--advancedcronjob-workers` defaults).
+const JOB_WORKERS: u16 = 3;
 
 /// Options of `graft controllers`.
 #[derive(Clone, Debug)]
@@ -89,6 +95,8 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
     let (node_image_store, node_image_writer) = reflector::store::<NodeImage>();
     let (job_store, job_writer) = reflector::store::<ImagePullJob>();
     let (node_store, node_writer) = reflector::store::<Node>();
+    let (broadcast_job_store, broadcast_job_writer) = reflector::store::<BroadcastJob>();
+    let (batch_job_store, batch_job_writer) = reflector::store::<Job>();
     let (sidecarset_store, sidecarset_writer) = reflector::store::<SidecarSet>();
     let (namespace_store, namespace_writer) = reflector::store::<Namespace>();
     // SidecarSets (cluster-scoped) and Namespaces: what injecting a new pod reads.
@@ -114,7 +122,14 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
     let (crr_pod_tx, crr_pod_rx) = futures::channel::mpsc::unbounded::<ObjectRef<Pod>>();
     let (statefulset_tx, statefulset_rx) =
         futures::channel::mpsc::unbounded::<ObjectRef<StatefulSet>>();
+    // BroadcastJobs are woken by their pods and their own changes, all of them by any Node's
+    // (a new, retainted or unschedulable node changes who gets a pod); AdvancedCronJobs by the
+    // Jobs and BroadcastJobs they created.
+    let (broadcast_job_tx, broadcast_job_rx) =
+        futures::channel::mpsc::unbounded::<ObjectRef<BroadcastJob>>();
+    let (cron_tx, cron_rx) = futures::channel::mpsc::unbounded::<ObjectRef<AdvancedCronJob>>();
     let sets_for_pods = sidecarset_store.clone();
+    let broadcast_job_tx_pods = broadcast_job_tx.clone();
     let pod_reflector = reflect(
         scoped(&client, namespace.as_deref()),
         pod_writer,
@@ -124,6 +139,9 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
             }
             if let Some(owner) = statefulset_owner(pod) {
                 let _ = statefulset_tx.unbounded_send(owner);
+            }
+            if let Some(owner) = controller_owner(&pod.metadata, "BroadcastJob") {
+                let _ = broadcast_job_tx_pods.unbounded_send(owner);
             }
             let pod_labels = pod.metadata.labels.clone().unwrap_or_default();
             for set in sets_for_pods.state() {
@@ -200,20 +218,43 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
         })
     };
 
-    // Nodes only for the manager: a namespaced install without it may not read them.
+    // Nodes wake the NodeImage manager and every BroadcastJob.
     let node_reflector = {
         let wake = manager_wake.clone();
-        let watched = opts.nodeimage_manager;
-        let api: Api<Node> = Api::all(client.clone());
-        async move {
-            if watched {
-                reflect(api, node_writer, move |_: &Node| wake.notify_one()).await;
-            } else {
-                drop(node_writer);
-                futures::future::pending::<()>().await;
+        let jobs = broadcast_job_store.clone();
+        let tx = broadcast_job_tx.clone();
+        reflect(Api::all(client.clone()), node_writer, move |_: &Node| {
+            wake.notify_one();
+            for job in jobs.state() {
+                let _ = tx.unbounded_send(ObjectRef::from_obj(job.as_ref()));
             }
-        }
+        })
     };
+
+    // BroadcastJobs wake themselves and the AdvancedCronJob that created them.
+    let broadcast_job_reflector = {
+        let cron_tx = cron_tx.clone();
+        reflect(
+            scoped(&client, namespace.as_deref()),
+            broadcast_job_writer,
+            move |job: &BroadcastJob| {
+                let _ = broadcast_job_tx.unbounded_send(ObjectRef::from_obj(job));
+                if let Some(owner) = controller_owner(&job.metadata, "AdvancedCronJob") {
+                    let _ = cron_tx.unbounded_send(owner);
+                }
+            },
+        )
+    };
+    // Jobs wake the AdvancedCronJob that created them.
+    let batch_job_reflector = reflect(
+        scoped(&client, namespace.as_deref()),
+        batch_job_writer,
+        move |job: &Job| {
+            if let Some(owner) = controller_owner(&job.metadata, "AdvancedCronJob") {
+                let _ = cron_tx.unbounded_send(owner);
+            }
+        },
+    );
 
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -221,7 +262,9 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
         revisions: revision_store,
         claims: claim_store,
         node_images: node_image_store,
-        nodes: opts.nodeimage_manager.then_some(node_store),
+        nodes: node_store,
+        broadcast_jobs: broadcast_job_store,
+        jobs: batch_job_store,
         image_pull_jobs: job_store,
         sidecarsets: crate::sidecarset::SidecarSetSource {
             sidecarsets: sidecarset_store,
@@ -345,6 +388,43 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
         futures::future::ready(())
     });
 
+    // BroadcastJobs come from the shared cache, like ImagePullJobs.
+    let broadcast_job_controller = Controller::for_stream(
+        futures::stream::pending::<Result<BroadcastJob, watcher::Error>>(),
+        ctx.broadcast_jobs.clone(),
+    )
+    .with_config(kube::runtime::controller::Config::default().concurrency(JOB_WORKERS))
+    .reconcile_on(broadcast_job_rx)
+    .shutdown_on_signal()
+    .run(
+        broadcastjob::reconcile,
+        broadcastjob::error_policy,
+        ctx.clone(),
+    )
+    .for_each(|res| {
+        if let Err(e) = res {
+            tracing::debug!(error = %e, "broadcastjob reconcile");
+        }
+        futures::future::ready(())
+    });
+
+    let crons: Api<AdvancedCronJob> = scoped(&client, namespace.as_deref());
+    let cron_controller = Controller::new(crons, watcher::Config::default().any_semantic())
+        .with_config(kube::runtime::controller::Config::default().concurrency(JOB_WORKERS))
+        .reconcile_on(cron_rx)
+        .shutdown_on_signal()
+        .run(
+            advancedcronjob::reconcile,
+            advancedcronjob::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|res| {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "advancedcronjob reconcile");
+            }
+            futures::future::ready(())
+        });
+
     let nodeimage_manager = {
         let ctx = ctx.clone();
         let manager = nodeimage::Options {
@@ -379,6 +459,8 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
                 _ = statefulset_controller => tracing::info!("statefulset controller stopped"),
                 _ = crr_controller => tracing::info!("containerrecreaterequest controller stopped"),
                 _ = sidecarset_controller => tracing::info!("sidecarset controller stopped"),
+                _ = broadcast_job_controller => tracing::info!("broadcastjob controller stopped"),
+                _ = cron_controller => tracing::info!("advancedcronjob controller stopped"),
             }
         }
     };
@@ -392,6 +474,8 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
         _ = node_image_reflector => tracing::warn!("NodeImage watch ended"),
         _ = job_reflector => tracing::warn!("ImagePullJob watch ended"),
         _ = node_reflector => tracing::warn!("Node watch ended"),
+        _ = broadcast_job_reflector => tracing::warn!("BroadcastJob watch ended"),
+        _ = batch_job_reflector => tracing::warn!("Job watch ended"),
         _ = sidecarset_reflector => tracing::warn!("SidecarSet watch ended"),
         _ = namespace_reflector => tracing::warn!("Namespace watch ended"),
         res = server => res?,
@@ -423,6 +507,26 @@ where
             }
             futures::future::ready(())
         })
+}
+
+/// The `apps.kruise.io` object of `kind` that controls an object, if any.
+fn controller_owner<K>(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    kind: &str,
+) -> Option<ObjectRef<K>>
+where
+    K: kube::Resource<DynamicType = ()>,
+{
+    let ns = meta.namespace.as_deref()?;
+    meta.owner_references
+        .iter()
+        .flatten()
+        .find(|o| {
+            o.controller == Some(true)
+                && o.kind == kind
+                && o.api_version.starts_with("apps.kruise.io/")
+        })
+        .map(|o| ObjectRef::new(&o.name).within(ns))
 }
 
 /// The CloneSet that controls a pod, if any.

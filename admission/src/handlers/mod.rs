@@ -2,6 +2,8 @@
 //! the API) around a pure function from the object (and what was read) to a [`Verdict`], which
 //! the unit tests call directly.
 
+pub mod advancedcronjob;
+pub mod broadcastjob;
 pub mod cloneset;
 pub mod convert;
 pub mod crr;
@@ -26,6 +28,8 @@ pub fn registry(
     Registry::new(vec![
         Arc::new(crr::CrrHandler::new(client.clone())),
         Arc::new(cloneset::CloneSetHandler),
+        Arc::new(advancedcronjob::AdvancedCronJobHandler),
+        Arc::new(broadcastjob::BroadcastJobHandler),
         Arc::new(statefulset::StatefulSetHandler::new(client.clone())),
         Arc::new(sidecarset::SidecarSetHandler::new(
             sidecarsets.sidecarsets.clone(),

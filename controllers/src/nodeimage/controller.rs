@@ -38,9 +38,6 @@ pub struct Options {
 /// Errors of one pass of the manager.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The context has no Node cache (the runtime watches Nodes only for the manager).
-    #[error("the NodeImage manager needs the Node cache, and this process does not watch Nodes")]
-    NoNodeCache,
     /// Listing the pull-secret copies failed.
     #[error("listing the pull-secret copies in {namespace}: {source}")]
     ListCopies {
@@ -70,7 +67,7 @@ pub async fn run(ctx: Arc<Context>, opts: Options, changes: Arc<Notify>) {
 }
 
 async fn pass(ctx: &Context, opts: &Options) -> Result<(), Error> {
-    let nodes = ctx.nodes.as_ref().ok_or(Error::NoNodeCache)?;
+    let nodes = &ctx.nodes;
     let node_images: Api<NodeImage> = Api::all(ctx.client.clone());
     let secrets_api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.pull_secrets_namespace);
     let jobs = ctx.image_pull_jobs.state();

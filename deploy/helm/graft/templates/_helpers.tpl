@@ -46,17 +46,21 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/* Namespaced rules of the manager: controllers, GitSync controller, dashboard. */}}
 {{- define "graft.managerNamespacedRules" -}}
-# CloneSet, Advanced StatefulSet, ContainerRecreateRequest, ImagePullJob controllers
-# (SidecarSets are cluster-scoped: the ClusterRole has them). The finalizers subresources: pods
-# and PVCs name their set as an owner that blocks its deletion.
+# CloneSet, Advanced StatefulSet, ContainerRecreateRequest, ImagePullJob, BroadcastJob and
+# AdvancedCronJob controllers (SidecarSets are cluster-scoped: the ClusterRole has them). The
+# finalizers subresources: pods, PVCs and jobs name their owner as one that blocks its deletion.
 - apiGroups: [apps.kruise.io]
-  resources: [clonesets, containerrecreaterequests, imagepulljobs, statefulsets]
+  resources: [clonesets, containerrecreaterequests, imagepulljobs, statefulsets, broadcastjobs, advancedcronjobs]
   verbs: [get, list, watch, create, update, patch, delete]
 - apiGroups: [apps.kruise.io]
-  resources: [clonesets/status, containerrecreaterequests/status, imagepulljobs/status, clonesets/finalizers, statefulsets/status, statefulsets/finalizers]
+  resources: [clonesets/status, containerrecreaterequests/status, imagepulljobs/status, clonesets/finalizers, statefulsets/status, statefulsets/finalizers, broadcastjobs/status, broadcastjobs/finalizers, advancedcronjobs/status, advancedcronjobs/finalizers]
   verbs: [get, update, patch]
-# Pods of CloneSets and Advanced StatefulSets: created, deleted, patched in place, readiness
-# gates in their status, resources resized in place.
+# The Jobs of AdvancedCronJobs with a jobTemplate.
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get, list, watch, create, update, patch, delete]
+# Pods of CloneSets, Advanced StatefulSets and BroadcastJobs: created, deleted, patched in place,
+# readiness gates in their status, resources resized in place.
 - apiGroups: [""]
   resources: [pods]
   verbs: [get, list, watch, create, update, patch, delete]
