@@ -424,6 +424,25 @@ mod tests {
     }
 
     #[test]
+    fn a_broadcastjob_pulls_its_image_on_the_nodes_its_template_selects() {
+        let job = r("apps.kruise.io", "BroadcastJob", "check");
+        let desired = json!({"apiVersion": "apps.kruise.io/v1alpha1", "kind": "BroadcastJob",
+            "metadata": {"name": "check"},
+            "spec": {"template": {"spec": {"nodeSelector": {"disk": "ssd"},
+                "containers": [{"name": "c", "image": "check:v1"}]}}}});
+        let pulls = plan(&owner(), "abc", &[wl(job, desired, None)], SETTINGS);
+        assert_eq!(
+            pulls.iter().map(|p| p.image.as_str()).collect::<Vec<_>>(),
+            ["check:v1"]
+        );
+        assert_eq!(
+            pulls[0].job["spec"]["selector"],
+            json!({"matchLabels": {"disk": "ssd"}}),
+            "the nodes the job's pods may run on"
+        );
+    }
+
+    #[test]
     fn a_sidecarset_pulls_its_injected_containers_on_the_nodes_of_its_pods() {
         let s = ObjectRef {
             namespace: None,

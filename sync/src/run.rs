@@ -64,6 +64,11 @@ pub struct Outcome {
     pub requests: usize,
     /// Writes among them.
     pub writes: usize,
+    /// Jobs replaced because their definition changed (`Kind.group namespace/name`).
+    pub replaced: Vec<String>,
+    /// The commit has later sync waves that were not applied yet: why (the workload of an
+    /// applied wave that is not healthy yet). The next sync goes on from there.
+    pub held: Option<String>,
 }
 
 impl Outcome {
@@ -73,6 +78,12 @@ impl Outcome {
             commit = %self.commit, created = self.created, configured = self.configured,
             unchanged = self.unchanged, pruned = self.pruned, "synced"
         );
+        if let Some(h) = &self.held {
+            tracing::info!(commit = %self.commit, "held: {h}");
+        }
+        for r in &self.replaced {
+            tracing::info!(commit = %self.commit, object = %r, "replaced: its definition changed");
+        }
         for f in &self.prune_failures {
             tracing::warn!(failure = %f, "could not prune");
         }
@@ -340,18 +351,45 @@ impl Engine {
         old_inventory: &[InventoryEntry],
         owner: &Owner,
     ) -> Result<(Outcome, crate::apply::ApplyReport, Vec<InventoryEntry>), SyncError> {
-        let report = self
-            .applier
-            .apply(plan)
-            .await
-            .map_err(|source| SyncError::Apply {
-                commit: commit.to_string(),
-                source,
-            })?;
+        // Sync waves one after the other; a wave waits for the workloads of the earlier ones.
+        let waves = plan.sync_waves();
+        let mut report = crate::apply::ApplyReport::default();
+        let mut held = None;
+        for (i, wave) in waves.iter().enumerate() {
+            let part = if waves.len() == 1 {
+                std::borrow::Cow::Borrowed(plan)
+            } else {
+                std::borrow::Cow::Owned(plan.sync_wave(*wave))
+            };
+            let applied = self
+                .applier
+                .apply(&part)
+                .await
+                .map_err(|source| SyncError::Apply {
+                    commit: commit.to_string(),
+                    source,
+                })?;
+            report.objects.extend(applied.objects);
+            report.requests += applied.requests;
+            report.writes += applied.writes;
+            let Some(next) = waves.get(i + 1) else {
+                break;
+            };
+            if let Some(waiting) = self.first_unhealthy(&part).await {
+                held = Some(format!("sync wave {next} waits for wave {wave}: {waiting}"));
+                break;
+            }
+        }
         let mut outcome = Outcome {
             commit: commit.to_string(),
             requests: report.requests,
             writes: report.writes,
+            replaced: report
+                .objects
+                .iter()
+                .filter(|o| o.replaced)
+                .map(|o| o.reference.to_string())
+                .collect(),
             ..Default::default()
         };
         for o in &report.objects {
@@ -362,7 +400,23 @@ impl Engine {
             }
         }
         let mut inventory = plan.inventory();
-        if prune {
+        if held.is_some() {
+            // Later waves are not applied yet: nothing is pruned, and the inventory is what was
+            // listed before plus what this apply wrote.
+            let mut partial: BTreeMap<String, InventoryEntry> = old_inventory
+                .iter()
+                .map(|e| (ObjectRef::from(e).id().to_string(), e.clone()))
+                .collect();
+            for o in &report.objects {
+                partial.insert(
+                    o.reference.id().to_string(),
+                    InventoryEntry::from(&o.reference),
+                );
+            }
+            inventory = partial.into_values().collect();
+            inventory.sort();
+            outcome.held = held;
+        } else if prune {
             let live = self
                 .applier
                 .live_meta(old_inventory)
@@ -395,6 +449,23 @@ impl Engine {
             );
         }
         Ok((outcome, report, inventory))
+    }
+
+    /// The first workload of `part` (a kind a commit waits for) that is not healthy yet, as
+    /// `Kind.group namespace/name is <state>: <message>`; `None` when all are.
+    async fn first_unhealthy(&self, part: &plan::ApplyPlan) -> Option<String> {
+        for o in part.objects() {
+            let r = &o.reference;
+            if !graft_api::workload::WorkloadKind::is_rollout(&r.group, &r.kind) {
+                continue;
+            }
+            let live = self.applier.get(r).await.ok().flatten();
+            let health = crate::health::health_of(live.as_ref());
+            if health.status != crate::health::HealthStatus::Healthy {
+                return Some(format!("{r} is {}: {}", health.status, health.message));
+            }
+        }
+        None
     }
 }
 

@@ -33,13 +33,16 @@ mod rows;
 const ENV: &str = "GRAFT_ARGOCD_HEALTH";
 
 /// Kinds graft has a rule for: every fixture of Argo CD's is compared.
-const COMPARED: &[&str] = &["CloneSet", "StatefulSet", "DaemonSet", "BroadcastJob"];
+const COMPARED: &[&str] = &[
+    "CloneSet",
+    "StatefulSet",
+    "DaemonSet",
+    "BroadcastJob",
+    "AdvancedCronJob",
+];
 
 /// Kinds Argo CD has a check for and graft has no rule for: only the harness is checked on them.
-const NOT_COMPARED: &[(&str, &str)] = &[(
-    "AdvancedCronJob",
-    "graft has no AdvancedCronJob rule (the generic one: healthy once it exists)",
-)];
+const NOT_COMPARED: &[(&str, &str)] = &[];
 
 /// A case where graft and Argo CD disagree on purpose.
 struct Known {
@@ -128,6 +131,14 @@ const KNOWN_DIFFERENCES: &[Known] = &[
         why: "the fixture is paused and carries Complete=True ('Job completed, 1 pods \
               succeeded'); the controller sets phase completed with that condition and leaves a \
               finished job alone, so a real job is never both. graft trusts Complete",
+    },
+    Known {
+        case: "argo AdvancedCronJob/testdata/notScheduled.yaml",
+        argo: Degraded,
+        graft: Healthy,
+        why: "no lastScheduleTime yet: a cron job applied before its first scheduled time has not \
+              failed anything (Kruise writes lastScheduleTime only when a run is created); the \
+              health of each run is its Job's",
     },
     // ---- graft's CloneSet rows, after Kruise's defaults -----------------------------------------
     Known {

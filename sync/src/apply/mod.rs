@@ -67,6 +67,8 @@ struct Checked<'a> {
     action: Action,
     /// Foreign editors to revert, and the managed fields that make graft own their changes.
     take_over: Option<(Vec<String>, TakeOver)>,
+    /// Delete the live object and create it again (a job whose definition changed).
+    replace: bool,
 }
 
 /// What is written to the live object's `metadata.managedFields` before the apply.
@@ -172,6 +174,20 @@ impl Applier {
                     {
                         return None;
                     }
+                    // A job replaced on change is checked when it is created again: a dry-run
+                    // patch of the live one would hit its immutable fields.
+                    if o.spec_hash().is_some() {
+                        match self.api(r, &resource).get_opt(&r.name).await {
+                            Ok(live) if replaces(o, live.as_ref()) => return None,
+                            Ok(_) => {}
+                            Err(e) => {
+                                return Some(object_error(
+                                    o,
+                                    format!("read the live object: {}", reason(&e)),
+                                ));
+                            }
+                        }
+                    }
                     self.server_side_apply(o, &resource, true, requests)
                         .await
                         .err()
@@ -235,9 +251,18 @@ impl Applier {
                             location: c.object.location.clone(),
                             action: c.action,
                             reverted: Vec::new(),
+                            replaced: c.replace,
                         };
                         if c.action == Action::Unchanged {
                             return Ok(outcome);
+                        }
+                        if c.replace {
+                            writes.fetch_add(2, Ordering::Relaxed);
+                            return self
+                                .replace(c.object, &c.resource, requests)
+                                .await
+                                .map(|()| outcome)
+                                .map_err(|e| object_error(c.object, e));
                         }
                         if let Some((editors, take)) = &c.take_over {
                             writes.fetch_add(1, Ordering::Relaxed);
@@ -390,6 +415,21 @@ impl Applier {
         }
     }
 
+    /// The pods in `namespace` with this label selector (`key=value,...`), as JSON; for the
+    /// failure reasons of a commit's jobs.
+    pub async fn pods(&self, namespace: &str, selector: &str) -> Result<Vec<Value>, kube::Error> {
+        let api: Api<k8s_openapi::api::core::v1::Pod> =
+            Api::namespaced(self.client.clone(), namespace);
+        let list = api
+            .list(&kube::api::ListParams::default().labels(selector))
+            .await?;
+        Ok(list
+            .items
+            .iter()
+            .filter_map(|p| serde_json::to_value(p).ok())
+            .collect())
+    }
+
     /// Reads an object and dry-runs its apply: what the apply of its wave would do.
     async fn check<'a>(
         &self,
@@ -415,6 +455,15 @@ impl Applier {
             .get_opt(&r.name)
             .await
             .map_err(|e| object_error(o, format!("read the live object: {}", reason(&e))))?;
+        if replaces(o, live.as_ref()) {
+            return Ok(Checked {
+                object: o,
+                resource,
+                action: Action::Configured,
+                take_over: None,
+                replace: true,
+            });
+        }
         let dry_run = self
             .server_side_apply(o, &resource, true, requests)
             .await
@@ -447,7 +496,48 @@ impl Applier {
             resource,
             action,
             take_over,
+            replace: false,
         })
+    }
+
+    /// Deletes the live object (background propagation: its pods go with it), waits until it
+    /// is gone, and creates it from the commit.
+    async fn replace(
+        &self,
+        o: &PlannedObject,
+        resource: &Resource,
+        requests: &AtomicUsize,
+    ) -> Result<(), String> {
+        let api = self.api(&o.reference, resource);
+        requests.fetch_add(1, Ordering::Relaxed);
+        match api
+            .delete(&o.reference.name, &DeleteParams::background())
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.is_not_found() => {}
+            Err(e) => return Err(format!("replace: delete the old object: {}", reason(&e))),
+        }
+        let start = Instant::now();
+        loop {
+            requests.fetch_add(1, Ordering::Relaxed);
+            match api.get_opt(&o.reference.name).await {
+                Ok(None) => break,
+                Ok(Some(_)) if start.elapsed() < REPLACE_TIMEOUT => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Ok(Some(_)) => {
+                    return Err(format!(
+                        "replace: the old object is still being deleted after {REPLACE_TIMEOUT:?}"
+                    ));
+                }
+                Err(e) => return Err(format!("replace: read the old object: {}", reason(&e))),
+            }
+        }
+        self.server_side_apply(o, resource, false, requests)
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("replace: create it again: {}", reason(&e)))
     }
 
     /// One server-side apply of `o` (a dry-run when `dry_run`); the object the API server
@@ -659,6 +749,20 @@ impl Applier {
 /// `stream::iter(..).map(closure).buffered(n)`: rustc cannot prove the higher-ranked bound of a
 /// stream's closure over borrowed items (rust-lang/rust#102211), which made every caller's
 /// future `!Send` and forced the sync onto a blocking thread.
+/// How long a replaced job may take to be deleted before it is created again.
+const REPLACE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Whether `o` replaces `live`: both carry a spec hash ([`crate::plan::SPEC_HASH`]) and they
+/// differ. A live object without one (applied before, or by someone else) is patched.
+fn replaces(o: &PlannedObject, live: Option<&DynamicObject>) -> bool {
+    let Some(want) = o.spec_hash() else {
+        return false;
+    };
+    live.and_then(|l| l.metadata.annotations.as_ref())
+        .and_then(|a| a.get(crate::plan::SPEC_HASH))
+        .is_some_and(|have| have != want)
+}
+
 async fn buffered<F: std::future::Future>(futures: Vec<F>, n: usize) -> Vec<F::Output> {
     stream::iter(futures).buffered(n).collect().await
 }

@@ -27,6 +27,8 @@ pub struct ObjectOutcome {
     pub action: Action,
     /// Field managers (`kubectl-edit`, ...) whose changes to the live object were reverted.
     pub reverted: Vec<String>,
+    /// A job whose definition changed: deleted and created again (`Configured`).
+    pub replaced: bool,
 }
 
 /// What [`Applier::apply`](super::Applier::apply) did, in apply order.

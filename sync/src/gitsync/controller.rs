@@ -19,6 +19,7 @@ use super::Error;
 use super::plan::{self, CleanPrePulls, Done, Event, Look, Wake};
 use crate::git::{Auth, Reference};
 use crate::health::{self, Health};
+use crate::object::ObjectRef;
 use crate::plan::{ApplyPlan, Owner};
 use crate::prepull;
 use crate::run::{Engine, Source};
@@ -130,9 +131,29 @@ async fn apply_and_watch(
     for r in look.workloads() {
         let live = ctx.engine.applier().get(r).await.ok().flatten();
         let progress = live.as_ref().and_then(health::workload_progress);
-        looked.push((health::health_of(live.as_ref()), progress));
+        let mut health = health::health_of(live.as_ref());
+        if health.status == health::HealthStatus::Degraded
+            && r.kind == "BroadcastJob"
+            && let Some(why) = failed_job_pod(ctx, r).await
+        {
+            health.message = format!("{}; {why}", health.message);
+        }
+        looked.push((health, progress));
     }
     look.after_rollout(&looked)
+}
+
+/// Why a failed BroadcastJob's first failed pod failed (its condition only says that one did).
+async fn failed_job_pod(ctx: &Ctx, r: &ObjectRef) -> Option<String> {
+    let ns = r.namespace.as_deref()?;
+    let selector = format!("{}={}", health::failure::BROADCASTJOB_NAME_LABEL, r.name);
+    match ctx.engine.applier().pods(ns, &selector).await {
+        Ok(pods) => health::failure::failed_pod_reason(&pods),
+        Err(e) => {
+            tracing::debug!(job = %r, error = %e, "reading a failed job's pods");
+            None
+        }
+    }
 }
 
 /// Publishes the Events, writes the status, cleans the pre-pull jobs, in that order.

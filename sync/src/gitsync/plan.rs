@@ -448,6 +448,15 @@ impl Look {
         for f in &outcome.prune_failures {
             self.warn(EventReason::PruneFailed, f);
         }
+        if !outcome.replaced.is_empty() {
+            let note = format!(
+                "Replaced {} job(s) whose definition changed at commit {short} (deleted and \
+                 created again; opt out with graft.dev/replace-on-change: \"false\"): {}",
+                outcome.replaced.len(),
+                outcome.replaced.join("; ")
+            );
+            self.normal(EventReason::Replaced, &note);
+        }
         self.workloads = self.watched_workloads(plan, report);
         self.outcome = outcome;
         self
@@ -462,7 +471,14 @@ impl Look {
     /// until every one is healthy (`Healthy`) or one is degraded (`Failed`); `Ready=True`.
     /// Looks again soon while it rolls out, after the interval once it is final.
     pub fn after_rollout(mut self, looked: &[(Health, Option<WorkloadProgress>)]) -> Done {
-        let overall = Health::worst(looked.iter().map(|(h, _)| h));
+        let mut overall = Health::worst(looked.iter().map(|(h, _)| h));
+        // Later sync waves are still to be applied: not Healthy yet, whatever the applied
+        // workloads say (a degraded one still fails the commit).
+        if let Some(held) = &self.outcome.held
+            && overall.status != HealthStatus::Degraded
+        {
+            overall = Health::progressing(held.clone());
+        }
         let progress: Vec<WorkloadProgress> =
             looked.iter().filter_map(|(_, p)| p.clone()).collect();
         let current = self.phase();
@@ -524,21 +540,31 @@ impl Look {
                 .filter(|r| WorkloadKind::is_rollout(&r.group, &r.kind))
                 .collect();
         }
-        // Later looks: the commit's record names them, the plan gives their versions.
+        // Later looks: the commit's record names them, the plan gives their versions; and the
+        // workloads this apply created (a later sync wave's, applied once the earlier ones were
+        // healthy).
         let recorded = self
             .status
             .commit(&self.commit)
             .and_then(|h| h.workloads.as_deref())
             .unwrap_or_default();
+        let created: Vec<&ObjectRef> = report
+            .objects
+            .iter()
+            .filter(|o| o.action == Action::Created)
+            .map(|o| &o.reference)
+            .filter(|r| WorkloadKind::is_rollout(&r.group, &r.kind))
+            .collect();
         plan.objects()
             .map(|o| o.reference.clone())
             .filter(|r| {
-                recorded.iter().any(|w| {
-                    w.kind == r.kind
-                        && w.group == r.group
-                        && w.name == r.name
-                        && w.namespace == r.namespace
-                })
+                created.iter().any(|c| c.id() == r.id())
+                    || recorded.iter().any(|w| {
+                        w.kind == r.kind
+                            && w.group == r.group
+                            && w.name == r.name
+                            && w.namespace == r.namespace
+                    })
             })
             .collect()
     }

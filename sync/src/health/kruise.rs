@@ -322,6 +322,26 @@ pub(crate) fn broadcastjob(obj: &Value) -> Health {
     ))
 }
 
+/// AdvancedCronJob: suspended while paused, progressing while runs are active, healthy
+/// otherwise — also before its first scheduled time, which is not a failure (Argo CD calls that
+/// Degraded). Whether each run succeeds is the health of the Jobs it creates.
+pub(crate) fn advancedcronjob(obj: &Value) -> Health {
+    if flag(obj, "/spec/paused") {
+        return Health::suspended("the AdvancedCronJob is paused");
+    }
+    let active = obj
+        .pointer("/status/active")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    if active > 0 {
+        return Health::progressing(format!("{active} active run(s)"));
+    }
+    match text(obj, "/status/lastScheduleTime") {
+        Some(t) => Health::healthy(format!("last run scheduled at {t}")),
+        None => Health::healthy("waiting for its first scheduled time"),
+    }
+}
+
 /// ImagePullJob: pulled on every selected node; failed nodes make it degraded.
 pub(crate) fn imagepulljob(obj: &Value) -> Health {
     let get = |f: &str| int(obj, &format!("/status/{f}")).unwrap_or(0);

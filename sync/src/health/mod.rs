@@ -13,6 +13,7 @@
 //! on the same objects and lists every difference.
 
 mod builtin;
+pub mod failure;
 mod kruise;
 mod progress;
 
@@ -146,6 +147,7 @@ pub fn health(obj: &Value) -> Health {
         ("apps.kruise.io", "DaemonSet") => kruise::advanced_daemonset(obj),
         ("apps.kruise.io", "SidecarSet") => kruise::sidecarset(obj),
         ("apps.kruise.io", "BroadcastJob") => kruise::broadcastjob(obj),
+        ("apps.kruise.io", "AdvancedCronJob") => kruise::advancedcronjob(obj),
         ("apps.kruise.io", "ImagePullJob") => kruise::imagepulljob(obj),
         _ => generic(obj),
     }

@@ -18,5 +18,6 @@ pub fn workload_progress(obj: &Value) -> Option<WorkloadProgress> {
         updated: c.updated,
         ready: c.ready,
         available: c.available,
+        failed: c.failed,
     })
 }

@@ -13,6 +13,19 @@
 //! | [`Stage::Workloads`] | CloneSet, Advanced StatefulSet/DaemonSet, Deployment, StatefulSet, DaemonSet, Jobs, ... | last |
 //!
 //! Pruning deletes in the reverse order: workloads first, CRDs and Namespaces last.
+//!
+//! **Sync waves** order the stages themselves, as Argo CD's do: an object annotated
+//! `graft.dev/sync-wave: "<integer>"` (or Argo CD's `argocd.argoproj.io/sync-wave`, read when
+//! graft's is absent) belongs to that wave, default 0. Waves apply in ascending order, each in the
+//! stage order above; the sync applies a wave only once every workload of the earlier waves is
+//! healthy (a BroadcastJob: completed), so a post-rollout check runs after the rollout.
+//!
+//! **Jobs are replaced, not patched, when their definition changes**: a batch Job's pod
+//! template is immutable, and a finished BroadcastJob never runs again. Each Job and
+//! BroadcastJob carries `graft.dev/spec-hash` (a hash of its `spec` in Git); when the commit's
+//! hash differs from the live object's, the apply deletes the job and creates it again. The
+//! annotation `graft.dev/replace-on-change: "false"` opts an object out (it is then patched like
+//! anything else, and a Job's immutable fields make its apply fail).
 
 mod prune;
 mod scopes;
@@ -100,6 +113,23 @@ impl Stage {
     }
 }
 
+/// Graft's sync-wave annotation (an integer, default 0).
+pub const SYNC_WAVE: &str = "graft.dev/sync-wave";
+/// Argo CD's sync-wave annotation, read when [`SYNC_WAVE`] is absent.
+pub const ARGO_SYNC_WAVE: &str = "argocd.argoproj.io/sync-wave";
+/// Annotation on applied Jobs and BroadcastJobs: the hash of their `spec` in Git.
+pub const SPEC_HASH: &str = "graft.dev/spec-hash";
+/// `"false"` on a Job or BroadcastJob: patch it when its definition changes, never replace it.
+pub const REPLACE_ON_CHANGE: &str = "graft.dev/replace-on-change";
+
+/// Kinds that are replaced when their definition changes (see the module docs).
+pub fn replaced_on_change(group: &str, kind: &str) -> bool {
+    matches!(
+        (group, kind),
+        ("batch", "Job") | ("apps.kruise.io", "BroadcastJob")
+    )
+}
+
 /// An object ready to be applied: labelled, its namespace set (or removed for cluster-scoped
 /// kinds).
 #[derive(Clone, Debug, PartialEq)]
@@ -112,9 +142,21 @@ pub struct PlannedObject {
     pub location: Location,
 }
 
+impl PlannedObject {
+    /// The `graft.dev/spec-hash` it is applied with, when it is replaced on change.
+    pub fn spec_hash(&self) -> Option<&str> {
+        self.object
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(SPEC_HASH))
+            .and_then(Value::as_str)
+    }
+}
+
 /// Objects that may be applied concurrently, after every earlier wave.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Wave {
+    /// The sync wave ([`SYNC_WAVE`]).
+    pub sync_wave: i64,
     /// The stage.
     pub stage: Stage,
     /// The objects, sorted by kind, namespace and name.
@@ -132,6 +174,25 @@ impl ApplyPlan {
     /// Every planned object, in apply order.
     pub fn objects(&self) -> impl Iterator<Item = &PlannedObject> {
         self.waves.iter().flat_map(|w| w.objects.iter())
+    }
+
+    /// The distinct sync waves, ascending.
+    pub fn sync_waves(&self) -> Vec<i64> {
+        let mut v: Vec<i64> = self.waves.iter().map(|w| w.sync_wave).collect();
+        v.dedup();
+        v
+    }
+
+    /// The part of the plan in sync wave `wave`.
+    pub fn sync_wave(&self, wave: i64) -> ApplyPlan {
+        ApplyPlan {
+            waves: self
+                .waves
+                .iter()
+                .filter(|w| w.sync_wave == wave)
+                .cloned()
+                .collect(),
+        }
     }
 
     /// The inventory to store in the GitSync status once the plan is applied, sorted.
@@ -164,7 +225,7 @@ pub fn plan(
     let owner_label = owner.label_value();
     let mut errors = Vec::new();
     let mut seen: BTreeMap<ObjectId, Location> = BTreeMap::new();
-    let mut stages: BTreeMap<Stage, Vec<PlannedObject>> = BTreeMap::new();
+    let mut stages: BTreeMap<(i64, Stage), Vec<PlannedObject>> = BTreeMap::new();
     for o in objects {
         let r = &o.reference;
         let Some(namespaced) = scopes.is_namespaced(&r.group, &r.kind) else {
@@ -213,6 +274,37 @@ pub fn plan(
                 Value::String(owner_label.clone()),
             );
         }
+        let sync_wave = match sync_wave(meta) {
+            Ok(w) => w,
+            Err(message) => {
+                errors.push(RenderError::at(&o.location, None, message));
+                continue;
+            }
+        };
+        let opted_out = meta
+            .get("annotations")
+            .and_then(|a| a.get(REPLACE_ON_CHANGE))
+            .and_then(Value::as_str)
+            == Some("false");
+        if replaced_on_change(&r.group, &r.kind) && !opted_out {
+            // serde_json's maps are sorted (no `preserve_order`): the same spec gives the same
+            // text whatever order the manifest wrote its keys in.
+            let spec = o
+                .object
+                .get("spec")
+                .map(Value::to_string)
+                .unwrap_or_default();
+            let hash = format!("{:016x}", fnv1a(spec.as_bytes()));
+            let annotations = meta
+                .entry("annotations")
+                .or_insert_with(|| Value::Object(Default::default()));
+            if !annotations.is_object() {
+                *annotations = Value::Object(Default::default());
+            }
+            if let Some(a) = annotations.as_object_mut() {
+                a.insert(SPEC_HASH.into(), Value::String(hash));
+            }
+        }
         let id = reference.id();
         if let Some(first) = seen.get(&id) {
             errors.push(RenderError::at(
@@ -224,7 +316,7 @@ pub fn plan(
         }
         seen.insert(id, o.location.clone());
         stages
-            .entry(Stage::of(&r.group, &r.kind, namespaced))
+            .entry((sync_wave, Stage::of(&r.group, &r.kind, namespaced)))
             .or_default()
             .push(PlannedObject {
                 reference,
@@ -238,7 +330,7 @@ pub fn plan(
     }
     let waves = stages
         .into_iter()
-        .map(|(stage, mut objects)| {
+        .map(|((sync_wave, stage), mut objects)| {
             objects.sort_by(|a, b| {
                 (&a.reference.kind, &a.reference.namespace, &a.reference.name).cmp(&(
                     &b.reference.kind,
@@ -246,7 +338,11 @@ pub fn plan(
                     &b.reference.name,
                 ))
             });
-            Wave { stage, objects }
+            Wave {
+                sync_wave,
+                stage,
+                objects,
+            }
         })
         .collect();
     Ok(ApplyPlan { waves })
@@ -254,3 +350,18 @@ pub fn plan(
 
 #[cfg(test)]
 mod tests;
+
+/// The sync wave an object's annotations give it ([`SYNC_WAVE`], else [`ARGO_SYNC_WAVE`], else
+/// 0), or why its value is not one.
+fn sync_wave(meta: &serde_json::Map<String, Value>) -> Result<i64, String> {
+    let annotations = meta.get("annotations");
+    for key in [SYNC_WAVE, ARGO_SYNC_WAVE] {
+        if let Some(v) = annotations.and_then(|a| a.get(key)) {
+            let text = v.as_str().unwrap_or_default();
+            return text.trim().parse::<i64>().map_err(|_| {
+                format!("annotation {key}: {v} is not an integer (the sync wave, default 0)")
+            });
+        }
+    }
+    Ok(0)
+}

@@ -331,3 +331,113 @@ fn live_meta_reads_labels_and_annotations() {
     );
     assert_eq!(LiveMeta::from_object(&json!({})), LiveMeta::default());
 }
+
+#[test]
+fn sync_waves_order_the_stages_and_default_to_zero() {
+    let yaml = "---
+apiVersion: apps.kruise.io/v1beta1
+kind: BroadcastJob
+metadata: {name: node-check, namespace: demo, annotations: {graft.dev/sync-wave: \"1\"}}
+spec: {template: {spec: {restartPolicy: Never, containers: [{name: c, image: busybox}]}}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: late, namespace: demo, annotations: {argocd.argoproj.io/sync-wave: \"1\"}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: early, namespace: demo, annotations: {argocd.argoproj.io/sync-wave: \"-1\"}}
+---
+apiVersion: apps.kruise.io/v1alpha1
+kind: CloneSet
+metadata: {name: web, namespace: demo}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: both, namespace: demo, annotations: {graft.dev/sync-wave: \"0\", argocd.argoproj.io/sync-wave: \"5\"}}
+";
+    let p = plan(&render(yaml), &KindScopes::builtin(), &owner(), "default").unwrap();
+    let got: Vec<(i64, Stage, Vec<String>)> = p
+        .waves
+        .iter()
+        .map(|w| {
+            (
+                w.sync_wave,
+                w.stage,
+                w.objects.iter().map(|o| o.reference.to_string()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (-1, Stage::Namespaced, vec!["ConfigMap demo/early".into()]),
+            (0, Stage::Namespaced, vec!["ConfigMap demo/both".into()]),
+            (
+                0,
+                Stage::Workloads,
+                vec!["CloneSet.apps.kruise.io demo/web".into()]
+            ),
+            (1, Stage::Namespaced, vec!["ConfigMap demo/late".into()]),
+            (
+                1,
+                Stage::Workloads,
+                vec!["BroadcastJob.apps.kruise.io demo/node-check".into()]
+            ),
+        ]
+    );
+    assert_eq!(p.sync_waves(), vec![-1, 0, 1]);
+    assert_eq!(p.sync_wave(1).objects().count(), 2);
+}
+
+#[test]
+fn a_sync_wave_that_is_not_an_integer_names_the_file() {
+    let yaml = "---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cfg, namespace: demo, annotations: {graft.dev/sync-wave: soon}}
+";
+    let err = plan(&render(yaml), &KindScopes::builtin(), &owner(), "default")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("deploy/all.yaml"), "{err}");
+    assert!(
+        err.contains("annotation graft.dev/sync-wave: \"soon\" is not an integer"),
+        "{err}"
+    );
+}
+
+#[test]
+fn jobs_carry_the_hash_of_their_spec_unless_opted_out() {
+    let job = |spec: &str, extra: &str| {
+        format!(
+            "---\napiVersion: batch/v1\nkind: Job\nmetadata: {{name: migrate, namespace: demo{extra}}}\nspec: {spec}\n"
+        )
+    };
+    let hash = |yaml: &str| {
+        let p = plan(&render(yaml), &KindScopes::builtin(), &owner(), "default").unwrap();
+        p.objects().next().unwrap().spec_hash().map(str::to_string)
+    };
+    let a = hash(&job(
+        "{backoffLimit: 1, template: {spec: {restartPolicy: Never}}}",
+        "",
+    ));
+    let same = hash(&job(
+        "{template: {spec: {restartPolicy: Never}}, backoffLimit: 1}",
+        "",
+    ));
+    let changed = hash(&job(
+        "{backoffLimit: 2, template: {spec: {restartPolicy: Never}}}",
+        "",
+    ));
+    assert!(a.is_some());
+    assert_eq!(a, same, "key order does not change the hash");
+    assert_ne!(a, changed);
+    let opted_out = hash(&job(
+        "{backoffLimit: 1}",
+        ", annotations: {graft.dev/replace-on-change: \"false\"}",
+    ));
+    assert_eq!(opted_out, None);
+    let cm = "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: demo}\n";
+    assert_eq!(hash(cm), None, "only jobs are replaced on change");
+}

@@ -127,6 +127,8 @@ struct World {
     prune_failures: Vec<String>,
     /// The health of each watched workload.
     health: Health,
+    /// Later sync waves were held back: the apply reported only the first object.
+    held: Option<String>,
 }
 
 fn world(tip: &str) -> World {
@@ -144,6 +146,7 @@ fn world(tip: &str) -> World {
         pruned: Vec::new(),
         prune_failures: Vec::new(),
         health: Health::progressing("1 of 2 pods updated"),
+        held: None,
     }
 }
 
@@ -169,6 +172,7 @@ impl World {
             .collect();
         ApplyPlan {
             waves: vec![Wave {
+                sync_wave: 0,
                 stage: Stage::Workloads,
                 objects,
             }],
@@ -180,6 +184,7 @@ impl World {
             .objects
             .iter()
             .enumerate()
+            .take(if self.held.is_some() { 1 } else { usize::MAX })
             .map(|(i, r)| {
                 let action = self.actions.get(i).copied().unwrap_or(Action::Created);
                 ObjectOutcome {
@@ -191,6 +196,7 @@ impl World {
                     } else {
                         Vec::new()
                     },
+                    replaced: false,
                 }
             })
             .collect();
@@ -203,6 +209,7 @@ impl World {
             pruned: self.pruned.len(),
             pruned_objects: self.pruned.clone(),
             prune_failures: self.prune_failures.clone(),
+            held: self.held.clone(),
             ..Default::default()
         };
         let inventory = self.plan().inventory();
@@ -896,6 +903,97 @@ fn later_looks_follow_the_workloads_the_first_apply_changed() {
             .and_then(|h| h.workloads.clone())
             .map(|w| w.len()),
         Some(1)
+    );
+}
+
+fn broadcastjob(name: &str) -> ObjectRef {
+    ObjectRef {
+        group: "apps.kruise.io".into(),
+        version: "v1beta1".into(),
+        kind: "BroadcastJob".into(),
+        namespace: Some("ns".into()),
+        name: name.into(),
+    }
+}
+
+#[test]
+fn a_commit_held_at_a_sync_wave_is_not_healthy_until_the_later_waves_ran() {
+    let objects = vec![cloneset("web"), broadcastjob("check")];
+    let held = world(A).with(|w| {
+        w.objects = objects.clone();
+        w.health = Health::healthy("all pods updated");
+        w.held = Some("sync wave 1 waits for wave 0: CloneSet ns/web is Progressing".into());
+    });
+    let r = Run::new(OFF).at(0, &held);
+    assert_eq!(
+        r.phase(A),
+        Some(CommitPhase::RollingOut),
+        "the wave-1 job has not run: the commit cannot be Healthy"
+    );
+    let message = r.status().commit(A).and_then(|h| h.status_message.clone());
+    assert_eq!(
+        message.as_deref(),
+        Some("sync wave 1 waits for wave 0: CloneSet ns/web is Progressing")
+    );
+    // The next look applies wave 1: the job is created and watched with the CloneSet.
+    let all = world(A).with(|w| {
+        w.objects = objects.clone();
+        w.actions = vec![Action::Unchanged, Action::Created];
+        w.health = Health::progressing("0 of 1 pods succeeded");
+    });
+    let r = r.at(2, &all);
+    assert_eq!(r.phase(A), Some(CommitPhase::RollingOut));
+    let watched: Vec<String> = r
+        .status()
+        .commit(A)
+        .and_then(|h| h.workloads.clone())
+        .unwrap_or_default()
+        .iter()
+        .map(|w| w.kind.clone())
+        .collect();
+    assert_eq!(watched, vec!["CloneSet", "BroadcastJob"]);
+    let done = all.with(|w| {
+        w.actions = vec![Action::Unchanged; 2];
+        w.health = Health::healthy("1 of 1 pods succeeded");
+    });
+    assert_eq!(r.at(4, &done).phase(A), Some(CommitPhase::Healthy));
+}
+
+#[test]
+fn replaced_jobs_are_announced() {
+    let w = world(B).with(|w| {
+        w.objects = vec![broadcastjob("check")];
+    });
+    let mut r = Run::new(OFF).at(0, &world(A));
+    // The world builds outcomes without replacements; this one reports one.
+    let (mut outcome, report, inventory) = w.applied();
+    outcome.replaced = vec!["BroadcastJob.apps.kruise.io ns/check".into()];
+    let gs = r.gs.clone();
+    let look = match begin(&gs, t(2)) {
+        ControlFlow::Continue(l) => l,
+        ControlFlow::Break(_) => panic!("begin stopped"),
+    };
+    let look = match look.after_fetch(&info(B)) {
+        ControlFlow::Continue(l) => l,
+        ControlFlow::Break(_) => panic!("fetch stopped"),
+    };
+    let plan = w.plan();
+    let mut look = look.after_prepare(&plan);
+    let _ = look.applying();
+    let look = look.after_apply(&plan, outcome, &report, inventory);
+    r.done = look.after_rollout(&[]);
+    let replaced: Vec<&str> = r
+        .done
+        .events
+        .iter()
+        .filter(|e| e.reason.as_str() == "Replaced")
+        .map(|e| e.note.as_str())
+        .collect();
+    assert_eq!(replaced.len(), 1, "{:?}", r.done.events);
+    assert!(
+        replaced[0].contains("BroadcastJob.apps.kruise.io ns/check"),
+        "{}",
+        replaced[0]
     );
 }
 
