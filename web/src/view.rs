@@ -141,6 +141,12 @@ pub struct Progress {
     pub ready_pct: u32,
     /// `available` in percent.
     pub available_pct: u32,
+    /// A job: `replicas` nodes, `available` succeeded, `active` running, `failed` failed.
+    pub job: bool,
+    /// Jobs: pods running.
+    pub active: i32,
+    /// Jobs: pods failed.
+    pub failed: i32,
 }
 
 impl Progress {
@@ -153,11 +159,26 @@ impl Progress {
             updated_pct: format::percent(updated, replicas),
             ready_pct: format::percent(ready, replicas),
             available_pct: format::percent(available, replicas),
+            job: false,
+            active: 0,
+            failed: 0,
         }
     }
 
+    /// A job's counters: `updated` is succeeded plus active, `available` succeeded.
+    fn job(mut self, failed: i32) -> Self {
+        self.job = true;
+        self.active = (self.updated - self.available).max(0);
+        self.failed = failed;
+        self
+    }
+
     fn of_record(w: &WorkloadProgress) -> Self {
-        Self::new(w.replicas, w.updated, w.ready, w.available)
+        let p = Self::new(w.replicas, w.updated, w.ready, w.available);
+        match graft_api::workload::WorkloadKind::find(&w.group, &w.kind) {
+            Some(k) if k.counters == graft_api::workload::CounterShape::Job => p.job(w.failed),
+            _ => p,
+        }
     }
 }
 
@@ -266,6 +287,12 @@ pub fn workload_row(snap: &Snapshot, live: &LiveWorkload) -> WorkloadRow {
     let warnings = missed_sidecars(live, &pods);
     let status = if !warnings.is_empty() {
         State::new("fail", "Sidecars missing")
+    } else if info.job && info.failed > 0 {
+        State::new("fail", "Failed")
+    } else if info.job && info.is_done() {
+        State::new("ok", "Completed")
+    } else if info.job && !info.paused {
+        State::new("progress", "Running")
     } else if info.is_done() {
         State::new("ok", "Up to date")
     } else if info.paused {
@@ -284,7 +311,10 @@ pub fn workload_row(snap: &Snapshot, live: &LiveWorkload) -> WorkloadRow {
     };
     WorkloadRow {
         href: workload_href(&info),
-        progress: Progress::new(info.replicas, info.updated, info.ready, info.available),
+        progress: {
+            let p = Progress::new(info.replicas, info.updated, info.ready, info.available);
+            if info.job { p.job(info.failed) } else { p }
+        },
         status,
         waiting,
         warnings,

@@ -55,7 +55,11 @@ pub fn reasons(w: &WorkloadInfo, pods: &[&Pod]) -> Vec<String> {
         }
     }
     let unavailable = (w.replicas - w.available).max(0);
-    if w.updated < w.replicas - w.partition.unwrap_or(0) && unavailable >= w.max_unavailable {
+    // A job has no maxUnavailable: its pods run to completion.
+    if !w.job
+        && w.updated < w.replicas - w.partition.unwrap_or(0)
+        && unavailable >= w.max_unavailable
+    {
         let names: Vec<&str> = pods
             .iter()
             .filter(|p| !pods::is_ready(p))

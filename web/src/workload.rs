@@ -31,6 +31,11 @@ pub struct WorkloadInfo {
     pub ready: i32,
     /// Available pods.
     pub available: i32,
+    /// A job (BroadcastJob, ImagePullJob: one pod per node): `replicas` is the desired nodes,
+    /// `ready` and `available` the succeeded ones, `updated` the succeeded and active ones.
+    pub job: bool,
+    /// Jobs: pods that failed.
+    pub failed: i32,
     /// The revision pods are updated to (`status.updateRevision`), when the kind has one.
     pub update_revision: Option<String>,
     /// Pods kept at the old revision (`partition`, resolved against replicas), when set.
@@ -98,7 +103,9 @@ impl WorkloadInfo {
             updated,
             ready,
             available,
+            failed,
         } = graft_api::workload::counters_of(&k, data);
+        let job = k.counters == graft_api::workload::CounterShape::Job;
         let (partition_v, max_unavailable_v, paused, default_max_unavailable, round_up) =
             strategy(k, data);
         let partition = partition_v
@@ -150,6 +157,8 @@ impl WorkloadInfo {
             updated,
             ready,
             available,
+            job,
+            failed,
             update_revision: data
                 .pointer("/status/updateRevision")
                 .and_then(Value::as_str)
@@ -157,11 +166,22 @@ impl WorkloadInfo {
             partition,
             paused,
             max_unavailable,
-            stale: generation > observed,
+            // Jobs publish no observedGeneration.
+            stale: !job && generation > observed,
             conditions,
-            selector: data
-                .pointer("/spec/selector")
-                .and_then(|s| serde_json::from_value(s.clone()).ok()),
+            // A BroadcastJob has no selector: its pods carry its name.
+            selector: if k.kind == "BroadcastJob" {
+                Some(LabelSelector {
+                    match_labels: Some(BTreeMap::from([(
+                        graft_api::labels::BROADCASTJOB_NAME.to_string(),
+                        obj.metadata.name.clone().unwrap_or_default(),
+                    )])),
+                    ..Default::default()
+                })
+            } else {
+                data.pointer("/spec/selector")
+                    .and_then(|s| serde_json::from_value(s.clone()).ok())
+            },
             cluster_scoped: k.scope == Scope::Cluster,
         }
     }
@@ -222,6 +242,7 @@ fn strategy(k: WorkloadKind, data: &Value) -> (Option<&Value>, Option<&Value>, b
             "1",
             false,
         ),
+        ("apps.kruise.io", "BroadcastJob") => (None, None, b("/spec/paused"), "1", false),
         _ => (None, None, false, "1", false),
     }
 }
@@ -237,6 +258,27 @@ mod tests {
             kind: WorkloadKind::find(group, kind).expect("kind"),
             object: Arc::new(serde_json::from_value(v).expect("object")),
         }
+    }
+
+    #[test]
+    fn a_broadcastjob_counts_nodes_and_selects_its_pods_by_name() {
+        let w = WorkloadInfo::of(&live(
+            "BroadcastJob",
+            "apps.kruise.io",
+            json!({"apiVersion": "apps.kruise.io/v1beta1", "kind": "BroadcastJob",
+                "metadata": {"name": "check", "namespace": "team", "generation": 1},
+                "spec": {"template": {}},
+                "status": {"desired": 3, "active": 1, "succeeded": 1, "failed": 1,
+                           "phase": "running"}}),
+        ));
+        assert!(w.job);
+        assert!(!w.stale, "jobs publish no observedGeneration");
+        assert_eq!((w.replicas, w.updated, w.available, w.failed), (3, 2, 1, 1));
+        let labels = BTreeMap::from([("broadcastjob-name".to_string(), "check".to_string())]);
+        assert!(w.selects(Some(&labels)));
+        let other = BTreeMap::from([("broadcastjob-name".to_string(), "x".to_string())]);
+        assert!(!w.selects(Some(&other)));
+        assert!(!w.is_done());
     }
 
     #[test]
