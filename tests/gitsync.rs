@@ -98,6 +98,7 @@ fn db_progress(ns: &str, done: i32) -> WorkloadProgress {
         updated: done,
         ready: done,
         available: done,
+        failed: 0,
     }
 }
 
@@ -1238,5 +1239,238 @@ async fn an_advanced_statefulset_rollout_is_recorded_per_commit_and_healthy_once
     assert!(
         history.iter().all(|s| !s.deleting && !s.deleted),
         "no pod deleted during the rollout: {history:#?}"
+    );
+}
+
+/// A BroadcastJob `check` running `script` once on every node (the one real node here).
+fn broadcastjob(script: &str, extra_meta: &str) -> String {
+    format!(
+        "apiVersion: apps.kruise.io/v1alpha1\nkind: BroadcastJob\nmetadata:\n  name: check\n{extra_meta}spec:\n  completionPolicy: {{type: Always}}\n  template:\n    spec:\n      restartPolicy: Never\n      terminationGracePeriodSeconds: 1\n      containers:\n      - name: check\n        image: {}\n        imagePullPolicy: IfNotPresent\n        command: [sh, -c, {script:?}]\n",
+        image("app:v1")
+    )
+}
+
+fn gitsync_for(repo: &GitRepo) -> GitSync {
+    serde_json::from_value(json!({
+        "apiVersion": "graft.dev/v1alpha1", "kind": "GitSync",
+        "metadata": {"name": "app"},
+        "spec": {"url": repo.url(), "ref": {"branch": "main"},
+                 "path": "deploy", "interval": "2s", "prune": true,
+                 "prePull": {"mode": "Off"}}
+    }))
+    .expect("GitSync literal")
+}
+
+/// The BroadcastJob's `(uid, phase)`, if it exists.
+async fn job_state(ns: &TestNamespace) -> Option<(String, String)> {
+    let api: Api<graft_api::apps::v1beta1::BroadcastJob> = ns.api();
+    let job = api.get_opt("check").await.expect("read the job")?;
+    Some((
+        job.metadata.uid.clone().unwrap_or_default(),
+        job.status
+            .and_then(|s| s.phase)
+            .map(|p| format!("{p:?}"))
+            .unwrap_or_default(),
+    ))
+}
+
+#[tokio::test]
+async fn a_commit_adding_a_broadcastjob_is_healthy_once_it_completed_and_a_change_runs_it_again() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "gitsync-bcj").await;
+    let _controllers = GraftControllers::start(&ns.name);
+    let _sync = SyncProcess::start(&ns.name);
+    let repo = GitRepo::new(&ns.name);
+    let gitsyncs: Api<GitSync> = ns.api();
+    let minute = Duration::from_secs(60);
+
+    let c1 = repo.commit(
+        "add the node check",
+        &[("check.yaml", broadcastjob("sleep 3; echo ok", ""))],
+    );
+    gitsyncs
+        .create(&PostParams::default(), &gitsync_for(&repo))
+        .await
+        .expect("create GitSync");
+    // Read the GitSync first and the job right after: whenever the commit reads Healthy, the
+    // job has completed.
+    let start = std::time::Instant::now();
+    let mut phases: Vec<CommitPhase> = Vec::new();
+    loop {
+        let g = gitsyncs.get("app").await.expect("GitSync");
+        let job = job_state(&ns).await;
+        if let Some(e) = entry(&g, &c1) {
+            if phases.last() != Some(&e.phase) {
+                phases.push(e.phase);
+            }
+            if e.phase == CommitPhase::Healthy {
+                assert_eq!(
+                    job.as_ref().map(|j| j.1.as_str()),
+                    Some("Completed"),
+                    "the commit reads Healthy before its BroadcastJob completed"
+                );
+                let w = e
+                    .workloads
+                    .iter()
+                    .flatten()
+                    .find(|w| w.kind == "BroadcastJob")
+                    .cloned();
+                assert_eq!(
+                    w.map(|w| (w.replicas, w.available, w.failed)),
+                    Some((1, 1, 0)),
+                    "the job's progress (desired, succeeded, failed) is recorded: {e:?}"
+                );
+                break;
+            }
+            assert_ne!(e.phase, CommitPhase::Failed, "{e:?}");
+        }
+        assert!(
+            start.elapsed() < 2 * minute,
+            "the commit never became Healthy; phases {phases:?}, job {job:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        phases.contains(&CommitPhase::RollingOut),
+        "the commit waited for the job: {phases:?}"
+    );
+    let (first_uid, _) = job_state(&ns).await.expect("the job");
+
+    // A changed definition replaces the job: a new object runs to completion.
+    let c2 = repo.commit(
+        "change the check",
+        &[("check.yaml", broadcastjob("sleep 1; echo changed", ""))],
+    );
+    wait_for(
+        &gitsyncs,
+        "app",
+        "the second commit Healthy",
+        2 * minute,
+        |g| phase_is(g, &c2, CommitPhase::Healthy),
+    )
+    .await;
+    let (second_uid, phase) = job_state(&ns).await.expect("the job");
+    assert_ne!(second_uid, first_uid, "the changed job was replaced");
+    assert_eq!(phase, "Completed");
+    let notes = event_notes(&ns, "GitSync", "app", "Replaced").await;
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("BroadcastJob.apps.kruise.io")),
+        "a Replaced event names the job: {notes:?}"
+    );
+
+    // Opted out: the change is patched into the same object.
+    let c3 = repo.commit(
+        "change it again, in place",
+        &[(
+            "check.yaml",
+            broadcastjob(
+                "echo patched",
+                "  annotations: {graft.dev/replace-on-change: \"false\"}\n",
+            ),
+        )],
+    );
+    wait_for(
+        &gitsyncs,
+        "app",
+        "the third commit applied",
+        2 * minute,
+        |g| {
+            entry(g, &c3)
+                .is_some_and(|e| matches!(e.phase, CommitPhase::RollingOut | CommitPhase::Healthy))
+        },
+    )
+    .await;
+    let (third_uid, _) = job_state(&ns).await.expect("the job");
+    assert_eq!(third_uid, second_uid, "opted out: not replaced");
+}
+
+#[tokio::test]
+async fn a_later_sync_wave_is_applied_only_once_the_earlier_rollout_is_healthy() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "gitsync-waves").await;
+    let _controllers = GraftControllers::start(&ns.name);
+    let _sync = SyncProcess::start(&ns.name);
+    let repo = GitRepo::new(&ns.name);
+    let gitsyncs: Api<GitSync> = ns.api();
+    let sets: Api<graft_api::apps::v1alpha1::CloneSet> = ns.api();
+    let minute = Duration::from_secs(60);
+
+    // The CloneSet's pods need a few seconds to become ready (a readiness delay), so a job
+    // applied with it would be seen before the CloneSet is available.
+    let web = cloneset("v1").replace(
+        "        imagePullPolicy: IfNotPresent\n",
+        "        imagePullPolicy: IfNotPresent\n        readinessProbe: {httpGet: {path: /readyz, port: 8080}, initialDelaySeconds: 4, periodSeconds: 1}\n",
+    );
+    let c1 = repo.commit(
+        "web, then a post-rollout check",
+        &[
+            ("web.yaml", web),
+            (
+                "check.yaml",
+                broadcastjob(
+                    "echo after",
+                    "  annotations: {graft.dev/sync-wave: \"1\"}\n",
+                ),
+            ),
+        ],
+    );
+    gitsyncs
+        .create(&PostParams::default(), &gitsync_for(&repo))
+        .await
+        .expect("create GitSync");
+    let start = std::time::Instant::now();
+    let mut saw_hold = false;
+    loop {
+        let set = sets.get_opt("web").await.expect("read web");
+        let job = job_state(&ns).await;
+        let g = gitsyncs.get("app").await.expect("GitSync");
+        if job.is_some() {
+            let set = set.expect("the job exists before the CloneSet");
+            let st = set.status.clone().unwrap_or_default();
+            assert!(
+                st.observed_generation == set.metadata.generation.unwrap_or(0)
+                    && st.updated_available_replicas == 2,
+                "the wave-1 job was applied before the wave-0 CloneSet was healthy: {st:?}"
+            );
+            break;
+        }
+        if let Some(e) = entry(&g, &c1) {
+            assert_ne!(
+                e.phase,
+                CommitPhase::Healthy,
+                "Healthy with wave 1 not applied"
+            );
+            saw_hold |= e
+                .status_message
+                .as_deref()
+                .is_some_and(|m| m.contains("sync wave 1 waits for wave 0"));
+        }
+        assert!(start.elapsed() < 2 * minute, "the job was never applied");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(saw_hold, "the history said what the commit waited for");
+    wait_for(&gitsyncs, "app", "the commit Healthy", 2 * minute, |g| {
+        phase_is(g, &c1, CommitPhase::Healthy)
+    })
+    .await;
+    let g = gitsyncs.get("app").await.expect("GitSync");
+    let kinds: Vec<String> = entry(&g, &c1)
+        .and_then(|e| e.workloads.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|w| w.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        ["CloneSet", "BroadcastJob"],
+        "both waves are recorded"
+    );
+    assert_eq!(
+        job_state(&ns).await.map(|j| j.1).as_deref(),
+        Some("Completed")
     );
 }

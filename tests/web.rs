@@ -702,6 +702,59 @@ async fn an_advanced_statefulset_rollout_shows_on_the_overview_commit_and_worklo
     }
 }
 
+#[tokio::test]
+async fn a_failing_broadcastjob_fails_its_commit_with_the_pods_reason_on_the_commit_page() {
+    let s = Scene::start("web-bcj", None, true).await;
+    let ns = s.ns.name.clone();
+    let job = format!(
+        "apiVersion: apps.kruise.io/v1alpha1\nkind: BroadcastJob\nmetadata:\n  name: check\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      terminationGracePeriodSeconds: 1\n      containers:\n      - name: check\n        image: {}\n        imagePullPolicy: IfNotPresent\n        command: [sh, -c, \"echo disk check failed; exit 3\"]\n",
+        image("app:v1")
+    );
+    let c1 = s
+        .repo
+        .commit("a node check that fails", &[("check.yaml", job)]);
+    s.create_gitsync().await;
+    let gs = s.wait_phase(&c1, CommitPhase::Failed).await;
+    let e = gs
+        .status
+        .as_ref()
+        .and_then(|st| st.history.as_ref())
+        .and_then(|h| h.iter().find(|c| c.sha == c1))
+        .cloned()
+        .expect("the commit's entry");
+    let message = e.status_message.clone().unwrap_or_default();
+    assert!(
+        message.contains("container check exited with code 3"),
+        "the history says why the pod failed: {message:?}"
+    );
+    let w = e
+        .workloads
+        .iter()
+        .flatten()
+        .find(|w| w.kind == "BroadcastJob")
+        .cloned()
+        .expect("the job's progress");
+    assert_eq!((w.replicas, w.failed), (1, 1), "{w:?}");
+
+    // The commit page: the reason, and the job as 0 of 1 nodes succeeded, 1 failed.
+    let commit = format!("/api/gitsyncs/{ns}/app/commits/{c1}");
+    let cd = s
+        .json_until(&commit, "the failed job on the commit page", |v| {
+            let w = &v["workloads"][0];
+            (w["kind"] == "BroadcastJob" && w["progress"]["failed"] == 1)
+                .then_some(())
+                .ok_or_else(|| format!("workload: {w}"))
+        })
+        .await;
+    assert_eq!(cd["workloads"][0]["progress"]["job"], true, "{cd:#}");
+    let (code, body) = s.get(&format!("/gitsyncs/{ns}/app/commits/{c1}"));
+    assert_eq!(code, 200);
+    assert!(
+        body.contains("container check exited with code 3") && body.contains("1 failed"),
+        "the commit page shows the pod's reason and the failed count: {body}"
+    );
+}
+
 // ---- browser ------------------------------------------------------------------------------------
 
 /// Where screenshots go: `<target>/test-artifacts/web/`.
