@@ -85,9 +85,10 @@ impl FieldError {
         let detail = format!("may not be more than {max_bytes} bytes");
         Self::new(FieldErrorKind::TooLong, field, None, &detail)
     }
-    /// The value is not one of `supported`.
+    /// The value is not one of `supported` (listed quoted, as Go's `field.NotSupported` does).
     pub fn not_supported(field: &str, value: impl fmt::Display, supported: &[&str]) -> Self {
-        let detail = format!("supported values: {}", supported.join(", "));
+        let quoted: Vec<String> = supported.iter().map(|s| format!("{s:?}")).collect();
+        let detail = format!("supported values: {}", quoted.join(", "));
         Self::new(
             FieldErrorKind::NotSupported,
             field,

@@ -5,3 +5,4 @@ pub mod sidecarset_conversion;
 pub mod statefulset_conversion;
 pub mod v1alpha1;
 pub mod v1beta1;
+pub mod validation;

@@ -373,7 +373,10 @@ impl CloneSetSpec {
         })
     }
 
-    /// Checks the spec as OpenKruise's validating webhook does; `spec.`-rooted field paths.
+    /// The controller's check of a stored spec before it reconciles one (`spec.`-rooted field
+    /// paths; missing fields read as their defaults): kruise's rules that keep the rollout
+    /// arithmetic sound plus graft's own (lifecycle, percent ranges). The admission webhook
+    /// refuses with kruise's exact rules and words instead: [`CloneSetSpec::validate_defaulted`].
     pub fn validate(&self) -> FieldErrors {
         let mut errs = FieldErrors::default();
         let replicas = self.replicas();
@@ -468,7 +471,7 @@ impl CloneSetSpec {
                         .as_ref()
                         .map(intstr::display)
                         .unwrap_or_default(),
-                    "maxSurge must be 0 when type is InPlaceOnly",
+                    crate::apps::v1alpha1::cloneset_validation::NO_SURGE_IN_PLACE_ONLY,
                 ));
             }
             if replicas > 0 && unavailable < 1 && surge < 1 {
@@ -478,7 +481,7 @@ impl CloneSetSpec {
                         .as_ref()
                         .map(intstr::display)
                         .unwrap_or_default(),
-                    "maxUnavailable and maxSurge can not both be less than 1",
+                    crate::apps::v1alpha1::cloneset_validation::BOTH_LESS_THAN_ONE,
                 ));
             }
         }
@@ -499,15 +502,6 @@ impl CloneSetSpec {
                 g,
                 "must be greater than or equal to 0",
             ));
-        }
-        errs
-    }
-
-    /// Checks an update from `old` to `self`: the selector is immutable.
-    pub fn validate_update(&self, old: &CloneSetSpec) -> FieldErrors {
-        let mut errs = self.validate();
-        if self.selector != old.selector {
-            errs.push(FieldError::forbidden("spec.selector", "field is immutable"));
         }
         errs
     }
@@ -669,13 +663,5 @@ mod tests {
             let errs = spec(ok.clone()).validate();
             assert!(errs.is_empty(), "{ok} should pass, got {errs}");
         }
-    }
-
-    #[test]
-    fn selector_is_immutable() {
-        let old = spec(json!({}));
-        let new = spec(json!({"selector": {"matchLabels": {"app": "demo", "x": "y"}}}));
-        assert!(new.validate_update(&old).has_field("spec.selector"));
-        assert!(old.validate_update(&old).is_empty());
     }
 }

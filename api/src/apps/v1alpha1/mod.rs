@@ -2,6 +2,7 @@
 //! their v1beta1 schemas: upstream the two versions are the same types.)
 
 pub mod cloneset;
+pub mod cloneset_validation;
 pub mod containerrecreaterequest;
 pub mod imagepulljob;
 pub mod nodeimage;

@@ -22,16 +22,19 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, PodSpec, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use serde_json::Value;
 
 use super::statefulset::{
     MAX_MIN_READY_SECONDS, PodManagementPolicy, StatefulSet, StatefulSetSpec,
     StatefulSetUpdateStrategyType, VolumeClaimUpdateStrategyType,
 };
-use crate::apps::common::{PodUpdatePolicy, UpdatePriorityStrategy};
+use crate::apps::common::PodUpdatePolicy;
+use crate::apps::validation::{
+    NONNEGATIVE, json_text, priority_fields_error, semantic_eq, template_spec_patch,
+    validate_template_metadata, validate_workload_selector,
+};
 use crate::field::{FieldError, FieldErrors};
 use crate::{intstr, labels, names};
 
@@ -40,8 +43,6 @@ pub const FORBIDDEN_UPDATE: &str = "updates to statefulset spec for fields other
 
 /// Kubernetes' `IsValidPercent` message (the double space is upstream's `RegexError`).
 pub const PERCENT_MSG: &str = "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')";
-
-const NONNEGATIVE: &str = "must be greater than or equal to 0";
 
 impl StatefulSetSpec {
     /// Checks the spec as OpenKruise's validating webhook does: on the spec with the mutating
@@ -73,7 +74,12 @@ impl StatefulSetSpec {
         {
             errs.push(FieldError::invalid("spec.replicas", r, NONNEGATIVE));
         }
-        errs.extend(self.validate_selector_and_template());
+        // kruise's `validateSpecSelector`; `ValidatePodTemplateSpecForStatefulSet` only when the
+        // selector converts.
+        errs.extend(validate_workload_selector(&self.selector, "statefulset"));
+        if crate::selector::converts(&self.selector) {
+            errs.extend(validate_template_metadata(&self.selector, &self.template));
+        }
         let pod = self.template.spec.as_ref();
         if let Some(rp) = pod.and_then(|s| s.restart_policy.as_deref())
             && !rp.is_empty()
@@ -224,51 +230,6 @@ impl StatefulSetSpec {
         }
         errs
     }
-
-    /// kruise's `validateSpecSelector`: the selector's syntax (`ValidateLabelSelector`) and
-    /// emptiness, then, when it converts to a selector, what
-    /// `ValidatePodTemplateSpecForStatefulSet` checks of the template: the selector matches its
-    /// labels, label and annotation syntax (reported on `spec.template.labels` and
-    /// `spec.template.annotations`, without `metadata`, as upstream names them), and the
-    /// pod-specific annotations.
-    fn validate_selector_and_template(&self) -> FieldErrors {
-        let mut errs = FieldErrors::default();
-        let sel = &self.selector;
-        errs.extend(crate::selector::validate(sel, "spec.selector"));
-        if crate::selector::is_empty(sel) {
-            errs.push(FieldError::invalid(
-                "spec.selector",
-                json_text(sel),
-                "empty selector is invalid for statefulset",
-            ));
-        }
-        if !crate::selector::converts(sel) {
-            // `LabelSelectorAsSelector` fails: kruise reports it and skips the template.
-            errs.push(FieldError::invalid("spec.selector", json_text(sel), ""));
-            return errs;
-        }
-        let meta = self.template.metadata.as_ref();
-        let labels = meta.and_then(|m| m.labels.clone()).unwrap_or_default();
-        if !crate::selector::is_empty(sel) && !crate::selector::matches(sel, &labels) {
-            errs.push(FieldError::invalid(
-                "spec.template.metadata.labels",
-                json_text(&labels),
-                "`selector` does not match template `labels`",
-            ));
-        }
-        errs.extend(names::validate_labels(&labels, "spec.template.labels"));
-        let annotations = meta.and_then(|m| m.annotations.clone()).unwrap_or_default();
-        errs.extend(names::validate_annotations(
-            &annotations,
-            "spec.template.annotations",
-        ));
-        errs.extend(validate_pod_specific_annotations(
-            &annotations,
-            self.template.spec.as_ref(),
-            "spec.template.annotations",
-        ));
-        errs
-    }
 }
 
 impl StatefulSet {
@@ -346,105 +307,6 @@ pub fn validate_name(meta: &ObjectMeta) -> FieldErrors {
     errs
 }
 
-/// Pod annotation: a mirror pod (needs `spec.nodeName`).
-const MIRROR_POD: &str = "kubernetes.io/config.mirror";
-/// Pod annotation: the pod's seccomp profile (deprecated).
-const SECCOMP_POD: &str = "seccomp.security.alpha.kubernetes.io/pod";
-/// Pod annotation prefix: a container's seccomp profile (deprecated).
-const SECCOMP_CONTAINER_PREFIX: &str = "container.seccomp.security.alpha.kubernetes.io/";
-/// Pod annotation prefix: a container's AppArmor profile (deprecated).
-const APPARMOR_CONTAINER_PREFIX: &str = "container.apparmor.security.beta.kubernetes.io/";
-
-/// Kubernetes' `ValidatePodSpecificAnnotations` with the options kruise's webhooks pass
-/// (`AllowInvalidPodDeletionCost`: the deletion cost is not checked): a mirror-pod annotation
-/// needs `spec.nodeName`, the seccomp and AppArmor annotations must name a valid profile (and,
-/// for AppArmor, a container of the pod). `field` is the annotations' path.
-pub fn validate_pod_specific_annotations(
-    annotations: &BTreeMap<String, String>,
-    spec: Option<&PodSpec>,
-    field: &str,
-) -> FieldErrors {
-    let mut errs = FieldErrors::default();
-    if let Some(v) = annotations.get(MIRROR_POD)
-        && spec
-            .and_then(|s| s.node_name.as_deref())
-            .is_none_or(str::is_empty)
-    {
-        errs.push(FieldError::invalid(
-            &format!("{field}[{MIRROR_POD}]"),
-            v,
-            "must set spec.nodeName if mirror pod annotation is set",
-        ));
-    }
-    if let Some(p) = annotations.get(SECCOMP_POD) {
-        errs.extend(validate_seccomp_profile(
-            p,
-            &format!("{field}.{SECCOMP_POD}"),
-        ));
-    }
-    for (k, p) in annotations {
-        if k.starts_with(SECCOMP_CONTAINER_PREFIX) {
-            errs.extend(validate_seccomp_profile(p, &format!("{field}.{k}")));
-        }
-    }
-    for (k, p) in annotations {
-        let Some(container) = k.strip_prefix(APPARMOR_CONTAINER_PREFIX) else {
-            continue;
-        };
-        let f = format!("{field}[{k}]");
-        let has_container = spec.is_some_and(|s| {
-            s.containers.iter().any(|c| c.name == container)
-                || s.init_containers
-                    .iter()
-                    .flatten()
-                    .any(|c| c.name == container)
-                || s.ephemeral_containers
-                    .iter()
-                    .flatten()
-                    .any(|c| c.name == container)
-        });
-        if !has_container {
-            errs.push(FieldError::invalid(&f, container, "container not found"));
-        }
-        if !(p.is_empty()
-            || p == "runtime/default"
-            || p == "unconfined"
-            || p.starts_with("localhost/"))
-        {
-            errs.push(FieldError::invalid(
-                &f,
-                p,
-                &format!("invalid AppArmor profile name: {p:?}"),
-            ));
-        }
-    }
-    errs
-}
-
-/// Kubernetes' `ValidateSeccompProfile` on an annotation's value: `runtime/default`,
-/// `docker/default`, `unconfined` or `localhost/<relative path without ..>`.
-fn validate_seccomp_profile(p: &str, field: &str) -> FieldErrors {
-    let mut errs = FieldErrors::default();
-    if matches!(p, "runtime/default" | "docker/default" | "unconfined") {
-        return errs;
-    }
-    let Some(path) = p.strip_prefix("localhost/") else {
-        errs.push(FieldError::invalid(
-            field,
-            p,
-            "must be a valid seccomp profile",
-        ));
-        return errs;
-    };
-    if path.starts_with('/') {
-        errs.push(FieldError::invalid(field, path, "must be a relative path"));
-    }
-    if path.split('/').any(|part| part == "..") {
-        errs.push(FieldError::invalid(field, path, "must not contain '..'"));
-    }
-    errs
-}
-
 /// kruise's `validateTemplateInPlaceOnly`: between the old and the new template's pod spec only
 /// `replace` operations on a path containing `/containers/<n>/image` are allowed (the pattern is
 /// not anchored, as upstream's). The error names the first other operation, as `"<op> <path>"`.
@@ -452,10 +314,7 @@ pub fn validate_template_in_place_only(
     old: &PodTemplateSpec,
     new: &PodTemplateSpec,
 ) -> Result<(), String> {
-    let to_json = |t: &PodTemplateSpec| serde_json::to_value(&t.spec).unwrap_or(Value::Null);
-    let mut ops = Vec::new();
-    diff(&to_json(old), &to_json(new), String::new(), &mut ops);
-    match ops
+    match template_spec_patch(old, new)
         .into_iter()
         .find(|(op, path)| *op != "replace" || !is_container_image_path(path))
     {
@@ -672,30 +531,6 @@ fn value_of_one(v: &IntOrString) -> Result<i64, String> {
     }
 }
 
-/// kruise's `UpdatePriorityStrategy.FieldsValidation`, its first error.
-fn priority_fields_error(p: &UpdatePriorityStrategy) -> Option<String> {
-    let weights = p.weight_priority.as_deref().unwrap_or_default();
-    let orders = p.order_priority.as_deref().unwrap_or_default();
-    if !weights.is_empty() && !orders.is_empty() {
-        return Some("only one of weightPriority and orderPriority can be used".into());
-    }
-    for w in weights {
-        if !(0..=100).contains(&w.weight) {
-            return Some("weight must be valid number in the range 1-100".into());
-        }
-        if crate::selector::is_empty(&w.match_selector) {
-            return Some("selector can not be empty".into());
-        }
-        if !crate::selector::converts(&w.match_selector) {
-            return Some("invalid selector".into());
-        }
-    }
-    if orders.iter().any(|o| o.ordered_key.is_empty()) {
-        return Some("order key can not be empty".into());
-    }
-    None
-}
-
 /// kruise's `IsClaimCompatibleWithoutSize`: same storage class when both name one, same access
 /// modes in the same order.
 fn compatible_without_size(old: &PersistentVolumeClaim, new: &PersistentVolumeClaim) -> bool {
@@ -735,83 +570,6 @@ fn is_container_image_path(path: &str) -> bool {
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         digits > 0 && rest[digits..].starts_with("/image")
     })
-}
-
-/// The JSON-patch operations (op, path) turning `a` into `b`, in the shape of the patch library
-/// kruise uses: objects key by key, lists of scalars as a whole at their first difference, other
-/// lists element by element plus adds/removes for the extra elements.
-fn diff(a: &Value, b: &Value, path: String, ops: &mut Vec<(&'static str, String)>) {
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
-            for (k, bv) in y {
-                let p = format!("{path}/{}", k.replace('~', "~0").replace('/', "~1"));
-                match x.get(k) {
-                    None => ops.push(("add", p)),
-                    Some(av) => diff(av, bv, p, ops),
-                }
-            }
-            for k in x.keys().filter(|k| !y.contains_key(*k)) {
-                ops.push((
-                    "remove",
-                    format!("{path}/{}", k.replace('~', "~0").replace('/', "~1")),
-                ));
-            }
-        }
-        (Value::Array(x), Value::Array(y)) => {
-            let simple = |l: &[Value]| l.iter().all(|v| !v.is_object() && !v.is_array());
-            if simple(x) && simple(y) {
-                if x != y {
-                    let i = x.iter().zip(y).take_while(|(p, q)| p == q).count();
-                    let op = match (i < x.len(), i < y.len()) {
-                        (true, true) => "replace",
-                        (false, true) => "add",
-                        _ => "remove",
-                    };
-                    ops.push((op, format!("{path}/{i}")));
-                }
-                return;
-            }
-            let n = x.len().min(y.len());
-            for i in (n..x.len()).rev() {
-                ops.push(("remove", format!("{path}/{i}")));
-            }
-            for i in n..y.len() {
-                ops.push(("add", format!("{path}/{i}")));
-            }
-            for i in 0..n {
-                diff(&x[i], &y[i], format!("{path}/{i}"), ops);
-            }
-        }
-        _ if a != b => ops.push(("replace", path)),
-        _ => {}
-    }
-}
-
-/// Equal as Go's `apiequality.Semantic.DeepEqual` sees it: an empty list, map or string is
-/// the same as an absent one.
-fn semantic_eq<T: serde::Serialize>(a: &T, b: &T) -> bool {
-    fn prune(v: Value) -> Option<Value> {
-        match v {
-            Value::Null => None,
-            Value::String(s) if s.is_empty() => None,
-            Value::Array(l) if l.is_empty() => None,
-            Value::Object(m) => {
-                let m: serde_json::Map<String, Value> = m
-                    .into_iter()
-                    .filter_map(|(k, v)| prune(v).map(|v| (k, v)))
-                    .collect();
-                (!m.is_empty()).then_some(Value::Object(m))
-            }
-            v => Some(v),
-        }
-    }
-    let j = |v: &T| serde_json::to_value(v).ok().and_then(prune);
-    j(a) == j(b)
-}
-
-/// A value as JSON text, for an error's value.
-fn json_text<T: serde::Serialize + ?Sized>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_default()
 }
 
 #[cfg(test)]

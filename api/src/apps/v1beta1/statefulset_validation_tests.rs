@@ -5,7 +5,7 @@
 use super::*;
 use crate::field::FieldErrorKind::{self, Forbidden, Invalid, NotSupported, Required};
 use pretty_assertions::assert_eq;
-use serde_json::json;
+use serde_json::{Value, json};
 
 fn spec(extra: Value) -> StatefulSetSpec {
     let mut v = json!({
@@ -441,7 +441,7 @@ fn create_table() {
             vec![e(
                 "spec.template.spec.restartPolicy",
                 NotSupported,
-                "supported values: Always",
+                "supported values: \"Always\"",
             )],
         ),
         (
