@@ -280,9 +280,14 @@ struct AdmissionArgs {
     /// Name of the certificate Secret.
     #[arg(long, env = "GRAFT_ADMISSION_SECRET", default_value = graft_admission::DEFAULT_SECRET_NAME)]
     admission_secret: String,
-    /// Name of the MutatingWebhookConfiguration graft writes.
+    /// Name of the Mutating- and ValidatingWebhookConfiguration graft writes (the
+    /// deletion-protection policy is `<name>-deletion-protection`).
     #[arg(long, env = "GRAFT_ADMISSION_CONFIG_NAME", default_value = graft_admission::DEFAULT_CONFIG_NAME)]
     admission_config_name: String,
+    /// Deletion protection (`policy.kruise.io/delete-protection: Always | Cascading`): on by
+    /// default; `false` removes graft's policy and webhooks for it.
+    #[arg(long, env = "GRAFT_DELETION_PROTECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    deletion_protection: bool,
 }
 
 /// The admission server's options, `None` without --admission-addr.
@@ -308,6 +313,7 @@ fn admission_options(
     opts.secret_name = args.admission_secret.clone();
     opts.config_name = args.admission_config_name.clone();
     opts.watch_namespace = watch_namespace;
+    opts.deletion_protection = args.deletion_protection;
     Ok(Some(opts))
 }
 

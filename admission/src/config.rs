@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::{
-    MutatingWebhook, MutatingWebhookConfiguration, ServiceReference, WebhookClientConfig,
+    MutatingWebhook, MutatingWebhookConfiguration, ServiceReference, ValidatingWebhook,
+    ValidatingWebhookConfiguration, WebhookClientConfig,
 };
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
@@ -28,12 +29,14 @@ pub const OPT_OUT_VALUE: &str = "disabled";
 /// Namespaces never sent to graft (besides graft's own).
 pub const SYSTEM_NAMESPACES: &[&str] = &["kube-system"];
 
-/// The configuration for these webhooks.
-pub fn configuration(
-    opts: &Options,
-    webhooks: &[Webhook],
-    ca_bundle: &str,
-) -> MutatingWebhookConfiguration {
+/// Where a webhook is sent requests from: the namespace and object selectors every graft
+/// webhook shares, and the client config with the CA.
+pub(crate) struct Scope {
+    pub(crate) namespace_selector: LabelSelector,
+    pub(crate) object_selector: LabelSelector,
+}
+
+pub(crate) fn scope(opts: &Options) -> Scope {
     let mut excluded: Vec<String> = SYSTEM_NAMESPACES.iter().map(|s| s.to_string()).collect();
     // graft's own namespace is left out, unless graft watches only that namespace (a graft
     // installed next to the workloads it runs, as one namespace-scoped release): then it is the
@@ -53,28 +56,51 @@ pub fn configuration(
             vec![ns.clone()],
         ));
     }
-    let namespace_selector = LabelSelector {
-        match_expressions: Some(namespace_rules),
-        match_labels: None,
-    };
-    let object_selector = LabelSelector {
-        match_expressions: Some(vec![requirement(
-            OPT_OUT_LABEL,
-            "NotIn",
-            vec![OPT_OUT_VALUE.to_string()],
-        )]),
-        match_labels: None,
-    };
+    Scope {
+        namespace_selector: LabelSelector {
+            match_expressions: Some(namespace_rules),
+            match_labels: None,
+        },
+        object_selector: LabelSelector {
+            match_expressions: Some(vec![requirement(
+                OPT_OUT_LABEL,
+                "NotIn",
+                vec![OPT_OUT_VALUE.to_string()],
+            )]),
+            match_labels: None,
+        },
+    }
+}
+
+fn managed_metadata(opts: &Options) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(opts.config_name.clone()),
+        labels: Some(BTreeMap::from([(
+            "app.kubernetes.io/managed-by".to_string(),
+            "graft".to_string(),
+        )])),
+        ..Default::default()
+    }
+}
+
+/// The MutatingWebhookConfiguration for the mutating ones of these webhooks.
+pub fn configuration(
+    opts: &Options,
+    webhooks: &[Webhook],
+    ca_bundle: &str,
+) -> MutatingWebhookConfiguration {
+    let scope = scope(opts);
     let hooks = webhooks
         .iter()
+        .filter(|w| !w.is_validating())
         .map(|w| MutatingWebhook {
             name: w.name.to_string(),
             admission_review_versions: vec!["v1".to_string()],
             client_config: client_config(&opts.endpoint, w.path, ca_bundle),
             failure_policy: Some("Ignore".to_string()),
             match_policy: Some("Equivalent".to_string()),
-            namespace_selector: Some(namespace_selector.clone()),
-            object_selector: Some(with_absent(&object_selector, w.absent_labels)),
+            namespace_selector: Some(scope.namespace_selector.clone()),
+            object_selector: Some(object_selector(&scope.object_selector, w)),
             reinvocation_policy: Some("Never".to_string()),
             rules: Some(w.rules.clone()),
             side_effects: "None".to_string(),
@@ -83,16 +109,51 @@ pub fn configuration(
         })
         .collect();
     MutatingWebhookConfiguration {
-        metadata: ObjectMeta {
-            name: Some(opts.config_name.clone()),
-            labels: Some(BTreeMap::from([(
-                "app.kubernetes.io/managed-by".to_string(),
-                "graft".to_string(),
-            )])),
-            ..Default::default()
-        },
+        metadata: managed_metadata(opts),
         webhooks: Some(hooks),
     }
+}
+
+/// The ValidatingWebhookConfiguration (same name) for the validating ones: same scope, same
+/// fail-open policy and timeout.
+pub fn validating_configuration(
+    opts: &Options,
+    webhooks: &[Webhook],
+    ca_bundle: &str,
+) -> ValidatingWebhookConfiguration {
+    let scope = scope(opts);
+    let hooks = webhooks
+        .iter()
+        .filter(|w| w.is_validating())
+        .map(|w| ValidatingWebhook {
+            name: w.name.to_string(),
+            admission_review_versions: vec!["v1".to_string()],
+            client_config: client_config(&opts.endpoint, w.path, ca_bundle),
+            failure_policy: Some("Ignore".to_string()),
+            match_policy: Some("Equivalent".to_string()),
+            namespace_selector: Some(scope.namespace_selector.clone()),
+            object_selector: Some(object_selector(&scope.object_selector, w)),
+            rules: Some(w.rules.clone()),
+            side_effects: "None".to_string(),
+            timeout_seconds: Some(TIMEOUT_SECONDS),
+            match_conditions: None,
+        })
+        .collect();
+    ValidatingWebhookConfiguration {
+        metadata: managed_metadata(opts),
+        webhooks: Some(hooks),
+    }
+}
+
+/// The shared object selector plus the webhook's own label requirements.
+fn object_selector(shared: &LabelSelector, w: &Webhook) -> LabelSelector {
+    let mut s = with_absent(shared, w.absent_labels);
+    s.match_expressions
+        .get_or_insert_with(Vec::new)
+        .extend(w.label_in.iter().map(|(key, values)| {
+            requirement(key, "In", values.iter().map(|v| v.to_string()).collect())
+        }));
+    s
 }
 
 /// `selector` plus a `DoesNotExist` requirement per label.
@@ -141,41 +202,57 @@ fn client_config(endpoint: &Endpoint, path: &str, ca_bundle: &str) -> WebhookCli
     }
 }
 
-/// Writes the configuration (server-side apply, field manager `graft`, forced: graft owns it).
+/// Writes both configurations and the deletion-protection policy (server-side apply, field
+/// manager `graft`, forced: graft owns them).
 pub async fn apply(
     client: &kube::Client,
     opts: &Options,
     registry: &Registry,
     ca_bundle: &str,
 ) -> Result<(), Error> {
-    let api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
-    let mut config = configuration(opts, &registry.webhooks(), ca_bundle);
-    // Owned by graft's namespace: deleting graft's namespace removes the configuration too.
+    // Owned by graft's namespace: deleting graft's namespace removes the configurations too.
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    match namespaces.get_opt(&opts.namespace).await {
-        Ok(Some(ns)) => {
-            if let Some(uid) = ns.metadata.uid {
-                config.metadata.owner_references = Some(vec![OwnerReference {
-                    api_version: "v1".to_string(),
-                    kind: "Namespace".to_string(),
-                    name: opts.namespace.clone(),
-                    uid,
-                    ..Default::default()
-                }]);
-            }
-        }
-        Ok(None) => {}
+    let owner = match namespaces.get_opt(&opts.namespace).await {
+        Ok(Some(ns)) => ns.metadata.uid.map(|uid| OwnerReference {
+            api_version: "v1".to_string(),
+            kind: "Namespace".to_string(),
+            name: opts.namespace.clone(),
+            uid,
+            ..Default::default()
+        }),
+        Ok(None) => None,
         Err(e) => {
-            tracing::debug!(namespace = %opts.namespace, error = %e, "admission: graft's namespace not readable; the configuration gets no owner")
+            tracing::debug!(namespace = %opts.namespace, error = %e, "admission: graft's namespace not readable; the configuration gets no owner");
+            None
         }
-    }
-    let mut value = serde_json::to_value(&config).map_err(|e| Error::Tls(e.to_string()))?;
+    };
+    let webhooks = registry.webhooks();
+    let mut mutating = configuration(opts, &webhooks, ca_bundle);
+    mutating.metadata.owner_references = owner.clone().map(|o| vec![o]);
+    let mut validating = validating_configuration(opts, &webhooks, ca_bundle);
+    validating.metadata.owner_references = owner.clone().map(|o| vec![o]);
+    apply_one::<MutatingWebhookConfiguration>(client, opts, &mutating).await?;
+    apply_one::<ValidatingWebhookConfiguration>(client, opts, &validating).await?;
+    crate::policy::apply(client, opts, owner.as_ref()).await
+}
+
+async fn apply_one<K>(client: &kube::Client, opts: &Options, config: &K) -> Result<(), Error>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::ClusterResourceScope>
+        + k8s_openapi::Resource
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + Clone
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::all(client.clone());
+    let mut value = serde_json::to_value(config).map_err(|e| Error::Tls(e.to_string()))?;
     if let Some(o) = value.as_object_mut() {
         o.insert(
             "apiVersion".into(),
-            "admissionregistration.k8s.io/v1".into(),
+            <K as k8s_openapi::Resource>::API_VERSION.into(),
         );
-        o.insert("kind".into(), "MutatingWebhookConfiguration".into());
+        o.insert("kind".into(), <K as k8s_openapi::Resource>::KIND.into());
     }
     api.patch(
         &opts.config_name,
@@ -184,7 +261,11 @@ pub async fn apply(
     )
     .await
     .map_err(|source| Error::Configuration {
-        name: opts.config_name.clone(),
+        name: format!(
+            "{} {}",
+            <K as k8s_openapi::Resource>::KIND,
+            opts.config_name
+        ),
         source,
     })?;
     Ok(())
@@ -208,6 +289,7 @@ mod tests {
                 &["CREATE", "UPDATE"],
             )],
             absent_labels: &[],
+            label_in: &[],
         }]
     }
 
@@ -223,6 +305,7 @@ mod tests {
             path: "/mutate-pod",
             rules: vec![rule("", &["v1"], "pods", &["CREATE"])],
             absent_labels: &["apps.kruise.io/cloneset-instance-id"],
+            label_in: &[],
         };
         let c = configuration(&opts, &[webhooks().remove(0), pod], "CA");
         let selectors: Vec<Value> = c

@@ -24,6 +24,7 @@ pub mod cert;
 pub mod config;
 pub mod error;
 pub mod handlers;
+pub mod policy;
 pub mod server;
 
 use std::net::SocketAddr;
@@ -102,6 +103,9 @@ pub struct Options {
     pub watch_namespace: Option<String>,
     /// How often the Secret is read again (rotation by this or another replica).
     pub refresh_interval: Duration,
+    /// Deletion protection (`policy.kruise.io/delete-protection`): the policy and the
+    /// `Cascading` webhooks are written when on, removed when off.
+    pub deletion_protection: bool,
 }
 
 impl Options {
@@ -115,6 +119,7 @@ impl Options {
             config_name: DEFAULT_CONFIG_NAME.to_string(),
             watch_namespace: None,
             refresh_interval: Duration::from_secs(600),
+            deletion_protection: true,
         }
     }
 }
@@ -124,7 +129,11 @@ impl Options {
 /// certificate is re-read every `refresh_interval` and rotated before expiry.
 pub async fn run(client: kube::Client, opts: Options) -> Result<(), Error> {
     let (source, watches) = sidecarset_source(&client, &opts.namespace);
-    let registry = Arc::new(handlers::registry(client.clone(), source));
+    let registry = Arc::new(handlers::registry(
+        client.clone(),
+        source,
+        opts.deletion_protection,
+    ));
     let names = opts.endpoint.certificate_names();
     let listener = tokio::net::TcpListener::bind(opts.addr)
         .await

@@ -29,8 +29,12 @@ pub enum Verdict {
     Allow,
     /// Admit with this JSON patch.
     Patch(json_patch::Patch),
-    /// Refuse, with this message (OpenKruise's words where it refuses the same).
+    /// Refuse, with this message (OpenKruise's words where it refuses the same); the API server
+    /// answers 400.
     Deny(String),
+    /// Refuse with this HTTP status code (OpenKruise's: 403 for protection, 422 for invalid
+    /// objects) and message.
+    DenyWithCode(u16, String),
 }
 
 /// Where a handler is served and what the API server sends it.
@@ -45,6 +49,18 @@ pub struct Webhook {
     /// Objects carrying any of these labels are never sent to it (object selector
     /// `DoesNotExist`).
     pub absent_labels: &'static [&'static str],
+    /// Only objects whose label has one of these values are sent to it (object selector `In`),
+    /// e.g. deletion protection sees only objects labelled `Cascading`.
+    pub label_in: &'static [(&'static str, &'static [&'static str])],
+}
+
+impl Webhook {
+    /// Whether it belongs in the ValidatingWebhookConfiguration: a path under `/validate-`
+    /// (OpenKruise's convention). Validating webhooks run after every mutation and may only
+    /// refuse.
+    pub fn is_validating(&self) -> bool {
+        self.path.starts_with("/validate-")
+    }
 }
 
 /// One admission webhook.
@@ -85,7 +101,7 @@ impl Registry {
     }
 }
 
-/// The `rules` entry for `group/version resources` with these operations.
+/// The `rules` entry for namespaced `group/version resources` with these operations.
 pub fn rule(
     group: &str,
     versions: &[&str],
@@ -98,6 +114,19 @@ pub fn rule(
         resources: Some(vec![resource.to_string()]),
         operations: Some(operations.iter().map(|o| o.to_string()).collect()),
         scope: Some("Namespaced".to_string()),
+    }
+}
+
+/// [`rule`] for a cluster-scoped resource (Namespaces, CRDs).
+pub fn cluster_rule(
+    group: &str,
+    versions: &[&str],
+    resource: &str,
+    operations: &[&str],
+) -> RuleWithOperations {
+    RuleWithOperations {
+        scope: Some("Cluster".to_string()),
+        ..rule(group, versions, resource, operations)
     }
 }
 
@@ -150,6 +179,12 @@ pub fn answer(
         Ok(Verdict::Deny(message)) => {
             tracing::info!(%path, %key, op, %message, took_ms, "admission: refused");
             response.deny(message)
+        }
+        Ok(Verdict::DenyWithCode(code, message)) => {
+            tracing::info!(%path, %key, op, code, %message, took_ms, "admission: refused");
+            let mut r = response.deny(message);
+            r.result.code = code;
+            r
         }
         Err(e) => {
             tracing::warn!(%path, %key, op, error = %e, took_ms, "admission: handler failed; allowed unchanged (fail open)");

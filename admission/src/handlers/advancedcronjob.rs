@@ -40,6 +40,7 @@ impl Handler for AdvancedCronJobHandler {
                 &["CREATE", "UPDATE"],
             )],
             absent_labels: &[],
+            label_in: &[],
         }
     }
 
@@ -81,7 +82,7 @@ pub fn decide(object: &Value, older: Option<&Value>) -> Result<Verdict, String> 
         None => new.validate(),
     };
     if !errs.is_empty() {
-        return Ok(Verdict::Deny(aggregate(&errs)));
+        return Ok(Verdict::DenyWithCode(422, aggregate(&errs)));
     }
     let defaulted = serde_json::to_value(&new.spec).map_err(|e| e.to_string())?;
     let mut after = object.clone();
@@ -117,7 +118,7 @@ mod tests {
         let mut got = match v {
             Verdict::Patch(p) => serde_json::to_value(p).unwrap(),
             Verdict::Allow => json!([]),
-            Verdict::Deny(m) => panic!("unexpected deny: {m}"),
+            Verdict::Deny(m) | Verdict::DenyWithCode(_, m) => panic!("unexpected deny: {m}"),
         };
         if let Some(a) = got.as_array_mut() {
             a.sort_by_key(|op| op["path"].as_str().unwrap_or_default().to_string());
@@ -127,7 +128,7 @@ mod tests {
 
     fn denied(v: Verdict) -> String {
         match v {
-            Verdict::Deny(m) => m,
+            Verdict::Deny(m) | Verdict::DenyWithCode(_, m) => m,
             other => panic!("expected a refusal, got {other:?}"),
         }
     }

@@ -42,6 +42,7 @@ impl Handler for BroadcastJobHandler {
                 &["CREATE", "UPDATE"],
             )],
             absent_labels: &[],
+            label_in: &[],
         }
     }
 
@@ -79,7 +80,7 @@ pub fn decide(object: &Value) -> Result<Verdict, String> {
     let mut errs = validate_name(&meta);
     errs.extend(defaulted.validate());
     if !errs.is_empty() {
-        return Ok(Verdict::Deny(aggregate(&errs)));
+        return Ok(Verdict::DenyWithCode(403, aggregate(&errs)));
     }
     let defaults = serde_json::to_value(&defaulted).map_err(|e| e.to_string())?;
     let mut after = object.clone();
@@ -113,7 +114,7 @@ mod tests {
         let mut got = match v {
             Verdict::Patch(p) => serde_json::to_value(p).unwrap(),
             Verdict::Allow => json!([]),
-            Verdict::Deny(m) => panic!("unexpected deny: {m}"),
+            Verdict::Deny(m) | Verdict::DenyWithCode(_, m) => panic!("unexpected deny: {m}"),
         };
         if let Some(a) = got.as_array_mut() {
             a.sort_by_key(|op| op["path"].as_str().unwrap_or_default().to_string());
@@ -193,7 +194,7 @@ mod tests {
         ];
         for (rule, name, extra, want) in cases {
             match decide(&job("v1beta1", name, extra)).unwrap() {
-                Verdict::Deny(m) => assert_eq!(m, want, "{rule}"),
+                Verdict::Deny(m) | Verdict::DenyWithCode(_, m) => assert_eq!(m, want, "{rule}"),
                 other => panic!("{rule}: expected a refusal, got {other:?}"),
             }
         }
@@ -207,7 +208,7 @@ mod tests {
             json!({"completionPolicy": {"type": "Never", "ttlSecondsAfterFinished": 5, "activeDeadlineSeconds": 5}}),
         ))
         .unwrap();
-        let Verdict::Deny(m) = got else {
+        let Verdict::DenyWithCode(403, m) = got else {
             panic!("{got:?}")
         };
         assert!(

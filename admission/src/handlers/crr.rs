@@ -60,6 +60,7 @@ impl Handler for CrrHandler {
                 &["CREATE", "UPDATE"],
             )],
             absent_labels: &[],
+            label_in: &[],
         }
     }
 
@@ -184,13 +185,19 @@ pub fn on_update(old: &Value, new: &Value) -> Verdict {
     for key in [labels::CRR_POD_UID, labels::CRR_NODE_NAME] {
         let was = get(old, "labels", key);
         if !was.is_empty() && get(new, "labels", key) != was {
-            return Verdict::Deny(format!("not allowed to update immutable label {key}"));
+            return Verdict::DenyWithCode(
+                403,
+                format!("not allowed to update immutable label {key}"),
+            );
         }
     }
     let key = labels::CRR_UNREADY_ACQUIRED;
     let was = get(old, "annotations", key);
     if !was.is_empty() && get(new, "annotations", key) != was {
-        return Verdict::Deny(format!("not allowed to update immutable annotation {key}"));
+        return Verdict::DenyWithCode(
+            403,
+            format!("not allowed to update immutable annotation {key}"),
+        );
     }
     Verdict::Allow
 }
@@ -417,13 +424,13 @@ mod tests {
                 "pod-uid changed",
                 with(json!({uid: "u"}), json!({})),
                 with(json!({uid: "v"}), json!({})),
-                Verdict::Deny(format!("not allowed to update immutable label {uid}")),
+                Verdict::DenyWithCode(403, format!("not allowed to update immutable label {uid}")),
             ),
             (
                 "node-name removed",
                 with(json!({node: "n"}), json!({})),
                 with(json!({}), json!({})),
-                Verdict::Deny(format!("not allowed to update immutable label {node}")),
+                Verdict::DenyWithCode(403, format!("not allowed to update immutable label {node}")),
             ),
             (
                 "unready-acquired set",
@@ -435,9 +442,10 @@ mod tests {
                 "unready-acquired changed",
                 with(json!({}), json!({unready: "a"})),
                 with(json!({}), json!({unready: "b"})),
-                Verdict::Deny(format!(
-                    "not allowed to update immutable annotation {unready}"
-                )),
+                Verdict::DenyWithCode(
+                    403,
+                    format!("not allowed to update immutable annotation {unready}"),
+                ),
             ),
         ];
         for (rule, old, new, want) in cases {

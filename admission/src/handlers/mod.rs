@@ -7,6 +7,7 @@ pub mod broadcastjob;
 pub mod cloneset;
 pub mod convert;
 pub mod crr;
+pub mod deletion;
 pub mod pod;
 pub mod sidecarset;
 pub mod statefulset;
@@ -20,12 +21,14 @@ use serde_json::Value;
 use crate::error::HandlerError;
 use crate::server::{Registry, Verdict};
 
-/// Every handler graft serves; `sidecarsets` feeds pod injection.
+/// Every handler graft serves; `sidecarsets` feeds pod injection; `deletion_protection` adds
+/// the `Cascading` Namespace and CRD webhooks.
 pub fn registry(
     client: kube::Client,
     sidecarsets: graft_controllers::sidecarset::SidecarSetSource,
+    deletion_protection: bool,
 ) -> Registry {
-    Registry::new(vec![
+    let mut handlers: Vec<Arc<dyn crate::server::Handler>> = vec![
         Arc::new(crr::CrrHandler::new(client.clone())),
         Arc::new(cloneset::CloneSetHandler),
         Arc::new(advancedcronjob::AdvancedCronJobHandler),
@@ -35,7 +38,12 @@ pub fn registry(
             sidecarsets.sidecarsets.clone(),
         )),
         Arc::new(pod::PodHandler::new(sidecarsets)),
-    ])
+    ];
+    if deletion_protection {
+        handlers.push(Arc::new(deletion::NamespaceDeletion::new(client.clone())));
+        handlers.push(Arc::new(deletion::CrdDeletion::new(client)));
+    }
+    Registry::new(handlers)
 }
 
 /// The request's object (or old object) as JSON, exactly as the API server sent it.

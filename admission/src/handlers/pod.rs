@@ -43,6 +43,7 @@ impl Handler for PodHandler {
             path: PATH,
             rules: vec![rule("", &["v1"], "pods", &["CREATE"])],
             absent_labels: &[CLONESET_INSTANCE_ID],
+            label_in: &[],
         }
     }
 

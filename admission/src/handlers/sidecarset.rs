@@ -48,6 +48,7 @@ impl Handler for SidecarSetHandler {
             path: PATH,
             rules: vec![r],
             absent_labels: &[],
+            label_in: &[],
         }
     }
 
@@ -71,7 +72,7 @@ impl Handler for SidecarSetHandler {
                 .map(|s| s.converted())
                 .collect();
             if let Some(refusal) = refusal(&object, older.as_ref(), &others) {
-                return Ok(Verdict::Deny(refusal));
+                return Ok(Verdict::DenyWithCode(403, refusal));
             }
             defaults_and_hashes(&object).map_err(|reason| HandlerError::Decode {
                 kind: "SidecarSet",

@@ -67,6 +67,7 @@ impl Handler for StatefulSetHandler {
                 &["CREATE", "UPDATE"],
             )],
             absent_labels: &[],
+            label_in: &[],
         }
     }
 
@@ -138,13 +139,13 @@ pub fn decide(
         errs.extend(new.validate_update(old));
     }
     if !errs.is_empty() {
-        return Ok(Verdict::Deny(aggregate(&errs)));
+        return Ok(Verdict::DenyWithCode(422, aggregate(&errs)));
     }
     if let Some(old) = &old {
         let lookup = |name: Option<&str>| storage_class(classes, name);
         let vct = validate_volume_claim_template_update(&new.spec, &old.spec, &lookup);
         if !vct.is_empty() {
-            return Ok(Verdict::Deny(aggregate(&vct)));
+            return Ok(Verdict::DenyWithCode(422, aggregate(&vct)));
         }
         let in_place_only = new
             .spec
@@ -157,7 +158,7 @@ pub fn decide(
             && let Err(detail) =
                 validate_template_in_place_only(&old.spec.template, &new.spec.template)
         {
-            return Ok(Verdict::Deny(in_place_only_message(&detail)));
+            return Ok(Verdict::DenyWithCode(422, in_place_only_message(&detail)));
         }
     }
     let defaulted = if api_version(object) == V1ALPHA1 {
@@ -261,7 +262,7 @@ mod tests {
         let mut got = match v {
             Verdict::Patch(p) => serde_json::to_value(p).unwrap(),
             Verdict::Allow => json!([]),
-            Verdict::Deny(m) => panic!("unexpected deny: {m}"),
+            Verdict::Deny(m) | Verdict::DenyWithCode(_, m) => panic!("unexpected deny: {m}"),
         };
         // json-patch's diff order is not part of the contract: compare sorted by path.
         if let Some(a) = got.as_array_mut() {
@@ -356,7 +357,7 @@ mod tests {
 
     fn denied(v: Verdict) -> String {
         match v {
-            Verdict::Deny(m) => m,
+            Verdict::Deny(m) | Verdict::DenyWithCode(_, m) => m,
             other => panic!("expected a refusal, got {other:?}"),
         }
     }
