@@ -1474,3 +1474,91 @@ async fn a_later_sync_wave_is_applied_only_once_the_earlier_rollout_is_healthy()
         Some("Completed")
     );
 }
+
+/// A commit holding a CloneSet OpenKruise refuses (maxUnavailable and maxSurge both 0) fails at
+/// validation, refused by graft's webhook in the server-side dry-run, and nothing of it is
+/// applied: not even the ConfigMap next to it.
+#[tokio::test]
+async fn a_commit_with_a_cloneset_kruise_refuses_fails_at_validation_with_nothing_applied() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "gitsync-invalid").await;
+    let _controllers =
+        GraftControllers::start_admitting(&ns.name, support::free_host_port(), "gitsync-invalid");
+    let _sync = SyncProcess::start(&ns.name);
+    let repo = GitRepo::new(&ns.name);
+    let gitsyncs: Api<GitSync> = ns.api();
+    let cms: Api<ConfigMap> = ns.api();
+    let minute = Duration::from_secs(60);
+    // Wait until graft's webhook answers: an invalid CloneSet is refused at a dry-run create.
+    let clonesets: Api<graft_api::apps::v1alpha1::CloneSet> = ns.api();
+    let invalid = cloneset("v1").replace("maxUnavailable: 1}", "maxUnavailable: 0, maxSurge: 0}");
+    let probe: graft_api::apps::v1alpha1::CloneSet = serde_json::from_value(json!({
+        "apiVersion": "apps.kruise.io/v1alpha1", "kind": "CloneSet",
+        "metadata": {"name": "probe"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "probe"}},
+                 "updateStrategy": {"maxUnavailable": 0, "maxSurge": 0},
+                 "template": {"metadata": {"labels": {"app": "probe"}},
+                              "spec": {"containers": [{"name": "app", "image": image("app:v1")}]}}}
+    }))
+    .expect("CloneSet literal");
+    eventually(
+        "graft's webhook refusing an invalid CloneSet",
+        minute,
+        || {
+            let (clonesets, probe) = (clonesets.clone(), probe.clone());
+            async move {
+                let dry = PostParams {
+                    dry_run: true,
+                    ..Default::default()
+                };
+                match clonesets.create(&dry, &probe).await {
+                    Err(kube::Error::Api(e)) if e.code == 422 => Ok(()),
+                    other => Err(format!("{other:?}")),
+                }
+            }
+        },
+    )
+    .await;
+
+    let c1 = repo.commit(
+        "invalid CloneSet",
+        &[
+            ("settings.yaml", configmap()),
+            ("web.yaml", invalid.clone()),
+        ],
+    );
+    let gs: GitSync = serde_json::from_value(json!({
+        "apiVersion": "graft.dev/v1alpha1", "kind": "GitSync",
+        "metadata": {"name": "app"},
+        "spec": {"url": repo.url(), "ref": {"branch": "main"},
+                 "path": "deploy", "interval": "2s", "prune": true,
+                 "prePull": {"mode": "Off"}}
+    }))
+    .expect("GitSync literal");
+    gitsyncs
+        .create(&PostParams::default(), &gs)
+        .await
+        .expect("create GitSync");
+    let gs = wait_for(&gitsyncs, "app", "the commit Failed", 2 * minute, |g| {
+        phase_is(g, &c1, CommitPhase::Failed)
+    })
+    .await;
+    let e = entry(&gs, &c1).expect("entry");
+    assert_eq!(e.reason.as_deref(), Some("ValidationFailed"), "{e:?}");
+    assert!(
+        e.status_message
+            .as_deref()
+            .is_some_and(|m| m.contains("web.yaml")
+                && m.contains("maxUnavailable and maxSurge should not both be less than 1")),
+        "the failure names the file and kruise's reason: {e:?}"
+    );
+    assert!(
+        cms.get_opt("settings").await.expect("get").is_none(),
+        "nothing of the commit applied"
+    );
+    assert!(
+        clonesets.get_opt("web").await.expect("get").is_none(),
+        "the CloneSet was not created"
+    );
+}
