@@ -27,7 +27,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         ImagePullJob::crd(),
         NodeImage::crd(),
         ContainerRecreateRequest::crd(),
-        PodUnavailableBudget::crd(),
+        podunavailablebudget(),
         GitSync::crd(),
     ]
 }
@@ -145,6 +145,66 @@ pub fn advancedcronjob() -> CustomResourceDefinition {
     same_schema_alpha(AdvancedCronJob::crd())
 }
 
+/// PodUnavailableBudget serves `v1alpha1` and `v1beta1`, `v1beta1` stored, as OpenKruise's
+/// master (the same short name `pub` and printer columns in both).
+///
+/// OpenKruise converts with its webhook; graft says `conversion: None`, as for SidecarSet: the
+/// v1alpha1 schema also declares v1beta1's `protectOperations`, `protectTotalReplicas` and
+/// `ignoredPodSelector`, so that nothing is pruned when an object is read or written at either
+/// version, and graft reads every PUB at v1beta1 through
+/// [`crate::policy::v1beta1::effective`], which promotes the v1alpha1 annotations
+/// (`kruise.io/pub-protect-operations`, `pub.kruise.io/protect-total-replicas`) as kruise's
+/// `ConvertTo` does.
+pub fn podunavailablebudget() -> CustomResourceDefinition {
+    let mut crd = crate::policy::v1beta1::PodUnavailableBudget::crd();
+    let beta_only: Vec<(String, JSONSchemaProps)> = spec_properties(&mut crd.spec.versions[0])
+        .map(|p| {
+            [
+                "protectOperations",
+                "protectTotalReplicas",
+                "ignoredPodSelector",
+            ]
+            .iter()
+            .filter_map(|f| p.get(*f).map(|s| (f.to_string(), s.clone())))
+            .collect()
+        })
+        .unwrap_or_default();
+    let alpha = PodUnavailableBudget::crd();
+    crd.spec
+        .versions
+        .extend(alpha.spec.versions.into_iter().map(|mut v| {
+            v.storage = false;
+            if let Some(p) = spec_properties(&mut v) {
+                for (field, schema) in &beta_only {
+                    let mut schema = schema.clone();
+                    schema.description = Some(format!(
+                        "v1beta1 field, kept while the CRD converts with strategy None. {}",
+                        schema.description.unwrap_or_default()
+                    ));
+                    p.insert(field.clone(), schema);
+                }
+            }
+            v
+        }));
+    crd.spec.conversion = Some(CustomResourceConversion {
+        strategy: "None".into(),
+        webhook: None,
+    });
+    crd
+}
+
+/// The properties of `spec` in one version's schema.
+fn spec_properties(
+    v: &mut k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinitionVersion,
+) -> Option<&mut std::collections::BTreeMap<String, JSONSchemaProps>> {
+    v.schema
+        .as_mut()
+        .and_then(|s| s.open_api_v3_schema.as_mut())
+        .and_then(|s| s.properties.as_mut())
+        .and_then(|p| p.get_mut("spec"))
+        .and_then(|s| s.properties.as_mut())
+}
+
 /// `crd` (one v1beta1 version, stored) plus a served, unstored v1alpha1 copy of it, converted
 /// with strategy `None`.
 fn same_schema_alpha(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
@@ -238,6 +298,58 @@ mod tests {
             .keys()
             .cloned()
             .collect()
+    }
+
+    #[test]
+    fn podunavailablebudget_serves_both_versions_and_prunes_nothing() {
+        let crd = serde_json::to_value(podunavailablebudget()).unwrap();
+        assert_eq!(crd["spec"]["conversion"], json!({"strategy": "None"}));
+        assert_eq!(crd["spec"]["names"]["shortNames"], json!(["pub"]));
+        let versions = crd["spec"]["versions"].as_array().unwrap();
+        let flags: Vec<(Value, Value)> = versions
+            .iter()
+            .map(|v| (v["name"].clone(), v["storage"].clone()))
+            .collect();
+        assert_eq!(
+            flags,
+            vec![
+                (json!("v1beta1"), json!(true)),
+                (json!("v1alpha1"), json!(false))
+            ]
+        );
+        let (beta, alpha) = (&versions[0], &versions[1]);
+        assert_eq!(properties(beta, "spec"), properties(alpha, "spec"));
+        assert_eq!(properties(beta, "status"), properties(alpha, "status"));
+        for f in [
+            "protectOperations",
+            "protectTotalReplicas",
+            "ignoredPodSelector",
+        ] {
+            assert!(properties(beta, "spec").contains(f), "{f}");
+        }
+        let columns = |v: &Value| {
+            v["additionalPrinterColumns"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| (c["name"].clone(), c["jsonPath"].clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(columns(beta), columns(alpha));
+        assert_eq!(
+            columns(beta),
+            vec![
+                (json!("Allowed"), json!(".status.unavailableAllowed")),
+                (json!("Current"), json!(".status.currentAvailable")),
+                (json!("Desired"), json!(".status.desiredAvailable")),
+                (json!("Total"), json!(".status.totalReplicas")),
+            ]
+        );
+        let ops = &beta["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["protectOperations"];
+        assert_eq!(
+            ops["items"]["enum"],
+            json!(["DELETE", "EVICT", "UPDATE", "RESIZE"])
+        );
     }
 
     #[test]

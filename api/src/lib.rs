@@ -8,7 +8,8 @@
 //! - `apps.kruise.io/v1beta1` (storage; v1alpha1 served too): [`apps::v1beta1::StatefulSet`]
 //!   (Advanced StatefulSet), [`apps::v1beta1::SidecarSet`](apps::v1beta1::sidecarset::SidecarSet),
 //!   [`apps::v1beta1::BroadcastJob`], [`apps::v1beta1::AdvancedCronJob`]
-//! - `policy.kruise.io/v1alpha1`: [`policy::v1alpha1::PodUnavailableBudget`]
+//! - `policy.kruise.io/v1beta1` (storage; v1alpha1 served too):
+//!   [`policy::v1beta1::PodUnavailableBudget`] ([`policy::v1alpha1::PodUnavailableBudget`])
 //! - `graft.dev/v1alpha1`: [`graft::GitSync`]
 //!
 //! This crate does no I/O and has no API client.

@@ -115,8 +115,12 @@ pub struct PodUnavailableBudgetStatus {
     pub total_replicas: i32,
 }
 
-/// Protected operations (annotation `kruise.io/pub-protect-operations`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// Protected operations (annotation `kruise.io/pub-protect-operations`; v1beta1
+/// `spec.protectOperations`, where they are spelled `DELETE`, `EVICT`, `UPDATE`, `RESIZE`).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum ProtectOperation {
     /// Pod deletion.
     Delete,

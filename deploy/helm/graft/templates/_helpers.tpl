@@ -80,10 +80,18 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [apps]
   resources: [controllerrevisions]
   verbs: [get, list, watch, create, update, patch, delete]
-# The dashboard follows the workloads the sync applies.
+# The dashboard follows the workloads the sync applies; the PodUnavailableBudget webhook finds
+# a pod's Deployment through its ReplicaSet.
 - apiGroups: [apps]
-  resources: [deployments, statefulsets, daemonsets]
+  resources: [deployments, statefulsets, daemonsets, replicasets]
   verbs: [get, list, watch]
+# PodUnavailableBudgets: the pod webhook reads them and spends their budget in the status.
+- apiGroups: [policy.kruise.io]
+  resources: [podunavailablebudgets]
+  verbs: [get, list, watch]
+- apiGroups: [policy.kruise.io]
+  resources: [podunavailablebudgets/status]
+  verbs: [get, update, patch]
 # Events: written by the controllers, read by the dashboard.
 - apiGroups: ["", events.k8s.io]
   resources: [events]
