@@ -129,9 +129,12 @@ impl Options {
 /// certificate is re-read every `refresh_interval` and rotated before expiry.
 pub async fn run(client: kube::Client, opts: Options) -> Result<(), Error> {
     let (source, watches) = sidecarset_source(&client, &opts.namespace);
+    let (pubs, watch_pubs) = pub_source(&client, opts.watch_namespace.as_deref());
+    let watches = futures::future::join(watches, watch_pubs);
     let registry = Arc::new(handlers::registry(
         client.clone(),
         source,
+        pubs,
         opts.deletion_protection,
     ));
     let names = opts.endpoint.certificate_names();
@@ -192,7 +195,7 @@ pub async fn run(client: kube::Client, opts: Options) -> Result<(), Error> {
         r = serve => r,
         _ = maintain => Ok(()),
         _ = watches => {
-            tracing::warn!("admission: the SidecarSet or Namespace watch ended");
+            tracing::warn!("admission: the SidecarSet, Namespace or PodUnavailableBudget watch ended");
             Ok(())
         }
     }
@@ -236,6 +239,29 @@ fn sidecarset_source(
     (source, async move {
         futures::future::join(watch_sets, watch_ns).await;
     })
+}
+
+/// The PodUnavailableBudget cache `/validate-pod` finds a pod's PUB in (the budget itself is
+/// read again before it is spent), and the watch that fills it: `namespace` only, or all.
+fn pub_source(
+    client: &kube::Client,
+    namespace: Option<&str>,
+) -> (
+    kube::runtime::reflector::Store<graft_api::policy::v1alpha1::PodUnavailableBudget>,
+    impl std::future::Future<Output = ()>,
+) {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, reflector, watcher};
+    let (store, writer) = reflector::store::<graft_api::policy::v1alpha1::PodUnavailableBudget>();
+    let api = match namespace {
+        Some(ns) => kube::Api::namespaced(client.clone(), ns),
+        None => kube::Api::all(client.clone()),
+    };
+    let watch = watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .for_each(|_| futures::future::ready(()));
+    (store, watch)
 }
 
 /// The certificate from the Secret (made or rotated when needed), retried until it works.

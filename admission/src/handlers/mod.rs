@@ -9,6 +9,7 @@ pub mod convert;
 pub mod crr;
 pub mod deletion;
 pub mod pod;
+pub mod r#pub;
 pub mod sidecarset;
 pub mod statefulset;
 
@@ -21,11 +22,12 @@ use serde_json::Value;
 use crate::error::HandlerError;
 use crate::server::{Registry, Verdict};
 
-/// Every handler graft serves; `sidecarsets` feeds pod injection; `deletion_protection` adds
-/// the `Cascading` Namespace and CRD webhooks.
+/// Every handler graft serves; `sidecarsets` feeds pod injection, `pubs` PodUnavailableBudget
+/// protection; `deletion_protection` adds the `Cascading` Namespace and CRD webhooks.
 pub fn registry(
     client: kube::Client,
     sidecarsets: graft_controllers::sidecarset::SidecarSetSource,
+    pubs: kube::runtime::reflector::Store<graft_api::policy::v1alpha1::PodUnavailableBudget>,
     deletion_protection: bool,
 ) -> Registry {
     let mut handlers: Vec<Arc<dyn crate::server::Handler>> = vec![
@@ -38,6 +40,18 @@ pub fn registry(
             sidecarsets.sidecarsets.clone(),
         )),
         Arc::new(pod::PodHandler::new(sidecarsets)),
+        Arc::new(r#pub::PubHandler::new(
+            client.clone(),
+            pubs,
+            graft_controllers::pubguard::Guard::new(
+                client.clone(),
+                Some(Arc::new(graft_controllers::events::Recorder::new(
+                    client.clone(),
+                    "graft-admission",
+                    "graft",
+                ))),
+            ),
+        )),
     ];
     if deletion_protection {
         handlers.push(Arc::new(deletion::NamespaceDeletion::new(client.clone())));
