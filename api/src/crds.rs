@@ -169,11 +169,14 @@ pub fn podunavailablebudget() -> CustomResourceDefinition {
             .collect()
         })
         .unwrap_or_default();
+    // v1alpha1 stays the storage version: OpenKruise 1.9 has only v1alpha1, and a CRD that ever
+    // stored v1beta1 could not be replaced by kruise's (storedVersions must stay served).
+    crd.spec.versions[0].storage = false;
     let alpha = PodUnavailableBudget::crd();
     crd.spec
         .versions
         .extend(alpha.spec.versions.into_iter().map(|mut v| {
-            v.storage = false;
+            v.storage = true;
             if let Some(p) = spec_properties(&mut v) {
                 for (field, schema) in &beta_only {
                     let mut schema = schema.clone();
@@ -186,6 +189,8 @@ pub fn podunavailablebudget() -> CustomResourceDefinition {
             }
             v
         }));
+    // The storage version first, as in every graft CRD.
+    crd.spec.versions.reverse();
     crd.spec.conversion = Some(CustomResourceConversion {
         strategy: "None".into(),
         webhook: None,
@@ -313,11 +318,11 @@ mod tests {
         assert_eq!(
             flags,
             vec![
-                (json!("v1beta1"), json!(true)),
-                (json!("v1alpha1"), json!(false))
+                (json!("v1alpha1"), json!(true)),
+                (json!("v1beta1"), json!(false))
             ]
         );
-        let (beta, alpha) = (&versions[0], &versions[1]);
+        let (alpha, beta) = (&versions[0], &versions[1]);
         assert_eq!(properties(beta, "spec"), properties(alpha, "spec"));
         assert_eq!(properties(beta, "status"), properties(alpha, "status"));
         for f in [

@@ -144,7 +144,7 @@ fn crd_identity_is_pinned() {
             "PodUnavailableBudget",
             "Namespaced",
             &["pub"],
-            "v1beta1",
+            "v1alpha1",
             false,
         ),
         (
